@@ -1,0 +1,6 @@
+"""Pure canary analysis: a measurement plus settings in, a verdict with reasons out. No I/O."""
+
+from safeship.analysis.threshold import evaluate, histogram_quantile
+from safeship.analysis.verdict import CheckResult, Result, Verdict, error_verdict
+
+__all__ = ["CheckResult", "Result", "Verdict", "error_verdict", "evaluate", "histogram_quantile"]

@@ -1,0 +1,98 @@
+"""Verdicts: what the analysis concluded, with every input needed to explain it later.
+
+No data is never a pass: each check ends in pass, fail, inconclusive (not enough
+data, NaN, no series) or error (the provider failed), and the verdict keeps
+values, limits, window and sample sizes so a stored decision explains itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from safeship.providers.interface import Window
+
+
+class Result(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome; `canary`, `baseline` and `limit` are in the check's unit."""
+
+    name: str
+    kind: str
+    result: Result
+    reason: str
+    canary: float | None = None
+    baseline: float | None = None
+    limit: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "result": self.result.value,
+            "reason": self.reason,
+            "canary": self.canary,
+            "baseline": self.baseline,
+            "limit": self.limit,
+            **({"details": self.details} if self.details else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The combined outcome of all checks over one window."""
+
+    result: Result
+    reason: str
+    window: Window
+    checks: tuple[CheckResult, ...] = ()
+    canary_requests: float = 0.0
+    baseline_requests: float = 0.0
+    canary_errors: float = 0.0
+    baseline_errors: float = 0.0
+    queries: dict[str, str] = field(default_factory=dict)
+
+    def failed_checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.result is Result.FAIL)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result.value,
+            "reason": self.reason,
+            "window": {
+                "start": self.window.start,
+                "end": self.window.end,
+                "seconds": round(self.window.seconds, 3),
+            },
+            "samples": {
+                "canary_requests": self.canary_requests,
+                "canary_errors": self.canary_errors,
+                "baseline_requests": self.baseline_requests,
+                "baseline_errors": self.baseline_errors,
+            },
+            "checks": [c.to_dict() for c in self.checks],
+            "queries": dict(self.queries),
+        }
+
+
+def combine(results: tuple[CheckResult, ...]) -> Result:
+    """A failing check is evidence of harm even when another check lacks data."""
+    kinds = {c.result for c in results}
+    for result in (Result.FAIL, Result.ERROR, Result.INCONCLUSIVE):
+        if result in kinds:
+            return result
+    return Result.PASS if results else Result.INCONCLUSIVE
+
+
+def error_verdict(window: Window, message: str) -> Verdict:
+    """The verdict for a window whose figures could not be read."""
+    return Verdict(result=Result.ERROR, reason=f"provider error: {message}", window=window)

@@ -1,0 +1,156 @@
+"""`safeship demo`: a healthy canary promoted and a faulty one rolled back, on this machine."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from safeship.analysis import Verdict
+from safeship.cli.exit_codes import ExitCode
+from safeship.cli.output import emit_json
+from safeship.demo.sandbox import Fault, Scenario, ScenarioResult, default_scenarios, run_demo
+from safeship.rollout.controller import RolloutEvent
+
+
+@click.command()
+@click.option(
+    "--fault", default=None, help="Run one faulty rollout: error-rate=0.05, latency=300ms."
+)
+@click.option("--healthy", is_flag=True, help="Run one healthy rollout.")
+@click.option(
+    "--rps", type=float, default=200.0, show_default=True, help="Load through the router."
+)
+@click.option(
+    "--store", "store_url", default=None, help="Keep the history here (default: a temp dir)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON, no live view.")
+def demo(fault: str | None, healthy: bool, rps: float, store_url: str | None, as_json: bool) -> int:
+    """Run real canary rollouts locally: sample service, local router, load, analysis.
+
+    By default a healthy version is promoted and a faulty one (5% errors) is rolled
+    back by itself. Exits 0 when every rollout ended as it should.
+    """
+    if fault and healthy:
+        raise click.UsageError("--fault and --healthy exclude each other")
+    try:
+        scenarios = (
+            [Scenario("v1.1.0", Fault.parse(fault))]
+            if fault
+            else [Scenario("v1.1.0", Fault())]
+            if healthy
+            else default_scenarios()
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from exc
+    signal.signal(signal.SIGTERM, _interrupt)
+    console = Console(stderr=as_json, highlight=False)
+    view = None if as_json else LiveView(console)
+    results = run_demo(
+        scenarios,
+        rps=rps,
+        store_url=store_url,
+        on_event=view.event if view else None,
+        on_scenario=view.scenario if view else None,
+    )
+    ok = all(r.as_expected for r in results)
+    if as_json:
+        payload = {"ok": ok, "rollouts": [r.to_dict() for r in results]}
+        if len(results) == 1:
+            payload |= results[0].to_dict()
+        emit_json(payload)
+    else:
+        _summary(console, results, ok)
+    return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class LiveView:
+    """Prints each rollout event as it happens: weight, traffic, error rates, p95, verdicts."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def scenario(self, scenario: Scenario) -> None:
+        self.console.rule(
+            f"[bold]canary {scenario.version}[/] ({scenario.fault.describe()}), "
+            f"expected: {scenario.expected.value}"
+        )
+
+    def event(self, event: RolloutEvent) -> None:
+        state = event.state
+        step = (
+            f"step {state.step_index + 1}/{len(state.steps)}" if state.step_index >= 0 else "prep"
+        )
+        head = f"[dim]{step:>9}[/] [cyan]{state.weight:>3}%[/]"
+        if event.kind == "verdict" and event.verdict is not None:
+            self.console.print(f"{head} {_verdict_line(event.verdict, event.message)}")
+        elif event.kind == "rollback":
+            self.console.print(f"{head} [bold red]ROLLBACK[/] {event.message}")
+        elif event.kind == "finished":
+            color = "green" if state.phase.value == "promoted" else "red"
+            self.console.print(f"{head} [bold {color}]{state.phase.value.upper()}[/]")
+        elif event.kind == "paused":
+            self.console.print(f"{head} [bold yellow]PAUSED[/] {event.message}")
+        else:
+            self.console.print(f"{head} {event.message}")
+        sys.stdout.flush()
+
+
+def _verdict_line(verdict: Verdict, explanation: str) -> str:
+    colors = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
+    color = colors[verdict.result.value]
+    parts = [
+        f"[{color}]{verdict.result.value:<12}[/]",
+        f"canary {verdict.canary_requests:>5.0f} req",
+        f"baseline {verdict.baseline_requests:>5.0f} req",
+    ]
+    for check in verdict.checks:
+        if check.canary is None or check.baseline is None:
+            continue
+        if check.kind == "error_rate":
+            parts.append(f"errors {check.canary:.2%} vs {check.baseline:.2%}")
+        else:
+            parts.append(f"p95 {check.canary * 1000:.0f}ms vs {check.baseline * 1000:.0f}ms")
+    line = "  ".join(parts)
+    if verdict.result.value != "pass":
+        line += f"\n{'':>15}[dim]{explanation}[/]"
+    return line
+
+
+def _summary(console: Console, results: list[ScenarioResult], ok: bool) -> None:
+    table = Table(title="safeship demo", show_lines=True)
+    for column in ("canary", "outcome", "steps reached", "canary req", "failed", "time"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        d = r.to_dict()
+        mark = "[green]✔[/]" if r.as_expected else "[red]✘ unexpected[/]"
+        table.add_row(
+            f"{d['version']}\n{d['fault']}",
+            f"{mark} {d['outcome']}" + (f"\n{d['reason']}" if d["reason"] else ""),
+            " → ".join(f"{w}%" for w in d["steps_reached"]) or "none",
+            f"{d['canary_requests']:.0f}",
+            f"{d['canary_failed_requests']:.0f}",
+            f"{d['duration']:.0f}s",
+        )
+    console.print(table)
+    for r in results:
+        console.print(f"[bold]{r.scenario.version}[/] {r.state.deployment_id}: {_why(r)}")
+    verdict = "[bold green]as expected[/]" if ok else "[bold red]NOT as expected[/]"
+    console.print(f"demo {verdict}.")
+
+
+def _why(result: ScenarioResult) -> str:
+    decisions = result.story.get("decisions", [])
+    final = next(
+        (d for d in reversed(decisions) if d["action"] in ("rollback", "pause", "advance")),
+        None,
+    )
+    return final["reason"] if final else result.state.detail

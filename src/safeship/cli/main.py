@@ -1,0 +1,96 @@
+"""`safeship` command: the root group, shared options and error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from safeship import __version__
+from safeship.cli.exit_codes import ExitCode
+from safeship.cli.logs import configure_logging
+from safeship.config import Config, load_config
+from safeship.errors import ConfigError, SafeshipError, TransientError
+
+
+@dataclass
+class Context:
+    """What every subcommand may need: where the config is."""
+
+    config_path: str | None
+
+    def load(self) -> Config:
+        return load_config(self.config_path)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="SAFESHIP_CONFIG",
+    default=None,
+    metavar="FILE",
+    help="Config file [env SAFESHIP_CONFIG; default ./safeship.yaml].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.version_option(__version__, prog_name="safeship")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Progressive canary deployments, judged from live metrics, rolled back by themselves.
+
+    Exit codes: 0 success/promoted, 1 rolled back or check failed, 2 bad config or
+    usage, 3 infrastructure unavailable before anything changed, 4 paused waiting
+    for a person, 5 another rollout holds the lock.
+    """
+    configure_logging(verbose)
+    ctx.obj = Context(config_path)
+
+
+def _register() -> None:
+    from safeship.cli import config_cmd, demo_cmd, metrics_cmd, rollout_cmd, router_cmd
+
+    cli.add_command(config_cmd.config)
+    cli.add_command(rollout_cmd.rollout)
+    cli.add_command(metrics_cmd.metrics)
+    cli.add_command(router_cmd.router)
+    cli.add_command(demo_cmd.demo)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; errors become a message on stderr and their exit code."""
+    try:
+        result: Any = cli.main(args=argv, prog_name="safeship", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.USAGE
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        if len(exc.problems) > 1 or exc.problems[0] != str(exc):
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+        return ExitCode.USAGE
+    except TransientError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return ExitCode.UNAVAILABLE
+    except SafeshipError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return ExitCode.FAILED
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

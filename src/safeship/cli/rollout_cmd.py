@@ -1,0 +1,296 @@
+"""`safeship rollout` and its subcommands: run, promote, abort, resume, status, list, explain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from safeship.cli.exit_codes import ExitCode, for_outcome
+from safeship.cli.main import Context, pass_context
+from safeship.cli.output import emit_json, seconds, when
+from safeship.config import Config, EnvironmentConfig, parse_steps
+from safeship.errors import ConfigError
+from safeship.rollout.controller import RolloutController, RolloutEvent
+from safeship.rollout.machine import RolloutState
+from safeship.rollout.story import rollout_story
+from safeship.rollout.wiring import controller_for, preflight
+from safeship.store import open_store
+from safeship.store.interface import Store
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--env",
+    "environment",
+    envvar="SAFESHIP_ENVIRONMENT",
+    help="Target environment [env SAFESHIP_ENVIRONMENT; default: the only one configured].",
+)
+@click.option(
+    "--version",
+    "version",
+    envvar="SAFESHIP_VERSION",
+    help="Version to roll out (tag or commit) [env SAFESHIP_VERSION].",
+)
+@click.option(
+    "--deployment-id",
+    default=None,
+    help="Use this id (e.g. the CI run id) instead of a generated one.",
+)
+@click.option(
+    "--commit-sha",
+    envvar="SAFESHIP_COMMIT_SHA",
+    default=None,
+    help="Commit being deployed [env SAFESHIP_COMMIT_SHA].",
+)
+@click.option(
+    "--commit-time",
+    type=float,
+    envvar="SAFESHIP_COMMIT_TIME",
+    default=None,
+    help="Commit time, epoch seconds, for lead time [env SAFESHIP_COMMIT_TIME].",
+)
+@click.option(
+    "--steps",
+    envvar="CANARY_STEPS",
+    default=None,
+    help='Canary weights, e.g. "10,50,100" [env CANARY_STEPS].',
+)
+@click.option(
+    "--hold",
+    type=float,
+    envvar="CANARY_WAIT_TIME",
+    default=None,
+    help="Seconds to hold each step [env CANARY_WAIT_TIME].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def rollout(
+    click_ctx: click.Context,
+    environment: str | None,
+    version: str | None,
+    deployment_id: str | None,
+    commit_sha: str | None,
+    commit_time: float | None,
+    steps: str | None,
+    hold: float | None,
+    as_json: bool,
+) -> int | None:
+    """Roll VERSION out to ENV as a progressive canary; promote or roll back by itself.
+
+    Exit 0 promoted, 1 rolled back, 3 router unavailable before any change, 4 paused.
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return None
+    ctx: Context = click_ctx.ensure_object(Context)
+    if not version:
+        raise click.UsageError("--version is required (or set SAFESHIP_VERSION)")
+    cfg = ctx.load()
+    settings = _settings(cfg, environment).with_overrides(
+        steps=parse_steps(steps) if steps else None, hold=hold
+    )
+    with (
+        _store(cfg) as store,
+        controller_for(settings, store, on_event=None if as_json else _print_event) as controller,
+    ):
+        preflight(controller)
+        state = controller.start(
+            version, deployment_id=deployment_id, commit_sha=commit_sha, commit_time=commit_time
+        )
+        return _finish(store, state, as_json)
+
+
+def _settings(cfg: Config, environment: str | None) -> EnvironmentConfig:
+    if environment is None:
+        if len(cfg.environments) != 1:
+            raise ConfigError(
+                f"--env is required: the config has environments {', '.join(cfg.environments)}"
+            )
+        environment = next(iter(cfg.environments))
+    return cfg.for_environment(environment)
+
+
+@contextmanager
+def _store(cfg: Config) -> Iterator[Store]:
+    store = open_store(cfg.store.url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Store, RolloutController]]:
+    """A controller for an existing rollout, configured for that rollout's environment."""
+    cfg = ctx.load()
+    with _store(cfg) as store:
+        record = store.get_deployment(deployment_id)
+        if record is None:
+            raise click.UsageError(f"no rollout {deployment_id!r} in {cfg.store.url}")
+        settings = cfg.for_environment(record.environment)
+        with controller_for(settings, store, on_event=_print_event) as controller:
+            yield store, controller
+
+
+def _finish(store: Store, state: RolloutState, as_json: bool) -> int:
+    story = rollout_story(store, state.deployment_id)
+    if as_json:
+        emit_json(
+            {
+                "deployment_id": state.deployment_id,
+                "outcome": state.outcome.value if state.outcome else state.phase.value,
+                "phase": state.phase.value,
+                "reason": state.reason.value if state.reason else None,
+                "detail": state.detail,
+                "weight": state.weight,
+                "story": story,
+            }
+        )
+    else:
+        click.echo(
+            f"{state.deployment_id}: {state.phase.value} at weight {state.weight}%"
+            + (f" ({state.reason.value}: {state.detail})" if state.reason else "")
+        )
+    return for_outcome(state.outcome)
+
+
+def _print_event(event: RolloutEvent) -> None:
+    state = event.state
+    prefix = f"[{when(state.updated_at)}] {state.weight:>3}%"
+    click.echo(f"{prefix} {event.kind:<8} {event.message}")
+
+
+@rollout.command()
+@click.argument("deployment_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
+    """Promote a paused rollout now (pre-promotion hooks still run)."""
+    with _controller_of(ctx, deployment_id) as (store, controller):
+        return _finish(store, controller.promote(deployment_id), as_json)
+
+
+@rollout.command()
+@click.argument("deployment_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
+    """Send the canary no traffic and end the rollout as aborted; safe to repeat."""
+    with _controller_of(ctx, deployment_id) as (store, controller):
+        state = controller.abort(deployment_id)
+        _finish(store, state, as_json)
+        return ExitCode.OK if state.phase.value == "aborted" else ExitCode.FAILED
+
+
+@rollout.command()
+@click.argument("deployment_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def resume(ctx: Context, deployment_id: str, as_json: bool) -> int:
+    """Continue a paused or interrupted rollout (finishing any recorded unfinished action)."""
+    with _controller_of(ctx, deployment_id) as (store, controller):
+        return _finish(store, controller.resume(deployment_id), as_json)
+
+
+@rollout.command("list")
+@click.option("--env", "environment", default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def list_(ctx: Context, environment: str | None, limit: int, as_json: bool) -> None:
+    """Recent rollouts, newest first."""
+    cfg = ctx.load()
+    with _store(cfg) as store:
+        records = store.list_deployments(service=cfg.service, environment=environment, limit=limit)
+    if as_json:
+        emit_json({"deployments": [r.__dict__ for r in records]})
+        return
+    for r in records:
+        click.echo(
+            f"{r.id}  {r.environment:<12} {r.version:<16} {r.outcome or 'running':<12} "
+            f"{r.reason or '':<18} {when(r.started_at)}  {seconds(r.duration)}"
+        )
+
+
+@rollout.command()
+@click.argument("deployment_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def status(ctx: Context, deployment_id: str | None, as_json: bool) -> None:
+    """The state of one rollout, or every unfinished one."""
+    cfg = ctx.load()
+    with _store(cfg) as store:
+        ids = (
+            [deployment_id]
+            if deployment_id
+            else [
+                r.id for r in store.list_deployments(service=cfg.service) if r.finished_at is None
+            ]
+        )
+        states = [store.load_state(i) for i in ids]
+    if as_json:
+        emit_json({"rollouts": [s for s in states if s is not None]})
+        return
+    if not states:
+        click.echo("no unfinished rollouts")
+    for data in states:
+        if data is None:
+            raise click.UsageError(f"no rollout {deployment_id!r}")
+        click.echo(
+            f"{data['deployment_id']}  {data['environment']}  {data['version']}  "
+            f"{data['phase']} at {data['weight']}%  {data.get('detail') or ''}"
+        )
+
+
+@rollout.command()
+@click.argument("deployment_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def explain(ctx: Context, deployment_id: str, as_json: bool) -> None:
+    """The whole story of a rollout: every state and decision with its inputs."""
+    cfg = ctx.load()
+    with _store(cfg) as store:
+        story = rollout_story(store, deployment_id)
+    if as_json:
+        emit_json(story)
+        return
+    click.echo(render_story(story))
+
+
+def render_story(story: dict[str, Any]) -> str:
+    """The story as text a person reads top to bottom."""
+    d = story["deployment"]
+    lines = [
+        f"rollout {d['id']}: {d['service']} {d['version']} -> {d['environment']}",
+        f"  outcome: {d['outcome'] or 'running'}"
+        + (f" ({d['reason']})" if d["reason"] else "")
+        + f", reached {d['max_weight']}%, {seconds(d['duration'])}",
+    ]
+    if story["cause"]:
+        lines.append(f"  because: {story['cause']['reason']}")
+    lines.append("decisions:")
+    for dec in story["decisions"]:
+        lines.append(
+            f"  #{dec['seq']:<3} {when(dec['at'])} {dec['weight']:>3}% "
+            f"{dec['action']:<9} {dec['result']:<12} {dec['reason']}"
+        )
+        verdict = dec["inputs"].get("verdict")
+        if verdict and dec["action"] != "continue":
+            samples = verdict["samples"]
+            window = verdict["window"]
+            lines.append(
+                f"        window {window['seconds']}s; canary {samples['canary_errors']:.0f}/"
+                f"{samples['canary_requests']:.0f} errors, baseline "
+                f"{samples['baseline_errors']:.0f}/{samples['baseline_requests']:.0f}"
+            )
+            for check in verdict["checks"]:
+                lines.append(f"        {check['name']}: {check['result']} - {check['reason']}")
+            for name, query in verdict.get("queries", {}).items():
+                lines.append(f"        query[{name}]: {query}")
+    return "\n".join(lines)
+
+
+__all__ = ["json", "render_story", "rollout"]

@@ -1,0 +1,519 @@
+"""safeship.yaml -> frozen, validated models.
+
+This is the only module that reads configuration files and interpolates their
+`${VAR}` references from the environment. Loading goes: YAML text -> node tree
+(kept for line numbers) -> interpolated plain data -> pydantic models. Every
+problem is reported with its key path and line, all at once, so a user fixes
+a file in one pass. Every built-in default lives in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from safeship.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "safeship.yaml"
+DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
+DEFAULT_HOLD_SECONDS = 300.0
+DEFAULT_MIN_HOLD_SECONDS = 60.0
+DEFAULT_STORE_URL = "sqlite:///.safeship/history.db"
+
+
+class Model(BaseModel):
+    """Base of every config model: immutable, and unknown keys are errors (typos must not pass)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Action(StrEnum):
+    """What a rollout does when a class of analysis result reaches its limit."""
+
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
+class ErrorRateCheck(Model):
+    """Canary error ratio: an absolute ceiling and a ceiling relative to the baseline.
+
+    The canary fails when its ratio exceeds `max_ratio`, or exceeds
+    `baseline x max_increase_factor + margin` for the same window.
+    """
+
+    type: Literal["error_rate"] = "error_rate"
+    name: str = "error_rate"
+    max_ratio: float | None = Field(default=0.05, ge=0, le=1)
+    max_increase_factor: float = Field(default=1.5, ge=1)
+    margin: float = Field(default=0.001, ge=0, le=1, description="Absolute slack (0.001 = 0.1pp).")
+
+
+class LatencyCheck(Model):
+    """A canary latency quantile against an absolute ceiling and the baseline's quantile."""
+
+    type: Literal["latency"] = "latency"
+    name: str = "latency_p95"
+    quantile: float = Field(default=0.95, gt=0, lt=1)
+    max_seconds: float | None = Field(default=None, gt=0)
+    max_increase_factor: float = Field(default=1.5, ge=1)
+    margin_seconds: float = Field(default=0.05, ge=0)
+
+
+Check = Annotated[ErrorRateCheck | LatencyCheck, Field(discriminator="type")]
+
+
+def default_checks() -> tuple[Check, ...]:
+    return (ErrorRateCheck(), LatencyCheck())
+
+
+class Limits(Model):
+    """How many results of each class a rollout tolerates, and what it does past that.
+
+    Mirrors Argo Rollouts: a rollout fails when failed measurements exceed
+    `failure_limit`; provider errors are counted consecutively. Not enough
+    data when a hold ends triggers `on_inconclusive` and never advances.
+    """
+
+    failure_limit: int = Field(default=0, ge=0)
+    on_failure: Literal[Action.ROLLBACK, Action.PAUSE] = Action.ROLLBACK
+    consecutive_errors: int = Field(default=5, ge=1)
+    on_error: Literal[Action.ROLLBACK, Action.PAUSE] = Action.ROLLBACK
+    on_inconclusive: Literal[Action.PAUSE, Action.ROLLBACK] = Action.PAUSE
+
+
+class CanaryStrategy(Model):
+    """Steps of canary weight, how long each is held, and how it is judged."""
+
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    hold: float = Field(default=DEFAULT_HOLD_SECONDS, gt=0, description="Seconds per step.")
+    min_hold: float = Field(default=DEFAULT_MIN_HOLD_SECONDS, ge=0)
+    warmup: float = Field(default=10.0, ge=0)
+    interval: float = Field(default=10.0, gt=0)
+    min_requests: int = Field(default=100, ge=1)
+    checks: tuple[Check, ...] = Field(default_factory=default_checks)
+    limits: Limits = Field(default_factory=Limits)
+    pause_timeout: float | None = Field(default=None, gt=0)
+    pause_timeout_action: Literal[Action.ROLLBACK, Action.PAUSE] = Action.ROLLBACK
+
+    @model_validator(mode="before")
+    @classmethod
+    def _min_hold_fits_short_holds(cls, data: Any) -> Any:
+        # The 60 s default must not make a short hold (demo, tests) invalid.
+        if isinstance(data, dict) and "min_hold" not in data:
+            hold = data.get("hold", DEFAULT_HOLD_SECONDS)
+            if isinstance(hold, int | float):
+                data = {**data, "min_hold": min(DEFAULT_MIN_HOLD_SECONDS, float(hold))}
+        return data
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_climb_to_100(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps:
+            raise ValueError("needs at least one step; the last must be 100")
+        if any(not 0 < s <= 100 for s in steps):
+            raise ValueError("each step is a canary weight from 1 to 100")
+        if list(steps) != sorted(set(steps)):
+            raise ValueError("steps must strictly increase")
+        if steps[-1] != 100:
+            raise ValueError("the last step must be 100 (reaching it is promotion)")
+        return steps
+
+    @model_validator(mode="after")
+    def _holds_fit(self) -> CanaryStrategy:
+        if self.min_hold > self.hold:
+            raise ValueError(f"min_hold ({self.min_hold}) cannot exceed hold ({self.hold})")
+        if self.warmup >= self.hold:
+            raise ValueError(f"warmup ({self.warmup}) must be shorter than hold ({self.hold})")
+        names = [c.name for c in self.checks]
+        if len(names) != len(set(names)):
+            raise ValueError(f"check names must be unique, got {names}")
+        return self
+
+
+class LocalRouterSettings(Model):
+    """The embedded weighted proxy, reached through its loopback admin API."""
+
+    type: Literal["local"] = "local"
+    admin_url: str = "http://127.0.0.1:8081"
+    timeout: float = Field(default=2.0, gt=0)
+
+
+RouterSettings = Annotated[LocalRouterSettings, Field(discriminator="type")]
+
+
+class ScrapeProviderSettings(Model):
+    """Reads each version's /metrics directly: no Prometheus server needed."""
+
+    type: Literal["scrape"] = "scrape"
+    canary_url: str = "http://127.0.0.1:9002/metrics"
+    baseline_url: str = "http://127.0.0.1:9001/metrics"
+    timeout: float = Field(default=5.0, gt=0)
+    match: dict[str, str] = Field(
+        default_factory=dict, description="Only series with these label values count."
+    )
+    error_status: str = Field(default="5..", description="Regex of HTTP codes counted as errors.")
+
+
+ProviderSettings = Annotated[ScrapeProviderSettings, Field(discriminator="type")]
+
+
+class Hook(Model):
+    """A command run at a rollout stage: an argv list, no shell unless asked."""
+
+    command: tuple[str, ...] | str
+    shell: bool = False
+    timeout: float = Field(default=300.0, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shell_matches_form(self) -> Hook:
+        if isinstance(self.command, str) and not self.shell:
+            raise ValueError("command is a string: give an argv list, or set shell: true")
+        if isinstance(self.command, tuple) and not self.command:
+            raise ValueError("command is empty")
+        return self
+
+
+class Hooks(Model):
+    """Commands per stage; pre_rollout puts the new version in the canary slot."""
+
+    pre_rollout: tuple[Hook, ...] = ()
+    pre_promotion: tuple[Hook, ...] = ()
+    post_promotion: tuple[Hook, ...] = ()
+    on_rollback: tuple[Hook, ...] = ()
+
+
+class HttpSmokeTest(Model):
+    """An HTTP request to the canary with the answer it must give."""
+
+    url: str
+    method: str = "GET"
+    expect_status: int = 200
+    expect_body: str | None = Field(default=None, description="Substring the body must contain.")
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class SmokeTest(Model):
+    """One smoke test: an HTTP check or a command, run before any traffic moves."""
+
+    name: str
+    http: HttpSmokeTest | None = None
+    command: tuple[str, ...] | str | None = None
+    shell: bool = False
+    timeout: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SmokeTest:
+        if (self.http is None) == (self.command is None):
+            raise ValueError("give exactly one of http or command")
+        if isinstance(self.command, str) and not self.shell:
+            raise ValueError("command is a string: give an argv list, or set shell: true")
+        return self
+
+
+class StoreSettings(Model):
+    url: str = DEFAULT_STORE_URL
+
+
+class MetricsSettings(Model):
+    """Where `safeship metrics serve` exposes the deployment metrics."""
+
+    address: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+
+
+class EnvironmentSettings(Model):
+    """Per-environment overrides; anything left out is taken from the top level."""
+
+    canary: CanaryStrategy | None = None
+    router: RouterSettings | None = None
+    provider: ProviderSettings | None = None
+    smoke_tests: tuple[SmokeTest, ...] | None = None
+    hooks: Hooks | None = None
+
+
+class Config(Model):
+    """The whole of safeship.yaml."""
+
+    version: Literal[1] = 1
+    service: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    environments: dict[str, EnvironmentSettings] = Field(
+        default_factory=lambda: {"production": EnvironmentSettings()}
+    )
+    canary: CanaryStrategy = Field(default_factory=CanaryStrategy)
+    router: RouterSettings = Field(default_factory=LocalRouterSettings)
+    provider: ProviderSettings = Field(default_factory=ScrapeProviderSettings)
+    smoke_tests: tuple[SmokeTest, ...] = ()
+    hooks: Hooks = Field(default_factory=Hooks)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    def for_environment(self, name: str) -> EnvironmentConfig:
+        """The settings in force for one environment (its overrides over the top level)."""
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"environment {name!r} is not in the config (environments: {known}); "
+                "add it under 'environments:' or pick one of those"
+            )
+        env = self.environments[name]
+        return EnvironmentConfig(
+            service=self.service,
+            environment=name,
+            canary=env.canary or self.canary,
+            router=env.router or self.router,
+            provider=env.provider or self.provider,
+            smoke_tests=self.smoke_tests if env.smoke_tests is None else env.smoke_tests,
+            hooks=env.hooks or self.hooks,
+            store=self.store,
+        )
+
+
+class EnvironmentConfig(Model):
+    """Everything a rollout of one service to one environment needs."""
+
+    service: str
+    environment: str
+    canary: CanaryStrategy
+    router: RouterSettings
+    provider: ProviderSettings
+    smoke_tests: tuple[SmokeTest, ...]
+    hooks: Hooks
+    store: StoreSettings
+
+    def with_overrides(
+        self, *, steps: tuple[int, ...] | None = None, hold: float | None = None
+    ) -> EnvironmentConfig:
+        """Apply command-line / environment overrides, validated like the file."""
+        update: dict[str, Any] = {}
+        if steps is not None:
+            update["steps"] = steps
+        if hold is not None:
+            update["hold"] = hold
+            if self.canary.min_hold > hold:
+                update["min_hold"] = hold
+        if not update:
+            return self
+        data = self.canary.model_dump() | update
+        try:
+            canary = CanaryStrategy.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_format_override_errors(exc)) from exc
+        return self.model_copy(update={"canary": canary})
+
+
+def _format_override_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in ("canary", *err["loc"]))
+        parts.append(f"{path}: {err['msg']}")
+    return "invalid override: " + "; ".join(parts)
+
+
+# --- parsing -----------------------------------------------------------------
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_key|apikey|credential)", re.I)
+KeyPath = tuple[str | int, ...]
+
+
+def _interpolate(
+    text: str, env: Mapping[str, str], path: KeyPath, line: int, problems: list[str], source: str
+) -> str:
+    """Replace `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(
+            f"{source}:{line}: {_dotted(path)}: environment variable {name} is not set "
+            f"(set it, or write ${{{name}:-default}})"
+        )
+        return ""
+
+    return _VAR.sub(sub, text)
+
+
+class _Loader:
+    """Turns a YAML node tree into plain data, remembering each key path's line."""
+
+    def __init__(self, source: str, env: Mapping[str, str]) -> None:
+        self.source = source
+        self.env = env
+        self.lines: dict[KeyPath, int] = {}
+        self.problems: list[str] = []
+        self.unresolved: set[KeyPath] = set()
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(self._plain(key_node))
+                if key in out:
+                    self.problems.append(
+                        f"{self.source}:{key_node.start_mark.line + 1}: "
+                        f"{_dotted((*path, key))}: duplicate key"
+                    )
+                out[key] = self.build(value_node, (*path, key))
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        value = self._plain(node)
+        if isinstance(value, str) and "$" in value:
+            before = len(self.problems)
+            text = _interpolate(
+                value, self.env, path, node.start_mark.line + 1, self.problems, self.source
+            )
+            if len(self.problems) > before:
+                self.unresolved.add(path)
+                return value
+            # An interpolated scalar is re-read as YAML so `${PORT}` can be an int.
+            if isinstance(node, yaml.ScalarNode) and node.style is None and text != value:
+                return yaml.safe_load(text) if text.strip() else None
+            return text
+        return value
+
+    @staticmethod
+    def _plain(node: yaml.Node) -> Any:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+def _line_for(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
+    """The line of the deepest existing prefix of `path` (missing keys point at their parent)."""
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _format_validation(exc: ValidationError, loader: _Loader) -> list[str]:
+    lines, source = loader.lines, loader.source
+    problems = []
+    for err in exc.errors():
+        # Drop pydantic's union-branch tags ("local", "error_rate") from the path.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _DISCRIMINATOR_TAGS))
+        if loc in loader.unresolved:
+            continue  # already reported as a missing environment variable
+        line = _line_for(lines, loc)
+        where = f"{source}:{line}" if line else source
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `safeship config schema` lists the keys)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            loc = (*loc, "type")
+            line = _line_for(lines, loc)
+            where = f"{source}:{line}" if line else source
+            msg = f"{ctx.get('tag')!r} is not available; choose one of: {ctx.get('expected_tags')}"
+        problems.append(f"{where}: {_dotted(loc)}: {msg}")
+    return problems
+
+
+_DISCRIMINATOR_TAGS = {"local", "scrape", "error_rate", "latency"}
+
+
+def parse_config(
+    text: str, source: str = "<string>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Parse and validate config text; raises `ConfigError` listing every problem."""
+    env = os.environ if env is None else env
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+    if root is None:
+        raise ConfigError(f"{source}: the file is empty; at least 'service:' is required")
+    loader = _Loader(source, env)
+    data = loader.build(root, ())
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
+    problems = list(loader.problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_format_validation(exc, loader))
+        config = None
+    if problems or config is None:
+        raise ConfigError(
+            f"{source}: {len(problems)} problem(s) in the configuration", problems=problems
+        )
+    return config
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read safeship.yaml: `path`, else `$SAFESHIP_CONFIG`, else ./safeship.yaml."""
+    env = os.environ if env is None else env
+    chosen = Path(path or env.get("SAFESHIP_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{chosen}: config file not found (pass --config FILE, set SAFESHIP_CONFIG, "
+            "or create safeship.yaml; see examples/)"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read the config file: {exc.strerror}") from exc
+    return parse_config(text, str(chosen), env)
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema of safeship.yaml for editors (yaml-language-server)."""
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "safeship.yaml"
+    return schema
+
+
+def redacted(config: BaseModel) -> dict[str, Any]:
+    """The config as data with secret-looking values and URL passwords masked."""
+    masked: dict[str, Any] = _mask(json.loads(config.model_dump_json()))
+    return masked
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if isinstance(value, str):
+        if _SECRET_KEY.search(key) and value:
+            return "***"
+        return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", value)
+    return value
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """Parse `CANARY_STEPS` / `--steps` ("10,50,100")."""
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError as exc:
+        raise ConfigError(
+            f"steps {text!r}: expected comma-separated whole percentages, e.g. 10,50,100"
+        ) from exc

@@ -1,0 +1,61 @@
+"""One error hierarchy for safeship; retry intent lives in the type.
+
+    SafeshipError
+    ├── ConfigError              bad safeship.yaml / env / usage (exit 2)
+    ├── PermanentError           retrying will not help
+    │   ├── StoreError           history store unusable
+    │   ├── RolloutStateError    a transition that the state does not allow
+    │   └── HookError            a hook or smoke test could not be run
+    └── TransientError           may succeed if retried (carries a delay)
+        ├── ProviderError        metrics could not be read
+        └── RouterError          traffic weight could not be set or confirmed
+
+Callers retry `TransientError` after `retry_after` seconds, up to their limit;
+anything else stops at once.
+"""
+
+from __future__ import annotations
+
+
+class SafeshipError(Exception):
+    """Base of every error safeship raises on purpose."""
+
+
+class ConfigError(SafeshipError):
+    """The configuration or the command line is wrong; the message says where and how to fix it."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class PermanentError(SafeshipError):
+    """An error that retrying will not fix."""
+
+
+class StoreError(PermanentError):
+    """The history store could not be opened, migrated or written."""
+
+
+class RolloutStateError(PermanentError):
+    """A rollout transition was asked for that its current state does not allow."""
+
+
+class HookError(PermanentError):
+    """A hook or smoke-test command could not be started at all."""
+
+
+class TransientError(SafeshipError):
+    """An error that may go away; `retry_after` is the suggested delay in seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderError(TransientError):
+    """A metrics provider failed to answer (unreachable, bad response, counter reset)."""
+
+
+class RouterError(TransientError):
+    """A router failed to set or confirm a weight."""

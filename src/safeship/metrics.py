@@ -1,0 +1,813 @@
+"""Prometheus metrics about deployments, smoke tests and canary analysis.
+
+Metric names, label names and histogram buckets are part of safeship's public
+contract: users' dashboards and alert rules are written against them, so they are
+fixed module constants here and must not change. Every metric carries a
+`service` label so one Prometheus (or one Pushgateway) can hold many services.
+
+Why the deployment metrics are read from the history store
+----------------------------------------------------------
+safeship often runs as a short-lived CI job: one process per rollout that pushes
+its metrics to a Pushgateway and exits. An ordinary in-process `Counter` would
+start at 0 in every run and the Pushgateway would hold "1" forever, so
+`increase(deployment_total[7d])` would be meaningless. Instead the deployment and
+smoke-test figures are *derived from the history store* every time they are
+collected (`StoreCollector`): `deployment_total` is the number of finished
+deployments the store knows, the duration histogram is built from their
+`started_at`/`finished_at`, and so on. Each push therefore carries the true
+running totals, which only grow as history grows, and `rate()`/`increase()`
+work across processes, restarts and machines. A long-running `safeship` serving
+`/metrics` gets the same numbers, and so does any other process reading the
+same store.
+
+Two consequences follow and are enforced here: a finished deployment's outcome
+is final (changing `promoted` into `rolled_back` later would make a counter go
+down, which Prometheus reads as a reset), and pruning old rows from the store
+lowers the totals in the same way.
+
+Only figures that have no history row stay in-process metrics: the current
+canary weight, Prometheus query counts and timings, and canary-analysis check
+results.
+
+Nothing here touches `prometheus_client.REGISTRY`: every metric is registered
+on the `CollectorRegistry` the caller passes (or a fresh one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import default_handler, push_to_gateway
+
+from safeship.clock import Clock, SystemClock
+from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
+
+__all__ = [
+    "ANALYSIS_RESULTS",
+    "CANARY_ANALYSIS_TOTAL",
+    "CANARY_TRAFFIC_PERCENTAGE",
+    "DEPLOYMENT_DURATION_BUCKETS",
+    "DEPLOYMENT_DURATION_SECONDS",
+    "DEPLOYMENT_FREQUENCY",
+    "DEPLOYMENT_ROLLBACK_TOTAL",
+    "DEPLOYMENT_STATUSES",
+    "DEPLOYMENT_TOTAL",
+    "OUTCOME_STATUS",
+    "PROMETHEUS_QUERY_DURATION_BUCKETS",
+    "PROMETHEUS_QUERY_DURATION_SECONDS",
+    "PROMETHEUS_QUERY_RESULTS",
+    "PROMETHEUS_QUERY_TOTAL",
+    "ROLLBACK_REASONS",
+    "ROLLOUT_IN_PROGRESS",
+    "ROLLOUT_STARTED_TIMESTAMP_SECONDS",
+    "SMOKE_TEST_DURATION_BUCKETS",
+    "SMOKE_TEST_DURATION_SECONDS",
+    "SMOKE_TEST_RESULTS",
+    "SMOKE_TEST_TOTAL",
+    "DeploymentMetrics",
+    "StoreCollector",
+    "deployment_frequency",
+    "deployment_rollback_rate",
+    "deployment_success_rate",
+    "initialize_metrics",
+    "push_metrics",
+    "record_analysis",
+    "record_prometheus_query",
+    "record_rollback",
+    "server_address",
+    "shutdown_metrics",
+    "track_deployment",
+    "track_smoke_test",
+    "update_canary_traffic",
+]
+
+logger = logging.getLogger("safeship.metrics")
+
+# --- Metric names (fixed: dashboards and alerts depend on them) ------------------
+
+DEPLOYMENT_TOTAL = "deployment_total"
+DEPLOYMENT_DURATION_SECONDS = "deployment_duration_seconds"
+DEPLOYMENT_ROLLBACK_TOTAL = "deployment_rollback_total"
+DEPLOYMENT_FREQUENCY = "deployment_frequency"
+CANARY_TRAFFIC_PERCENTAGE = "canary_traffic_percentage"
+SMOKE_TEST_TOTAL = "smoke_test_total"
+SMOKE_TEST_DURATION_SECONDS = "smoke_test_duration_seconds"
+PROMETHEUS_QUERY_TOTAL = "prometheus_query_total"
+PROMETHEUS_QUERY_DURATION_SECONDS = "prometheus_query_duration_seconds"
+CANARY_ANALYSIS_TOTAL = "canary_analysis_total"
+ROLLOUT_IN_PROGRESS = "rollout_in_progress"
+ROLLOUT_STARTED_TIMESTAMP_SECONDS = "rollout_started_timestamp_seconds"
+
+# --- Buckets and label vocabularies (fixed as well) -------------------------------
+
+DEPLOYMENT_DURATION_BUCKETS: tuple[float, ...] = (60, 120, 300, 600, 1800, 3600)
+SMOKE_TEST_DURATION_BUCKETS: tuple[float, ...] = (10, 30, 60, 120, 300)
+PROMETHEUS_QUERY_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 2, 5, 10)
+
+DEPLOYMENT_STATUSES: tuple[str, ...] = ("success", "failed", "rolled_back")
+#: Store outcome -> `status` label. Outcomes not listed (`paused`, None) are unfinished.
+OUTCOME_STATUS: dict[str, str] = {
+    "promoted": "success",
+    "rolled_back": "rolled_back",
+    "aborted": "rolled_back",
+    "failed": "failed",
+}
+ROLLBACK_REASONS: tuple[str, ...] = (
+    "smoke_test_failed",
+    "high_error_rate",
+    "high_latency",
+    "provider_error",
+    "no_data",
+    "router_error",
+    "hook_failed",
+    "manual",
+)
+SMOKE_TEST_RESULTS: tuple[str, ...] = ("passed", "failed")
+PROMETHEUS_QUERY_RESULTS: tuple[str, ...] = ("success", "failed", "timeout")
+ANALYSIS_RESULTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "error")
+
+_DEPLOYMENT_LABELS = ("service", "environment")
+_SECONDS_PER_HOUR = 3600.0
+
+
+def _le(bound: float) -> str:
+    """The `le` label value prometheus_client itself uses for a bucket bound."""
+    return repr(float(bound))
+
+
+def _histogram_buckets(
+    values: Iterable[float], bounds: tuple[float, ...]
+) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative `(le, count)` pairs ending with `+Inf`, and the sum of `values`."""
+    observed = list(values)
+    buckets: list[tuple[str, float]] = [
+        (_le(bound), float(sum(1 for v in observed if v <= bound))) for bound in bounds
+    ]
+    buckets.append(("+Inf", float(len(observed))))
+    return buckets, float(sum(observed))
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"invalid {what} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _is_finished(record: DeploymentRecord) -> bool:
+    return record.outcome in OUTCOME_STATUS
+
+
+def _rollback_reason(record: DeploymentRecord) -> str:
+    """The `reason` label of a rolled-back/aborted deployment.
+
+    Reasons outside the vocabulary (or none at all) are counted as `manual`: the
+    automatic triggers always store one of the known reasons, and an unbounded
+    label value would explode the series count.
+    """
+    if record.reason in ROLLBACK_REASONS:
+        return record.reason
+    return "manual"
+
+
+@dataclass
+class _Families:
+    """The store-derived metric families, empty until the collector fills them."""
+
+    total: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            DEPLOYMENT_TOTAL,
+            "Finished deployments by status (cumulative, read from the history store).",
+            labels=(*_DEPLOYMENT_LABELS, "status"),
+        )
+    )
+    duration: HistogramMetricFamily = field(
+        default_factory=lambda: HistogramMetricFamily(
+            DEPLOYMENT_DURATION_SECONDS,
+            "Duration of finished deployments in seconds (from the history store).",
+            labels=_DEPLOYMENT_LABELS,
+        )
+    )
+    rollbacks: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            DEPLOYMENT_ROLLBACK_TOTAL,
+            "Rolled-back or aborted deployments by reason (from the history store).",
+            labels=(*_DEPLOYMENT_LABELS, "reason"),
+        )
+    )
+    frequency: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            DEPLOYMENT_FREQUENCY,
+            "Successful deployments per hour over the frequency window.",
+            labels=_DEPLOYMENT_LABELS,
+        )
+    )
+    smoke_total: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            SMOKE_TEST_TOTAL,
+            "Smoke-test runs by result (cumulative, read from the history store).",
+            labels=(*_DEPLOYMENT_LABELS, "result"),
+        )
+    )
+    smoke_duration: HistogramMetricFamily = field(
+        default_factory=lambda: HistogramMetricFamily(
+            SMOKE_TEST_DURATION_SECONDS,
+            "Duration of smoke-test runs in seconds (from the history store).",
+            labels=_DEPLOYMENT_LABELS,
+        )
+    )
+    in_progress: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            ROLLOUT_IN_PROGRESS,
+            "1 while an unfinished (running or paused) deployment exists, else 0.",
+            labels=_DEPLOYMENT_LABELS,
+        )
+    )
+    started: GaugeMetricFamily = field(
+        default_factory=lambda: GaugeMetricFamily(
+            ROLLOUT_STARTED_TIMESTAMP_SECONDS,
+            "Start time (unix seconds) of the oldest unfinished deployment.",
+            labels=_DEPLOYMENT_LABELS,
+        )
+    )
+
+    def all(self) -> tuple[Metric, ...]:
+        return (
+            self.total,
+            self.duration,
+            self.rollbacks,
+            self.frequency,
+            self.smoke_total,
+            self.smoke_duration,
+            self.in_progress,
+            self.started,
+        )
+
+
+class StoreCollector:
+    """A prometheus_client collector that derives deployment metrics from the store.
+
+    Every `collect()` (each scrape or push) reads the history store and returns
+    cumulative totals, so short-lived processes export the true running totals
+    instead of per-process counts that restart at zero (see the module docstring).
+    With `service` set only that service's history is read.
+
+    Series are emitted for every `(service, environment)` the store has seen, with
+    explicit zeros for statuses/reasons/results that never happened: a counter
+    series that already exists at 0 lets `increase()` see its first increment.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        service: str | None = None,
+        clock: Clock | None = None,
+        frequency_window: float = 86400,
+    ) -> None:
+        if frequency_window <= 0:
+            raise ValueError("frequency_window must be positive")
+        self.store = store
+        self.service = service
+        self.clock: Clock = clock or SystemClock()
+        self.frequency_window = frequency_window
+
+    def describe(self) -> Iterable[Metric]:
+        """Empty families, so the registry can detect name clashes without a store query."""
+        return _Families().all()
+
+    def collect(self) -> Iterable[Metric]:
+        """Read the store and build the families; store errors fail the scrape/push.
+
+        Failing loudly is deliberate: a push with the totals missing would replace
+        the Pushgateway group and look like a counter reset.
+        """
+        deployments = self.store.list_deployments(service=self.service)
+        smoke_tests = self.store.smoke_tests(service=self.service)
+        now = self.clock.now()
+        since = now - self.frequency_window
+
+        by_pair: dict[tuple[str, str], list[DeploymentRecord]] = defaultdict(list)
+        for record in deployments:
+            by_pair[(record.service, record.environment)].append(record)
+        smoke_by_pair: dict[tuple[str, str], list[SmokeTestRecord]] = defaultdict(list)
+        for smoke in smoke_tests:
+            smoke_by_pair[(smoke.service, smoke.environment)].append(smoke)
+        pairs = sorted(set(by_pair) | set(smoke_by_pair))
+
+        f = _Families()
+        for pair in pairs:
+            records = by_pair.get(pair, [])
+            finished = [r for r in records if _is_finished(r)]
+
+            statuses = dict.fromkeys(DEPLOYMENT_STATUSES, 0)
+            reasons = dict.fromkeys(ROLLBACK_REASONS, 0)
+            for record in finished:
+                status = OUTCOME_STATUS[record.outcome or ""]
+                statuses[status] += 1
+                if status == "rolled_back":
+                    reasons[_rollback_reason(record)] += 1
+            for status, count in statuses.items():
+                f.total.add_metric([*pair, status], float(count))
+            for reason, count in reasons.items():
+                f.rollbacks.add_metric([*pair, reason], float(count))
+
+            durations = [r.duration for r in finished if r.duration is not None]
+            buckets, total_seconds = _histogram_buckets(durations, DEPLOYMENT_DURATION_BUCKETS)
+            f.duration.add_metric(list(pair), buckets, total_seconds)
+
+            promoted = sum(
+                1
+                for r in finished
+                if r.outcome == "promoted" and r.finished_at is not None and r.finished_at >= since
+            )
+            f.frequency.add_metric(
+                list(pair), promoted / (self.frequency_window / _SECONDS_PER_HOUR)
+            )
+
+            unfinished = [r for r in records if not _is_finished(r)]
+            f.in_progress.add_metric(list(pair), 1.0 if unfinished else 0.0)
+            if unfinished:
+                f.started.add_metric(list(pair), min(r.started_at for r in unfinished))
+
+            smokes = smoke_by_pair.get(pair, [])
+            passed = sum(1 for s in smokes if s.passed)
+            f.smoke_total.add_metric([*pair, "passed"], float(passed))
+            f.smoke_total.add_metric([*pair, "failed"], float(len(smokes) - passed))
+            buckets, total_seconds = _histogram_buckets(
+                (s.duration for s in smokes), SMOKE_TEST_DURATION_BUCKETS
+            )
+            f.smoke_duration.add_metric(list(pair), buckets, total_seconds)
+
+        return f.all()
+
+
+class _GroupView:
+    """The series of one `(service, environment)` group of a registry, for a push.
+
+    The Pushgateway overwrites grouping-key labels in the pushed body, so pushing
+    series of other environments under `environment=X` would relabel (and collide)
+    them. Series without an `environment` label (the Prometheus query metrics) are
+    kept and take the group's environment.
+    """
+
+    def __init__(self, registry: CollectorRegistry, service: str, environment: str) -> None:
+        self._registry = registry
+        self._service = service
+        self._environment = environment
+
+    def _keep(self, labels: dict[str, str]) -> bool:
+        return (
+            labels.get("service") == self._service
+            and labels.get("environment", self._environment) == self._environment
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            view = Metric(family.name, family.documentation, family.type, family.unit)
+            view.samples = [s for s in family.samples if self._keep(s.labels)]
+            if view.samples:
+                yield view
+
+
+class DeploymentMetrics:
+    """safeship's metrics on one registry: the store collector plus the live metrics.
+
+    The deployment and smoke-test metrics are cumulative totals read from `store`
+    at collection time (see the module docstring for why); the methods that
+    "record" them therefore write history records to the store. The rollout
+    controller writes its own records, so `track_deployment`/`track_smoke_test`/
+    `record_rollback` are for library users who do not use the controller.
+
+    `service` restricts the exported history to one service and is the default
+    `service` label of the live metrics; with it None, all services in the store
+    are exported and the service of a live metric comes from the call or the
+    deployment record.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        store: Store,
+        service: str | None = None,
+        clock: Clock | None = None,
+        frequency_window: float = 86400,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.service = service
+        self.clock: Clock = clock or SystemClock()
+        self.frequency_window = frequency_window
+        self.collector = StoreCollector(store, service, self.clock, frequency_window)
+        registry.register(self.collector)
+
+        self._canary_traffic = Gauge(
+            CANARY_TRAFFIC_PERCENTAGE,
+            "Percentage of traffic currently routed to the canary.",
+            ("service", "environment", "deployment_id"),
+            registry=registry,
+        )
+        self._query_total = Counter(
+            PROMETHEUS_QUERY_TOTAL,
+            "Prometheus queries made by safeship, by result.",
+            ("service", "workflow", "result"),
+            registry=registry,
+        )
+        self._query_duration = Histogram(
+            PROMETHEUS_QUERY_DURATION_SECONDS,
+            "Duration of Prometheus queries made by safeship, in seconds.",
+            ("service", "workflow"),
+            buckets=PROMETHEUS_QUERY_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self._analysis_total = Counter(
+            CANARY_ANALYSIS_TOTAL,
+            "Canary-analysis check evaluations, by check and result.",
+            ("service", "environment", "check", "result"),
+            registry=registry,
+        )
+        # One canary_traffic_percentage series per (service, environment): the
+        # previous deployment's series is dropped when a new one reports traffic.
+        self._traffic_ids: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _service_for(self, service: str | None, deployment_id: str | None = None) -> str:
+        """The `service` of a call: explicit, else the deployment's, else the instance's."""
+        if service is not None:
+            return service
+        if deployment_id is not None:
+            record = self.store.get_deployment(deployment_id)
+            if record is not None:
+                return record.service
+        if self.service is not None:
+            return self.service
+        raise ValueError("no service: pass service=... or create DeploymentMetrics(service=...)")
+
+    def _finished_in(self, environment: str | None, window: float | None) -> list[DeploymentRecord]:
+        if window is not None and window <= 0:
+            raise ValueError("window must be positive")
+        records = self.store.list_deployments(service=self.service, environment=environment)
+        since = None if window is None else self.clock.now() - window
+        return [
+            r
+            for r in records
+            if _is_finished(r)
+            and (since is None or (r.finished_at is not None and r.finished_at >= since))
+        ]
+
+    # --- store-backed recording -----------------------------------------------------
+
+    @contextmanager
+    def track_deployment(
+        self,
+        environment: str,
+        deployment_id: str,
+        version: str,
+        *,
+        service: str | None = None,
+        commit_sha: str | None = None,
+        commit_time: float | None = None,
+    ) -> Iterator[DeploymentRecord]:
+        """Record a deployment done by the `with` body (for users without the controller).
+
+        On enter a `DeploymentRecord` is created in the store (it yields it); on a
+        normal exit the outcome becomes `promoted`, on an exception `failed` (and
+        the exception propagates). An outcome already set inside the block, e.g.
+        by `record_rollback`, is kept.
+        """
+        record = DeploymentRecord(
+            id=deployment_id,
+            service=self._service_for(service),
+            environment=environment,
+            version=version,
+            started_at=self.clock.now(),
+            commit_sha=commit_sha,
+            commit_time=commit_time,
+        )
+        self.store.create_deployment(record)
+        try:
+            yield record
+        except BaseException:
+            self._finish(deployment_id, "failed")
+            raise
+        self._finish(deployment_id, "promoted")
+
+    def _finish(self, deployment_id: str, outcome: str) -> None:
+        current = self.store.get_deployment(deployment_id)
+        if current is not None and _is_finished(current):
+            if current.finished_at is None:
+                self.store.update_deployment(deployment_id, finished_at=self.clock.now())
+            return
+        self.store.update_deployment(deployment_id, outcome=outcome, finished_at=self.clock.now())
+
+    @contextmanager
+    def track_smoke_test(
+        self,
+        environment: str,
+        deployment_id: str,
+        name: str,
+        *,
+        service: str | None = None,
+    ) -> Iterator[None]:
+        """Time the `with` body as a smoke test and store a `SmokeTestRecord`.
+
+        It passes when the body returns and fails when it raises (the exception
+        propagates; its text is kept as the record's detail).
+        """
+        resolved = self._service_for(service, deployment_id)
+        started = self.clock.now()
+        passed = False
+        detail = ""
+        try:
+            yield
+            passed = True
+        except BaseException as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            raise
+        finally:
+            self.store.add_smoke_test(
+                SmokeTestRecord(
+                    deployment_id=deployment_id,
+                    service=resolved,
+                    environment=environment,
+                    name=name,
+                    passed=passed,
+                    duration=max(0.0, self.clock.now() - started),
+                    at=started,
+                    detail=detail,
+                )
+            )
+
+    def record_rollback(self, environment: str, deployment_id: str, reason: str) -> None:
+        """Mark a deployment `rolled_back` with `reason` (and finished now if not yet).
+
+        A deployment that already finished otherwise is refused: its outcome feeds
+        cumulative counters, and changing it would make one of them decrease.
+        """
+        _check(reason, ROLLBACK_REASONS, "rollback reason")
+        record = self.store.get_deployment(deployment_id)
+        if record is None:
+            raise ValueError(f"unknown deployment {deployment_id!r}")
+        if record.environment != environment:
+            raise ValueError(
+                f"deployment {deployment_id!r} is in environment {record.environment!r}, "
+                f"not {environment!r}"
+            )
+        if record.outcome == "rolled_back" and record.reason == reason:
+            return
+        if _is_finished(record):
+            raise ValueError(
+                f"deployment {deployment_id!r} already finished as {record.outcome!r}; "
+                "finished outcomes are final"
+            )
+        self.store.update_deployment(
+            deployment_id,
+            outcome="rolled_back",
+            reason=reason,
+            finished_at=self.clock.now() if record.finished_at is None else record.finished_at,
+        )
+
+    # --- live metrics -----------------------------------------------------------------
+
+    def update_canary_traffic(
+        self,
+        environment: str,
+        deployment_id: str,
+        weight: float,
+        *,
+        service: str | None = None,
+    ) -> None:
+        """Set the canary's traffic percentage (0-100) for a deployment."""
+        if not 0 <= weight <= 100:
+            raise ValueError(f"weight must be between 0 and 100, got {weight}")
+        resolved = self._service_for(service, deployment_id)
+        with self._lock:
+            previous = self._traffic_ids.get((resolved, environment))
+            if previous is not None and previous != deployment_id:
+                with suppress(KeyError):
+                    self._canary_traffic.remove(resolved, environment, previous)
+            self._traffic_ids[(resolved, environment)] = deployment_id
+            self._canary_traffic.labels(resolved, environment, deployment_id).set(weight)
+
+    def record_prometheus_query(
+        self, workflow: str, result: str, duration: float, *, service: str | None = None
+    ) -> None:
+        """Count one Prometheus query (`success|failed|timeout`) and observe its duration."""
+        _check(result, PROMETHEUS_QUERY_RESULTS, "prometheus query result")
+        if duration < 0:
+            raise ValueError("duration must not be negative")
+        resolved = self._service_for(service)
+        self._query_total.labels(resolved, workflow, result).inc()
+        self._query_duration.labels(resolved, workflow).observe(duration)
+
+    def record_analysis(
+        self, environment: str, check: str, result: str, *, service: str | None = None
+    ) -> None:
+        """Count one canary-analysis check result (`pass|fail|inconclusive|error`)."""
+        _check(result, ANALYSIS_RESULTS, "analysis result")
+        self._analysis_total.labels(self._service_for(service), environment, check, result).inc()
+
+    # --- derived figures (from the store) -------------------------------------------------
+
+    def deployment_success_rate(
+        self, environment: str | None = None, window: float | None = None
+    ) -> float | None:
+        """Share of finished deployments that were promoted, in the last `window` seconds.
+
+        `window=None` means all history. None when nothing finished: no data is
+        neither 0% nor 100%.
+        """
+        finished = self._finished_in(environment, window)
+        if not finished:
+            return None
+        return sum(1 for r in finished if r.outcome == "promoted") / len(finished)
+
+    def deployment_rollback_rate(
+        self, environment: str | None = None, window: float | None = None
+    ) -> float | None:
+        """Share of finished deployments rolled back or aborted; None without data."""
+        finished = self._finished_in(environment, window)
+        if not finished:
+            return None
+        rolled = sum(1 for r in finished if OUTCOME_STATUS[r.outcome or ""] == "rolled_back")
+        return rolled / len(finished)
+
+    def deployment_frequency(
+        self, environment: str | None = None, window: float | None = None
+    ) -> float:
+        """Successful deployments per hour over `window` seconds (default: frequency_window)."""
+        span = self.frequency_window if window is None else window
+        finished = self._finished_in(environment, span)
+        promoted = sum(1 for r in finished if r.outcome == "promoted")
+        return promoted / (span / _SECONDS_PER_HOUR)
+
+
+# --- module-level convenience API --------------------------------------------------------
+
+_current: DeploymentMetrics | None = None
+_server: tuple[WSGIServer, threading.Thread] | None = None
+_module_lock = threading.Lock()
+
+
+def _require_current() -> DeploymentMetrics:
+    if _current is None:
+        raise RuntimeError("call initialize_metrics() first")
+    return _current
+
+
+def initialize_metrics(
+    store: Store,
+    service: str | None = None,
+    registry: CollectorRegistry | None = None,
+    address: str = "127.0.0.1",
+    port: int = 8001,
+    serve: bool = True,
+    clock: Clock | None = None,
+) -> DeploymentMetrics:
+    """Create the current `DeploymentMetrics` used by the module-level functions.
+
+    A fresh `CollectorRegistry` is used unless one is passed. With `serve=True`
+    `/metrics` is served over HTTP on `address:port` (port 0 picks a free one;
+    see `server_address()`); a port that cannot be bound is logged as a warning
+    and the metrics still work (e.g. for `push_metrics`). A server started by an
+    earlier call is stopped first.
+    """
+    global _current, _server
+    shutdown_metrics()
+    metrics = DeploymentMetrics(registry or CollectorRegistry(), store, service, clock)
+    server: tuple[WSGIServer, threading.Thread] | None = None
+    if serve:
+        try:
+            server = start_http_server(port, address, metrics.registry)
+        except OSError as exc:
+            logger.warning(
+                "metrics server not started: cannot listen on %s:%s (%s)", address, port, exc
+            )
+    with _module_lock:
+        _current = metrics
+        _server = server
+    return metrics
+
+
+def server_address() -> tuple[str, int] | None:
+    """`(host, port)` the metrics server listens on, or None when not serving."""
+    server = _server
+    if server is None:
+        return None
+    host, port = server[0].server_address[:2]
+    return str(host), int(port)
+
+
+def shutdown_metrics() -> None:
+    """Stop the metrics HTTP server (if any) and forget the current metrics."""
+    global _current, _server
+    with _module_lock:
+        server, _server, _current = _server, None, None
+    if server is not None:
+        httpd, thread = server
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def push_metrics(
+    gateway_url: str,
+    metrics: DeploymentMetrics,
+    environment: str,
+    job: str = "safeship",
+    handler: Callable[..., Callable[[], None]] | None = None,
+    *,
+    service: str | None = None,
+    timeout: float | None = 30,
+) -> None:
+    """Push one service/environment's metrics to a Pushgateway (HTTP PUT).
+
+    The grouping key is `{service, environment}` — never the deployment id, or
+    every rollout would leave a group behind forever. PUT replaces the group, which
+    is right because the store-backed figures are complete running totals. Only
+    the group's own series are pushed. `handler` is prometheus_client's push
+    handler (tests pass one that captures the request).
+    """
+    resolved = service or metrics.service
+    if resolved is None:
+        raise ValueError("push_metrics needs a service: pass service=... or set it on metrics")
+    push_to_gateway(
+        gateway_url,
+        job=job,
+        registry=_GroupView(metrics.registry, resolved, environment),
+        grouping_key={"service": resolved, "environment": environment},
+        timeout=timeout,
+        handler=handler or default_handler,
+    )
+
+
+def track_deployment(
+    environment: str, deployment_id: str, version: str, **kwargs: Any
+) -> AbstractContextManager[DeploymentRecord]:
+    """`DeploymentMetrics.track_deployment` on the current metrics."""
+    return _require_current().track_deployment(environment, deployment_id, version, **kwargs)
+
+
+def track_smoke_test(
+    environment: str, deployment_id: str, name: str, **kwargs: Any
+) -> AbstractContextManager[None]:
+    """`DeploymentMetrics.track_smoke_test` on the current metrics."""
+    return _require_current().track_smoke_test(environment, deployment_id, name, **kwargs)
+
+
+def record_rollback(environment: str, deployment_id: str, reason: str) -> None:
+    """`DeploymentMetrics.record_rollback` on the current metrics."""
+    _require_current().record_rollback(environment, deployment_id, reason)
+
+
+def update_canary_traffic(
+    environment: str, deployment_id: str, weight: float, *, service: str | None = None
+) -> None:
+    """`DeploymentMetrics.update_canary_traffic` on the current metrics."""
+    _require_current().update_canary_traffic(environment, deployment_id, weight, service=service)
+
+
+def record_prometheus_query(
+    workflow: str, result: str, duration: float, *, service: str | None = None
+) -> None:
+    """`DeploymentMetrics.record_prometheus_query` on the current metrics."""
+    _require_current().record_prometheus_query(workflow, result, duration, service=service)
+
+
+def record_analysis(
+    environment: str, check: str, result: str, *, service: str | None = None
+) -> None:
+    """`DeploymentMetrics.record_analysis` on the current metrics."""
+    _require_current().record_analysis(environment, check, result, service=service)
+
+
+def deployment_success_rate(
+    environment: str | None = None, window: float | None = None
+) -> float | None:
+    """`DeploymentMetrics.deployment_success_rate` on the current metrics."""
+    return _require_current().deployment_success_rate(environment, window)
+
+
+def deployment_rollback_rate(
+    environment: str | None = None, window: float | None = None
+) -> float | None:
+    """`DeploymentMetrics.deployment_rollback_rate` on the current metrics."""
+    return _require_current().deployment_rollback_rate(environment, window)
+
+
+def deployment_frequency(environment: str | None = None, window: float | None = None) -> float:
+    """`DeploymentMetrics.deployment_frequency` on the current metrics."""
+    return _require_current().deployment_frequency(environment, window)

@@ -1,0 +1,67 @@
+"""The metrics-provider interface and the measurement it returns.
+
+A measurement covers one analysis window for both versions at once, so the
+canary is always judged against the baseline over the same time. Counts are
+deltas over the window, never totals since process start.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Window:
+    """An analysis window in epoch seconds; it never starts before the current step did."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class VersionSample:
+    """What one version served during a window.
+
+    `latency_buckets` are cumulative histogram buckets `(le, count)` sorted by
+    `le`, ending with `+Inf`, as in Prometheus' `_bucket` series.
+    """
+
+    requests: float
+    errors: float
+    latency_buckets: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def error_ratio(self) -> float | None:
+        """Errors / requests, or None when there were no requests (no data is not zero)."""
+        if self.requests <= 0:
+            return None
+        return self.errors / self.requests
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Canary and baseline over the same window, with what was asked to get them."""
+
+    window: Window
+    canary: VersionSample
+    baseline: VersionSample
+    queries: dict[str, str] = field(default_factory=dict)
+
+
+class MetricsProvider(ABC):
+    """Reads request, error and latency figures for canary and baseline."""
+
+    def window_opened(self, at: float) -> None:  # noqa: B027 - optional hook
+        """An analysis window starts at `at`; providers that diff counters snapshot here."""
+
+    @abstractmethod
+    def measure(self, window: Window) -> Measurement:
+        """Figures for `window`; raises `ProviderError` when they cannot be read."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,474 @@
+"""The rollout controller: the loop that wires machine, analysis, router, provider and store.
+
+Data flow per step: record the step's weight (write-ahead) -> router sets and
+confirms it -> warm-up -> every interval the provider measures canary and
+baseline over the window opened after the warm-up, `analysis.evaluate` turns
+that into a verdict, `machine.decide` into a decision, which is stored before
+it is acted on. The controller owns no policy of its own and reads the time
+only from its injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from safeship.analysis import Verdict, error_verdict, evaluate
+from safeship.clock import Clock
+from safeship.config import EnvironmentConfig, Hook, redacted
+from safeship.errors import ProviderError, RolloutStateError, RouterError
+from safeship.ids import new_deployment_id
+from safeship.metrics import DeploymentMetrics
+from safeship.providers.interface import MetricsProvider, Window
+from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_test
+from safeship.rollout.machine import (
+    Decision,
+    DecisionAction,
+    Phase,
+    Reason,
+    RolloutState,
+    decide,
+)
+from safeship.routers.interface import Router
+from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+
+log = logging.getLogger("safeship.rollout")
+
+
+@dataclass(frozen=True)
+class RolloutEvent:
+    """Something a person watching the rollout wants to see (for live progress)."""
+
+    kind: str  # started | hook | smoke | weight | verdict | paused | finished
+    state: RolloutState
+    message: str
+    verdict: Verdict | None = None
+    decision: Decision | None = None
+
+
+EventSink = Callable[[RolloutEvent], None]
+
+
+class RolloutController:
+    """Runs, resumes, promotes and aborts rollouts of one service in one environment."""
+
+    def __init__(
+        self,
+        settings: EnvironmentConfig,
+        *,
+        store: Store,
+        router: Router,
+        provider: MetricsProvider,
+        clock: Clock,
+        metrics: DeploymentMetrics | None = None,
+        on_event: EventSink | None = None,
+        router_attempts: int = 3,
+    ) -> None:
+        self.settings = settings
+        self.strategy = settings.canary
+        self.store = store
+        self.router = router
+        self.provider = provider
+        self.clock = clock
+        self.metrics = metrics
+        self.on_event = on_event
+        self.router_attempts = router_attempts
+
+    # --- entry points ----------------------------------------------------------------
+
+    def start(
+        self,
+        version: str,
+        *,
+        deployment_id: str | None = None,
+        commit_sha: str | None = None,
+        commit_time: float | None = None,
+    ) -> RolloutState:
+        """Create a rollout of `version` and drive it until it ends or pauses."""
+        now = self.clock.now()
+        state = RolloutState.new(
+            deployment_id=deployment_id or new_deployment_id(now),
+            service=self.settings.service,
+            environment=self.settings.environment,
+            version=version,
+            steps=self.strategy.steps,
+            at=now,
+        )
+        self.store.create_deployment(
+            DeploymentRecord(
+                id=state.deployment_id,
+                service=state.service,
+                environment=state.environment,
+                version=version,
+                started_at=now,
+                commit_sha=commit_sha,
+                commit_time=commit_time,
+            )
+        )
+        self._record(
+            state,
+            "start",
+            "started",
+            f"rollout of {version} through steps {list(state.steps)}",
+            {
+                "strategy": redacted(self.strategy),
+                "router": self.settings.router.type,
+                "provider": self.settings.provider.type,
+            },
+        )
+        self._save(state)
+        self._emit("started", state, f"rolling out {version} as {state.deployment_id}")
+        return self._drive(state)
+
+    def resume(self, deployment_id: str) -> RolloutState:
+        """Continue a paused or interrupted rollout from its last stored state."""
+        state = self.load(deployment_id)
+        now = self.clock.now()
+        if state.phase is Phase.PAUSED:
+            expired = self._pause_expired(state, now)
+            if expired is not None:
+                return self._drive(expired)
+            self._record(state, "resume", "manual", "resumed by hand", {})
+            state = state.resume(now)
+            self._save(state)
+        elif state.phase is Phase.HOLDING:
+            self._record(state, "resume", "manual", "resumed after an interruption", {})
+            state = state.restart_hold(now)
+            self._save(state)
+        return self._drive(state)
+
+    def promote(self, deployment_id: str) -> RolloutState:
+        """A person promotes a paused (or holding) rollout, skipping the remaining steps."""
+        state = self.load(deployment_id)
+        self._record(state, "promote", "manual", "promoted by hand", {})
+        failed = self._run_hooks("pre_promotion", self.settings.hooks.pre_promotion, state)
+        if failed is not None:
+            return self._rollback(state, Reason.HOOK_FAILED, failed.detail)
+        state = state.promote_now(self.clock.now())
+        self._save(state)
+        return self._drive(state)
+
+    def abort(self, deployment_id: str, detail: str = "aborted by hand") -> RolloutState:
+        """Send the canary no traffic and end the rollout as `aborted`; safe to repeat."""
+        state = self.load(deployment_id)
+        if state.terminal:
+            return state
+        self._record(state, "abort", "manual", detail, {})
+        state = state.abort(detail, self.clock.now())
+        self._save(state)
+        return self._drive(state)
+
+    def load(self, deployment_id: str) -> RolloutState:
+        data = self.store.load_state(deployment_id)
+        if data is None:
+            raise RolloutStateError(
+                f"no rollout {deployment_id!r} in the history store "
+                "(`safeship rollout list` shows the known ones)"
+            )
+        return RolloutState.from_storage(data)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def _drive(self, state: RolloutState) -> RolloutState:
+        while not state.terminal and state.phase is not Phase.PAUSED:
+            if state.phase is Phase.PENDING:
+                state = self._prepare(state)
+            elif state.phase in (Phase.SHIFTING, Phase.PROMOTING, Phase.ROLLING_BACK):
+                state = self._apply_weight(state)
+            else:
+                state = self._hold(state)
+        if state.phase is Phase.PAUSED:
+            state = self._wait_while_paused(state)
+        return state
+
+    def _prepare(self, state: RolloutState) -> RolloutState:
+        """Pre-rollout hooks and smoke tests: before any traffic moves."""
+        failed = self._run_hooks("pre_rollout", self.settings.hooks.pre_rollout, state)
+        if failed is not None:
+            return self._rollback(state, Reason.HOOK_FAILED, f"{failed.name}: {failed.detail}")
+        env = self._env(state)
+        for test in self.settings.smoke_tests:
+            result = run_smoke_test(test, env)
+            self._store_smoke(state, result)
+            self._emit("smoke", state, _describe("smoke test", result))
+            if not result.passed:
+                return self._rollback(
+                    state, Reason.SMOKE_TEST_FAILED, f"{result.name}: {result.detail}"
+                )
+        return self._next_step(state)
+
+    def _next_step(self, state: RolloutState) -> RolloutState:
+        if state.step_index + 1 == len(state.steps) - 1:
+            failed = self._run_hooks("pre_promotion", self.settings.hooks.pre_promotion, state)
+            if failed is not None:
+                return self._rollback(state, Reason.HOOK_FAILED, f"{failed.name}: {failed.detail}")
+        state = state.shift_to_next_step(self.clock.now())
+        self._save(state)
+        return state
+
+    def _apply_weight(self, state: RolloutState) -> RolloutState:
+        """Tell the router the recorded target weight and wait for its confirmation."""
+        target = state.target_weight
+        assert target is not None  # every weight-changing phase records its target
+        try:
+            confirmed = self._set_weight(target)
+        except RouterError as exc:
+            if state.phase is Phase.ROLLING_BACK:
+                # Cannot do more than report: the recorded intent lets `resume` finish it.
+                msg = f"rollback to weight 0 not confirmed: {exc}; run `safeship rollout resume`"
+                failed = state.fail(msg, self.clock.now())
+                self._record(state, "fail", "error", msg, {})
+                self._save(failed)
+                self._emit("finished", failed, msg)
+                return failed
+            return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
+        state = state.weight_confirmed(confirmed, self.clock.now())
+        self._save(state)
+        if self.metrics is not None:
+            self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
+        self._emit("weight", state, f"canary weight {confirmed}% confirmed")
+        if state.phase is Phase.PROMOTED:
+            self._run_hooks("post_promotion", self.settings.hooks.post_promotion, state)
+            self._emit("finished", state, f"{state.version} promoted")
+        elif state.phase in (Phase.ROLLED_BACK, Phase.ABORTED):
+            self._run_hooks("on_rollback", self.settings.hooks.on_rollback, state)
+            self._emit("finished", state, f"{state.phase.value}: {state.detail}")
+        return state
+
+    def _set_weight(self, weight: int) -> int:
+        last: RouterError | None = None
+        for attempt in range(self.router_attempts):
+            try:
+                self.router.set_weight(weight)
+                confirmed = self.router.get_weight()
+                if confirmed == weight:
+                    return confirmed
+                last = RouterError(f"router reports weight {confirmed} after setting {weight}")
+            except RouterError as exc:
+                last = exc
+            if attempt + 1 < self.router_attempts:
+                self.clock.sleep(min(last.retry_after * 2**attempt, 10.0))
+        assert last is not None
+        raise last
+
+    def _hold(self, state: RolloutState) -> RolloutState:
+        """Analyse the step every interval until a decision other than `continue`."""
+        strategy = self.strategy
+        step_start = state.step_started_at
+        assert step_start is not None  # HOLDING always has a step start
+        hold_end = step_start + strategy.hold
+        self._sleep_until(step_start + strategy.warmup)
+        window_start: float | None = None
+        while True:
+            now = self.clock.now()
+            if window_start is None:
+                window_start = self._open_window(now)
+            if window_start is None:
+                verdict = error_verdict(Window(now, now), "could not open the analysis window")
+            else:
+                verdict = self._measure(Window(window_start, now))
+            state = state.observed(verdict, now)
+            decision = decide(state, verdict, strategy, now)
+            self._record_verdict(state, verdict, decision)
+            if decision.action is DecisionAction.ADVANCE:
+                return self._next_step(state)
+            if decision.action is DecisionAction.ROLLBACK:
+                assert decision.reason is not None
+                return self._rollback(state, decision.reason, decision.explanation, recorded=True)
+            if decision.action is DecisionAction.PAUSE:
+                paused = state.pause(decision.reason, decision.explanation, self.clock.now())
+                self._save(paused)
+                self._emit("paused", paused, decision.explanation)
+                return paused
+            self._save(state)
+            next_tick = now + strategy.interval
+            if now < hold_end < next_tick:
+                next_tick = hold_end  # the final verdict of a step is taken at its hold's end
+            self._sleep_until(next_tick)
+
+    def _open_window(self, at: float) -> float | None:
+        try:
+            self.provider.window_opened(at)
+        except ProviderError as exc:
+            log.warning("could not open analysis window: %s", exc)
+            return None
+        return at
+
+    def _measure(self, window: Window) -> Verdict:
+        try:
+            measurement = self.provider.measure(window)
+        except ProviderError as exc:
+            return error_verdict(window, str(exc))
+        return evaluate(measurement, self.strategy)
+
+    def _wait_while_paused(self, state: RolloutState) -> RolloutState:
+        """With a pause_timeout, wait for a person; past it, apply the configured action."""
+        timeout = self.strategy.pause_timeout
+        if timeout is None or state.paused_at is None:
+            return state
+        deadline = state.paused_at + timeout
+        while self.clock.now() < deadline:
+            self.clock.sleep(min(self.strategy.interval, deadline - self.clock.now()))
+            current = self.load(state.deployment_id)
+            if current.phase is not Phase.PAUSED:
+                return current  # a person promoted, aborted or resumed it from another process
+        expired = self._pause_expired(state, self.clock.now())
+        return self._drive(expired) if expired is not None else state
+
+    def _pause_expired(self, state: RolloutState, now: float) -> RolloutState | None:
+        """The rollout as the pause-timeout action leaves it, or None if not expired."""
+        timeout = self.strategy.pause_timeout
+        if timeout is None or state.paused_at is None or now < state.paused_at + timeout:
+            return None
+        detail = f"nobody answered the pause within {timeout:g}s: {state.detail}"
+        if self.strategy.pause_timeout_action.value == "rollback":
+            return self._rollback(state, state.reason or Reason.NO_DATA, detail)
+        return None
+
+    def _rollback(
+        self, state: RolloutState, reason: Reason, detail: str, *, recorded: bool = False
+    ) -> RolloutState:
+        """Write the decision first, then move traffic: a crash in between is resumable."""
+        if not recorded:
+            self._record(state, "rollback", "fail", detail, {"reason": reason.value})
+        state = state.rollback(reason, detail, self.clock.now())
+        self._save(state)
+        self._emit("rollback", state, f"rolling back ({reason.value}): {detail}")
+        return state
+
+    # --- records -------------------------------------------------------------------------
+
+    def _save(self, state: RolloutState) -> None:
+        self.store.save_state(state.deployment_id, state.updated_at, state.for_storage())
+        record = self.store.get_deployment(state.deployment_id)
+        max_weight = max(state.weight, record.max_weight if record else 0)
+        outcome = state.outcome
+        self.store.update_deployment(
+            state.deployment_id,
+            outcome=outcome.value if outcome else None,
+            reason=state.reason.value if state.reason and state.terminal else None,
+            finished_at=state.updated_at if state.terminal else None,
+            max_weight=max_weight,
+        )
+
+    def _record(
+        self, state: RolloutState, action: str, result: str, reason: str, inputs: dict[str, Any]
+    ) -> None:
+        self.store.add_decision(
+            DecisionRecord(
+                deployment_id=state.deployment_id,
+                at=self.clock.now(),
+                action=action,
+                step=state.step_index,
+                weight=state.weight,
+                result=result,
+                reason=reason,
+                inputs=inputs,
+            )
+        )
+
+    def _record_verdict(self, state: RolloutState, verdict: Verdict, decision: Decision) -> None:
+        inputs = {
+            "verdict": verdict.to_dict(),
+            "decision": {
+                "action": decision.action.value,
+                "reason": decision.reason.value if decision.reason else None,
+                "explanation": decision.explanation,
+            },
+            "counters": {
+                "failures": state.failures,
+                "failure_limit": self.strategy.limits.failure_limit,
+                "consecutive_errors": state.consecutive_errors,
+                "consecutive_error_limit": self.strategy.limits.consecutive_errors,
+            },
+            "step": {
+                "index": state.step_index,
+                "weight": state.weight,
+                "started_at": state.step_started_at,
+                "hold": self.strategy.hold,
+                "warmup": self.strategy.warmup,
+                "min_requests": self.strategy.min_requests,
+            },
+        }
+        self._record(
+            state, decision.action.value, verdict.result.value, decision.explanation, inputs
+        )
+        if self.metrics is not None:
+            for check in verdict.checks:
+                self.metrics.record_analysis(state.environment, check.name, check.result.value)
+            if not verdict.checks:
+                self.metrics.record_analysis(state.environment, "provider", verdict.result.value)
+        self._emit("verdict", state, decision.explanation, verdict=verdict, decision=decision)
+
+    def _store_smoke(self, state: RolloutState, result: RunResult) -> None:
+        self.store.add_smoke_test(
+            SmokeTestRecord(
+                deployment_id=state.deployment_id,
+                service=state.service,
+                environment=state.environment,
+                name=result.name,
+                passed=result.passed,
+                duration=result.duration,
+                at=self.clock.now(),
+                detail=result.detail,
+            )
+        )
+        self._record(
+            state,
+            "smoke",
+            "pass" if result.passed else "fail",
+            f"{result.name}: {result.detail}",
+            {"duration": result.duration},
+        )
+
+    def _run_hooks(
+        self, stage: str, hooks: tuple[Hook, ...], state: RolloutState
+    ) -> RunResult | None:
+        """Run a stage's hooks in order; the first failure (if any) is returned."""
+        env = self._env(state)
+        for index, hook in enumerate(hooks):
+            result = run_hook(stage, index, hook, env)
+            self._record(
+                state,
+                "hook",
+                "pass" if result.passed else "fail",
+                f"{result.name}: {result.detail}",
+                {"stage": stage, "duration": result.duration},
+            )
+            self._emit("hook", state, _describe("hook", result))
+            if not result.passed:
+                return result
+        return None
+
+    def _env(self, state: RolloutState) -> dict[str, str]:
+        return rollout_env(
+            deployment_id=state.deployment_id,
+            service=state.service,
+            environment=state.environment,
+            version=state.version,
+            weight=state.weight,
+        )
+
+    def _emit(
+        self,
+        kind: str,
+        state: RolloutState,
+        message: str,
+        verdict: Verdict | None = None,
+        decision: Decision | None = None,
+    ) -> None:
+        log.info("%s: %s", state.deployment_id, message)
+        if self.on_event is not None:
+            self.on_event(RolloutEvent(kind, state, message, verdict, decision))
+
+    def _sleep_until(self, when: float) -> None:
+        delay = when - self.clock.now()
+        if delay > 0:
+            self.clock.sleep(delay)
+
+
+def _describe(what: str, result: RunResult) -> str:
+    status = "passed" if result.passed else "FAILED"
+    return f"{what} {result.name} {status} in {result.duration:.2f}s ({result.detail})"

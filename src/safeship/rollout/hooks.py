@@ -1,0 +1,119 @@
+"""Hooks and smoke tests: commands and HTTP checks run at fixed points of a rollout.
+
+Commands are argv lists run without a shell unless the config asks for one,
+always under a timeout, with the rollout's identity in their environment
+(`SAFESHIP_DEPLOYMENT_ID`, `SAFESHIP_SERVICE`, `SAFESHIP_ENVIRONMENT`,
+`SAFESHIP_VERSION`, `SAFESHIP_WEIGHT`), so a pre-rollout hook can put the new
+version into the canary slot and a smoke test knows what it is testing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from safeship.config import Hook, SmokeTest
+
+_OUTPUT_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one hook or smoke test did; `detail` is short and safe to store."""
+
+    name: str
+    passed: bool
+    duration: float
+    detail: str
+
+
+def rollout_env(
+    *, deployment_id: str, service: str, environment: str, version: str, weight: int
+) -> dict[str, str]:
+    return {
+        "SAFESHIP_DEPLOYMENT_ID": deployment_id,
+        "SAFESHIP_SERVICE": service,
+        "SAFESHIP_ENVIRONMENT": environment,
+        "SAFESHIP_VERSION": version,
+        "SAFESHIP_WEIGHT": str(weight),
+    }
+
+
+def run_command(
+    name: str,
+    command: tuple[str, ...] | str,
+    *,
+    shell: bool,
+    timeout: float,
+    env: Mapping[str, str],
+) -> RunResult:
+    """Run a command; a non-zero exit, a timeout or a missing program is a failure."""
+    started = time.monotonic()
+    full_env = {**os.environ, **env}
+    try:
+        proc = subprocess.run(
+            command if shell else list(command),
+            shell=shell,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return RunResult(name, False, time.monotonic() - started, f"timed out after {timeout:g}s")
+    except OSError as exc:
+        return RunResult(name, False, time.monotonic() - started, f"could not start: {exc}")
+    duration = time.monotonic() - started
+    if proc.returncode == 0:
+        return RunResult(name, True, duration, "exit 0")
+    tail = (proc.stderr or proc.stdout or "").strip()[-_OUTPUT_TAIL:]
+    return RunResult(name, False, duration, f"exit {proc.returncode}: {tail}".rstrip(": "))
+
+
+def run_hook(stage: str, index: int, hook: Hook, env: Mapping[str, str]) -> RunResult:
+    return run_command(
+        f"{stage}[{index}]",
+        hook.command,
+        shell=hook.shell,
+        timeout=hook.timeout,
+        env={**env, **hook.env},
+    )
+
+
+def run_smoke_test(test: SmokeTest, env: Mapping[str, str]) -> RunResult:
+    """An HTTP expectation or a command, against the canary before it gets traffic."""
+    if test.command is not None:
+        return run_command(test.name, test.command, shell=test.shell, timeout=test.timeout, env=env)
+    assert test.http is not None  # guaranteed by SmokeTest's validator
+    http = test.http
+    started = time.monotonic()
+    try:
+        response = httpx.request(http.method, http.url, timeout=http.timeout)
+    except httpx.HTTPError as exc:
+        return RunResult(
+            test.name, False, time.monotonic() - started, f"{http.method} {http.url}: {exc}"
+        )
+    duration = time.monotonic() - started
+    if response.status_code != http.expect_status:
+        return RunResult(
+            test.name,
+            False,
+            duration,
+            f"{http.method} {http.url}: status {response.status_code}, "
+            f"expected {http.expect_status}",
+        )
+    if http.expect_body is not None and http.expect_body not in response.text:
+        return RunResult(
+            test.name,
+            False,
+            duration,
+            f"{http.method} {http.url}: body does not contain {http.expect_body!r}",
+        )
+    return RunResult(test.name, True, duration, f"{http.method} {http.url}: {response.status_code}")

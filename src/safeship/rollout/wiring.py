@@ -1,0 +1,59 @@
+"""Assemble a controller from configuration: the one place backends are chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry
+
+from safeship.clock import Clock, SystemClock
+from safeship.config import EnvironmentConfig
+from safeship.errors import RouterError
+from safeship.metrics import DeploymentMetrics
+from safeship.providers import build_provider
+from safeship.rollout.controller import EventSink, RolloutController
+from safeship.routers import build_router
+from safeship.store.interface import Store
+
+
+@contextmanager
+def controller_for(
+    settings: EnvironmentConfig,
+    store: Store,
+    *,
+    clock: Clock | None = None,
+    on_event: EventSink | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Iterator[RolloutController]:
+    """A controller wired to the configured router and provider; closes them afterwards."""
+    clock = clock or SystemClock()
+    router = build_router(settings.router)
+    provider = build_provider(settings.provider)
+    metrics = DeploymentMetrics(
+        registry or CollectorRegistry(), store, service=settings.service, clock=clock
+    )
+    try:
+        yield RolloutController(
+            settings,
+            store=store,
+            router=router,
+            provider=provider,
+            clock=clock,
+            metrics=metrics,
+            on_event=on_event,
+        )
+    finally:
+        provider.close()
+        router.close()
+
+
+def preflight(controller: RolloutController) -> None:
+    """Before anything changes: the router must answer. Raises a TransientError (exit 3)."""
+    health = controller.router.health()
+    if not health.ok:
+        raise RouterError(f"router not ready before the rollout: {health.detail}")
+    try:
+        controller.router.get_weight()
+    except RouterError as exc:
+        raise RouterError(f"router not ready before the rollout: {exc}") from exc

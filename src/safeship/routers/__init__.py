@@ -1,0 +1,15 @@
+"""Where traffic goes: a router sets and confirms the canary's share of traffic."""
+
+from typing import assert_never
+
+from safeship.config import LocalRouterSettings, RouterSettings
+from safeship.routers.interface import Router
+
+
+def build_router(settings: RouterSettings) -> Router:
+    """The router backend a config names; every backend type is handled here."""
+    if isinstance(settings, LocalRouterSettings):
+        from safeship.routers.local import LocalRouter
+
+        return LocalRouter(settings.admin_url, timeout=settings.timeout)
+    assert_never(settings)

@@ -1,0 +1,438 @@
+"""The `local` router's data plane: a weighted HTTP reverse proxy on loopback.
+
+It runs as its own process, apart from the controller, so a controller that
+dies mid-rollout leaves traffic exactly where it was; the controller only
+talks to its small JSON admin API. Run it as::
+
+    python -m safeship.routers.local_proxy --listen 127.0.0.1:8080 \\
+        --admin 127.0.0.1:8081 --stable http://127.0.0.1:9001 \\
+        --canary http://127.0.0.1:9002 [--weight 0] [--state-file PATH]
+
+Admin API: `GET /healthz`, `GET /weights`, `PUT /weights`
+`{"canary_weight": 0..100}` and `PUT /upstreams` `{"stable"?, "canary"?}`;
+every successful PUT answers with the same body as `GET /weights` so the
+caller can confirm what is now in force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+Track = Literal["stable", "canary"]
+TRACKS: tuple[Track, ...] = ("stable", "canary")
+TRACK_HEADER = "X-Safeship-Track"
+
+# RFC 9110 section 7.6.1: these describe one connection, never the message.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# The upstream gets its own Host (as nginx does by default); `Expect` is
+# answered here, since the body is already on its way when we connect upstream.
+# The auto headers are ones aiohttp would invent; a transparent proxy adds none.
+_REQUEST_SKIP = HOP_BY_HOP | {"host", "expect"}
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+UPSTREAM_CONNECT_TIMEOUT = 5.0
+"""Loopback connects are instant; a slow one means the upstream is gone."""
+UPSTREAM_READ_TIMEOUT = 60.0
+"""Bounds a hung upstream so it cannot pin proxy connections forever."""
+UPSTREAM_POOL_SIZE = 512
+SHUTDOWN_GRACE = 5.0
+"""How long SIGTERM waits for in-flight requests before closing them."""
+
+
+class StartupError(Exception):
+    """A busy port, or an unreadable state file: the proxy refuses to guess a weight."""
+
+
+def parse_upstream(value: object, field_name: str) -> str:
+    """Return `value` as a normalised http(s) base URL, or raise ValueError naming the field."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} must be an http(s) URL string, got {value!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{field_name} must be an http(s) URL with a host, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{field_name} must not have a query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+def parse_weight(value: object) -> int:
+    """Return `value` as a canary weight, or raise ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValueError(f"canary_weight must be an integer from 0 to 100, got {value!r}")
+    return value
+
+
+@dataclass
+class RouteTable:
+    """Weight, upstreams and counters.
+
+    Only the event loop thread touches it and `choose` never awaits, so no lock
+    is needed and a weight change takes effect on the very next request while
+    in-flight ones keep the upstream they already picked.
+    """
+
+    canary_weight: int
+    upstreams: dict[Track, str]
+    requests: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
+    upstream_errors: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
+    _position: int = 0
+
+    def choose(self) -> Track:
+        """Pick the track for the next request.
+
+        A Bresenham-style counter rather than random sampling: in every run of
+        100 consecutive requests exactly `canary_weight` go to the canary,
+        spread evenly, so even a short analysis window sees the intended share.
+        """
+        position, weight = self._position, self.canary_weight
+        canary = (position + 1) * weight // 100 > position * weight // 100
+        self._position = (position + 1) % 100
+        track: Track = "canary" if canary else "stable"
+        self.requests[track] += 1
+        return track
+
+    def config(self) -> dict[str, Any]:
+        """What the state file persists."""
+        return {
+            "canary_weight": self.canary_weight,
+            "stable": self.upstreams["stable"],
+            "canary": self.upstreams["canary"],
+        }
+
+    def apply(self, config: Mapping[str, Any]) -> None:
+        """Take a validated config; restart the spread only when the weight really changed."""
+        if config["canary_weight"] != self.canary_weight:
+            self.canary_weight = config["canary_weight"]
+            self._position = 0
+        self.upstreams = {track: config[track] for track in TRACKS}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The body of `GET /weights`."""
+        return {
+            **self.config(),
+            "requests": dict(self.requests),
+            "upstream_errors": dict(self.upstream_errors),
+        }
+
+
+def validate_config(config: object) -> dict[str, Any]:
+    """Check a full config (from the state file) and normalise it."""
+    if not isinstance(config, dict):
+        raise ValueError("expected a JSON object")
+    result: dict[str, Any] = {"canary_weight": parse_weight(config.get("canary_weight"))}
+    for track in TRACKS:
+        result[track] = parse_upstream(config.get(track), track)
+    return result
+
+
+class StateFile:
+    """The last weight and upstreams on disk, so a restarted proxy keeps routing as before."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved config, None if there is none yet; StartupError if it is unreadable."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StartupError(f"cannot read state file {self.path}: {exc}") from exc
+        try:
+            return validate_config(json.loads(text))
+        except ValueError as exc:
+            raise StartupError(f"state file {self.path} is invalid: {exc}") from exc
+
+    def save(self, config: Mapping[str, Any]) -> None:
+        """Write atomically: a crash mid-write leaves the previous file, never a torn one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(config, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+
+def _forwardable(headers: Mapping[str, str], skip: frozenset[str]) -> CIMultiDict[str]:
+    """Copy end-to-end headers; `Connection` may name extra hop-by-hop ones."""
+    named = headers.get("Connection")
+    if named:
+        skip = skip | {token.strip().lower() for token in named.split(",")}
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
+
+
+def _gateway_error(track: Track, exc: BaseException) -> web.Response:
+    status, what = (504, "timed out") if isinstance(exc, TimeoutError) else (502, "unreachable")
+    return web.Response(
+        status=status,
+        text=f"safeship: {track} upstream {what}\n",
+        headers={TRACK_HEADER: track},
+    )
+
+
+class LocalProxy:
+    """The proxy handler and the admin API over one shared route table."""
+
+    def __init__(self, table: RouteTable, state_file: StateFile | None) -> None:
+        self.table = table
+        self.state_file = state_file
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        """One pooled session for all upstream traffic: reusing connections is the hot path."""
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=UPSTREAM_POOL_SIZE),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=UPSTREAM_CONNECT_TIMEOUT,
+                sock_read=UPSTREAM_READ_TIMEOUT,
+            ),
+            auto_decompress=False,
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            # A shared jar would replay one client's cookies for every other client.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Forward one request to the chosen upstream and stream the answer back."""
+        assert self._session is not None, "open() first"
+        track = self.table.choose()
+        url = URL(self.table.upstreams[track] + request.raw_path, encoded=True)
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            upstream = await self._session.request(
+                request.method,
+                url,
+                headers=_forwardable(request.headers, _REQUEST_SKIP),
+                data=request.content if request.body_exists else None,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.table.upstream_errors[track] += 1
+            return _gateway_error(track, exc)
+        async with upstream:
+            return await self._relay(request, upstream, track)
+
+    async def _relay(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, track: Track
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=_forwardable(upstream.headers, HOP_BY_HOP),
+        )
+        response.headers[TRACK_HEADER] = track
+        await response.prepare(request)
+        while True:
+            try:
+                chunk = await upstream.content.readany()
+            except (aiohttp.ClientError, TimeoutError):
+                # Headers are already sent: all that is left is to cut the
+                # connection so the client sees a truncated response, not a complete one.
+                self.table.upstream_errors[track] += 1
+                raise
+            if not chunk:
+                break
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    def admin_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/weights", self._get_weights)
+        app.router.add_put("/weights", self._put_weights)
+        app.router.add_put("/upstreams", self._put_upstreams)
+        return app
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _get_weights(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.table.snapshot())
+
+    async def _put_weights(self, request: web.Request) -> web.Response:
+        body = await _json_object(request, allowed={"canary_weight"})
+        try:
+            weight = parse_weight(body.get("canary_weight"))
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
+        return self._change({"canary_weight": weight})
+
+    async def _put_upstreams(self, request: web.Request) -> web.Response:
+        body = await _json_object(request, allowed=set(TRACKS))
+        if not body:
+            raise _bad_request("give at least one of 'stable' or 'canary'")
+        try:
+            changes = {track: parse_upstream(url, track) for track, url in body.items()}
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
+        return self._change(changes)
+
+    def _change(self, changes: Mapping[str, Any]) -> web.Response:
+        """Persist first, then apply, so memory never runs ahead of what a restart would load."""
+        config = {**self.table.config(), **changes}
+        if self.state_file is not None:
+            try:
+                self.state_file.save(config)
+            except OSError as exc:
+                return web.json_response({"error": f"could not save state file: {exc}"}, status=500)
+        self.table.apply(config)
+        return web.json_response(self.table.snapshot())
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _bad_request("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise _bad_request("body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _bad_request(f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    return body
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or bare `PORT` (host 127.0.0.1); port 0 picks a free one."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _upstream_arg(name: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        try:
+            return parse_upstream(value, name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _weight_arg(value: str) -> int:
+    if not value.isdigit() or int(value) > 100:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 100, got {value!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m safeship.routers.local_proxy",
+        description="Weighted stable/canary HTTP reverse proxy with a JSON admin API.",
+    )
+    parser.add_argument("--listen", required=True, type=parse_address, help="HOST:PORT to proxy")
+    parser.add_argument("--admin", required=True, type=parse_address, help="HOST:PORT for admin")
+    parser.add_argument("--stable", required=True, type=_upstream_arg("stable"), help="base URL")
+    parser.add_argument("--canary", required=True, type=_upstream_arg("canary"), help="base URL")
+    parser.add_argument("--weight", type=_weight_arg, default=0, help="canary %% (default 0)")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="persist weight and upstreams here; once it exists it wins over the flags",
+    )
+    return parser
+
+
+def _initial_table(args: argparse.Namespace, state_file: StateFile | None) -> RouteTable:
+    config = state_file.load() if state_file is not None else None
+    if config is None:
+        config = {"canary_weight": args.weight, "stable": args.stable, "canary": args.canary}
+    return RouteTable(config["canary_weight"], {track: config[track] for track in TRACKS})
+
+
+async def _start(runner: web.BaseRunner, address: tuple[str, int]) -> str:
+    """Listen on exactly `address` and return the bound `HOST:PORT` (port 0 resolved)."""
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, *address).start()
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {address[0]}:{address[1]}: {exc}") from exc
+    host, port = runner.addresses[0][:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight requests and exit."""
+    state_file = StateFile(args.state_file) if args.state_file else None
+    proxy = LocalProxy(_initial_table(args, state_file), state_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    proxy_runner = web.ServerRunner(
+        web.Server(proxy.handle, access_log=None), shutdown_timeout=SHUTDOWN_GRACE
+    )
+    admin_runner = web.AppRunner(proxy.admin_app(), access_log=None, shutdown_timeout=1.0)
+    async with contextlib.AsyncExitStack() as cleanup:
+        await proxy.open()
+        cleanup.push_async_callback(proxy.close)
+        cleanup.push_async_callback(proxy_runner.cleanup)
+        listen = await _start(proxy_runner, args.listen)
+        cleanup.push_async_callback(admin_runner.cleanup)
+        admin = await _start(admin_runner, args.admin)
+        print(f"ready listen={listen} admin={admin}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        asyncio.run(serve(args))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Schema revisions of the history store, oldest first by number."""

@@ -1,0 +1,429 @@
+"""The history store on SQLAlchemy Core: SQLite by default, PostgreSQL with the same code.
+
+The tables below only describe the schema to build queries from; the schema itself is
+created and changed by the Alembic revisions in `migrations` (a test checks the two
+agree). Every write runs in its own transaction that is committed before the method
+returns, because the rollout controller records a decision before acting on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+from alembic.util import CommandError
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Executable,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    ScalarSelect,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from safeship.errors import StoreError
+from safeship.store import migrations
+from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+
+metadata = MetaData()
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("service", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("version", String(), nullable=False),
+    Column("commit_sha", String(), nullable=True),
+    Column("commit_time", Float(), nullable=True),
+    Column("started_at", Float(), nullable=False),
+    Column("finished_at", Float(), nullable=True),
+    Column("outcome", String(), nullable=True),
+    Column("reason", String(), nullable=True),
+    Column("max_weight", Integer(), nullable=False),
+    Index("ix_deployments_service_environment_started_at", "service", "environment", "started_at"),
+)
+
+rollout_states = Table(
+    "rollout_states",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column(
+        "deployment_id",
+        String(),
+        ForeignKey("deployments.id", name="fk_rollout_states_deployment_id"),
+        nullable=False,
+    ),
+    Column("seq", Integer(), nullable=False),
+    Column("at", Float(), nullable=False),
+    Column("state", Text(), nullable=False),
+    UniqueConstraint("deployment_id", "seq", name="uq_rollout_states_deployment_id_seq"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column(
+        "deployment_id",
+        String(),
+        ForeignKey("deployments.id", name="fk_decisions_deployment_id"),
+        nullable=False,
+    ),
+    Column("seq", Integer(), nullable=False),
+    Column("at", Float(), nullable=False),
+    Column("action", String(), nullable=False),
+    Column("step", Integer(), nullable=False),
+    Column("weight", Integer(), nullable=False),
+    Column("result", String(), nullable=False),
+    Column("reason", String(), nullable=False),
+    Column("inputs", Text(), nullable=False),
+    UniqueConstraint("deployment_id", "seq", name="uq_decisions_deployment_id_seq"),
+)
+
+smoke_tests = Table(
+    "smoke_tests",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column(
+        "deployment_id",
+        String(),
+        ForeignKey("deployments.id", name="fk_smoke_tests_deployment_id"),
+        nullable=False,
+    ),
+    Column("service", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("name", String(), nullable=False),
+    Column("passed", Boolean(), nullable=False),
+    Column("duration", Float(), nullable=False),
+    Column("at", Float(), nullable=False),
+    Column("detail", Text(), nullable=False),
+)
+
+# Columns named after the record fields, so rows map straight onto the dataclasses.
+_DEPLOYMENT_COLUMNS = [deployments.c[f.name] for f in fields(DeploymentRecord)]
+_DECISION_COLUMNS = [decisions.c[f.name] for f in fields(DecisionRecord)]
+_SMOKE_TEST_COLUMNS = [smoke_tests.c[f.name] for f in fields(SmokeTestRecord)]
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout = 5000",  # first: switching to WAL may have to wait for a lock
+    "PRAGMA journal_mode = WAL",  # readers (safeship history) never block the rollout's writes
+    "PRAGMA synchronous = FULL",  # a committed decision survives a power cut
+    "PRAGMA foreign_keys = ON",
+)
+
+# For strings SQLAlchemy cannot parse: everything between the user's ":" and the last "@".
+_PASSWORD_IN_AUTHORITY = re.compile(r"^((?:[^:/@]*://)?[^:/@]*:).*@")
+_PASSWORD_IN_QUERY = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#]*", re.IGNORECASE)
+
+_DB_ERRORS = (SQLAlchemyError, CommandError, migrations.SchemaTooNewError, OSError)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ***, fit for messages and logs.
+
+    Works on strings SQLAlchemy cannot parse too, since those end up in error messages.
+    """
+    try:
+        text = make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        text = _PASSWORD_IN_AUTHORITY.sub(r"\1***@", url)
+    return _PASSWORD_IN_QUERY.sub(r"\1***", text)
+
+
+class SqlStore(Store):
+    """`Store` on any SQLAlchemy URL; `open_store` is the way in, as it also migrates.
+
+    `url` is the URL with its password masked: the only form of it that may be shown.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = redact_url(url)
+        parsed = self._parse(url)
+        self._password = parsed.password
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        if self._sqlite:
+            parsed = self._prepare_sqlite_file(parsed)
+            self.url = parsed.render_as_string(hide_password=True)
+        with self._guard("opening"):
+            try:
+                # pool_pre_ping: a rollout holds the store through long pauses, during
+                # which a database server may drop idle connections.
+                self._engine = create_engine(parsed, pool_pre_ping=True)
+            except NoSuchModuleError as exc:
+                raise StoreError(
+                    f"history store {self.url}: unknown database type or driver "
+                    f"{parsed.drivername!r}"
+                ) from exc
+            except ImportError as exc:
+                raise StoreError(
+                    f"history store {self.url}: the database driver is not installed ({exc}); "
+                    "install it, or name an installed one in the URL as dialect+driver://"
+                ) from exc
+        if self._sqlite:
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+
+    def _parse(self, url: str) -> URL:
+        try:
+            return make_url(url)
+        except (ArgumentError, ValueError):
+            # from None: SQLAlchemy's message quotes the URL, password included.
+            raise StoreError(
+                f"history store {self.url}: not a database URL "
+                "(expected e.g. sqlite:///.safeship/history.db)"
+            ) from None
+
+    def _prepare_sqlite_file(self, url: URL) -> URL:
+        """Anchor a relative path at the current directory and create its parent directory."""
+        if url.database in (None, "", ":memory:") or url.query.get("uri"):
+            return url
+        path = Path(url.database).absolute()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"history store {self.url}: cannot create directory {path.parent}: {exc}"
+            ) from exc
+        return url.set(database=str(path))
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        detail = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+        if self._password:
+            detail = detail.replace(self._password, "***")
+        return StoreError(f"history store {self.url}: {what} failed: {detail}")
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except _DB_ERRORS as exc:
+            error = self._error(what, exc)
+            leaks = self._password is not None and self._password in str(exc)
+            raise error from (None if leaks else exc)
+
+    def _rows(self, what: str, query: Executable) -> Sequence[Row[Any]]:
+        with self._guard(what), self._engine.connect() as conn:
+            return conn.execute(query).all()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; a no-op when it is there already."""
+        with self._guard("migrating the schema"), self._engine.connect() as conn:
+            if not migrations.pending(conn):
+                return
+            conn.rollback()
+            if self._sqlite:
+                # Takes the write lock for the whole migration, so a second process
+                # opening a new file at the same moment waits, then finds it migrated.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            migrations.upgrade_to_head(conn)
+            conn.commit()
+
+    def create_deployment(self, record: DeploymentRecord) -> None:
+        with self._guard(f"creating deployment {record.id!r}"):
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(deployments).values(asdict(record)))
+            except IntegrityError:
+                if self.get_deployment(record.id) is None:
+                    raise
+                raise StoreError(
+                    f"history store {self.url}: deployment {record.id!r} already exists"
+                ) from None
+
+    def update_deployment(
+        self,
+        deployment_id: str,
+        *,
+        outcome: str | None = None,
+        reason: str | None = None,
+        finished_at: float | None = None,
+        max_weight: int | None = None,
+    ) -> DeploymentRecord:
+        given = {
+            "outcome": outcome,
+            "reason": reason,
+            "finished_at": finished_at,
+            "max_weight": max_weight,
+        }
+        changes = {name: value for name, value in given.items() if value is not None}
+        where = deployments.c.id == deployment_id
+        with self._guard(f"updating deployment {deployment_id!r}"), self._engine.begin() as conn:
+            if changes:
+                conn.execute(update(deployments).where(where).values(changes))
+            row = conn.execute(select(*_DEPLOYMENT_COLUMNS).where(where)).one_or_none()
+        if row is None:
+            raise StoreError(f"history store {self.url}: no deployment {deployment_id!r}")
+        return DeploymentRecord(**row._mapping)
+
+    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+        query = select(*_DEPLOYMENT_COLUMNS).where(deployments.c.id == deployment_id)
+        rows = self._rows(f"reading deployment {deployment_id!r}", query)
+        return DeploymentRecord(**rows[0]._mapping) if rows else None
+
+    def list_deployments(
+        self,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[DeploymentRecord]:
+        query = select(*_DEPLOYMENT_COLUMNS).order_by(
+            deployments.c.started_at.desc(), deployments.c.id.desc()
+        )
+        if service is not None:
+            query = query.where(deployments.c.service == service)
+        if environment is not None:
+            query = query.where(deployments.c.environment == environment)
+        if since is not None:
+            query = query.where(deployments.c.started_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = self._rows("listing deployments", query)
+        return [DeploymentRecord(**row._mapping) for row in rows]
+
+    def save_state(self, deployment_id: str, at: float, state: dict[str, Any]) -> None:
+        what = f"saving the state of deployment {deployment_id!r}"
+        values = {
+            "deployment_id": deployment_id,
+            "seq": _next_seq(rollout_states, deployment_id),
+            "at": at,
+            "state": self._to_json(what, state),
+        }
+        with self._guard(what), self._engine.begin() as conn:
+            conn.execute(insert(rollout_states).values(values))
+
+    def load_state(self, deployment_id: str) -> dict[str, Any] | None:
+        query = (
+            select(rollout_states.c.state)
+            .where(rollout_states.c.deployment_id == deployment_id)
+            .order_by(rollout_states.c.seq.desc())
+            .limit(1)
+        )
+        rows = self._rows(f"loading the state of deployment {deployment_id!r}", query)
+        return _from_json(rows[0].state) if rows else None
+
+    def state_history(self, deployment_id: str) -> list[tuple[float, dict[str, Any]]]:
+        query = (
+            select(rollout_states.c.at, rollout_states.c.state)
+            .where(rollout_states.c.deployment_id == deployment_id)
+            .order_by(rollout_states.c.seq)
+        )
+        rows = self._rows(f"reading the state history of deployment {deployment_id!r}", query)
+        return [(row.at, _from_json(row.state)) for row in rows]
+
+    def add_decision(self, record: DecisionRecord) -> DecisionRecord:
+        what = f"recording a decision of deployment {record.deployment_id!r}"
+        values = {
+            **asdict(record),
+            "seq": _next_seq(decisions, record.deployment_id),
+            "inputs": self._to_json(what, record.inputs),
+        }
+        with self._guard(what), self._engine.begin() as conn:
+            result = conn.execute(insert(decisions).values(values))
+            key = result.inserted_primary_key
+            assert key is not None  # a single-row INSERT always reports its key
+            seq: int = conn.execute(
+                select(decisions.c.seq).where(decisions.c.id == key.id)
+            ).scalar_one()
+        return replace(record, seq=seq)
+
+    def decisions(self, deployment_id: str) -> list[DecisionRecord]:
+        query = (
+            select(*_DECISION_COLUMNS)
+            .where(decisions.c.deployment_id == deployment_id)
+            .order_by(decisions.c.seq)
+        )
+        rows = self._rows(f"reading the decisions of deployment {deployment_id!r}", query)
+        return [
+            DecisionRecord(**{**row._mapping, "inputs": _from_json(row.inputs)}) for row in rows
+        ]
+
+    def add_smoke_test(self, record: SmokeTestRecord) -> None:
+        what = f"recording smoke test {record.name!r} of deployment {record.deployment_id!r}"
+        with self._guard(what), self._engine.begin() as conn:
+            conn.execute(insert(smoke_tests).values(asdict(record)))
+
+    def smoke_tests(
+        self,
+        *,
+        deployment_id: str | None = None,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[SmokeTestRecord]:
+        query = select(*_SMOKE_TEST_COLUMNS).order_by(smoke_tests.c.at, smoke_tests.c.id)
+        if deployment_id is not None:
+            query = query.where(smoke_tests.c.deployment_id == deployment_id)
+        if service is not None:
+            query = query.where(smoke_tests.c.service == service)
+        if environment is not None:
+            query = query.where(smoke_tests.c.environment == environment)
+        rows = self._rows("listing smoke tests", query)
+        return [SmokeTestRecord(**row._mapping) for row in rows]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _to_json(self, what: str, payload: dict[str, Any]) -> str:
+        try:
+            return json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(
+                f"history store {self.url}: {what} failed: payload is not JSON ({exc})"
+            ) from exc
+
+
+def _next_seq(table: Table, deployment_id: str) -> ScalarSelect[Any]:
+    """The next sequence number, computed inside the INSERT itself.
+
+    One statement rather than read-then-write: on SQLite a transaction that reads first
+    and writes later fails at once, busy timeout or not, if another process wrote between.
+    """
+    return (
+        select(func.coalesce(func.max(table.c.seq), 0) + 1)
+        .where(table.c.deployment_id == deployment_id)
+        .scalar_subquery()
+    )
+
+
+def _from_json(text: str) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(text)
+    return payload
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()

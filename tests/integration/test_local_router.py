@@ -1,0 +1,306 @@
+"""The local proxy as a real process between two real upstreams on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from safeship.errors import RouterError
+from safeship.routers.local import LocalProxyProcess, LocalRouter, start_local_proxy
+
+pytestmark = pytest.mark.integration
+
+
+class Upstream(BaseHTTPRequestHandler):
+    """Answers every request with its server's name and what it received."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle on, each response waits
+    # for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+    server: NamedServer
+
+    def answer(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.dumps(
+            {
+                "name": self.server.name,
+                "method": self.command,
+                "path": self.path,
+                "body": self.rfile.read(length).decode(),
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Upstream", self.server.name)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: pytest output is for failures."""
+
+
+class NamedServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(("127.0.0.1", 0), Upstream)
+        self.name = name
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, str]]:
+    servers = [NamedServer("stable"), NamedServer("canary")]
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    yield {server.name: server.url for server in servers}
+    for server, thread in zip(servers, threads, strict=True):
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def start(
+    upstreams: dict[str, str], weight: int = 0, state_file: Path | None = None
+) -> LocalProxyProcess:
+    """A proxy on ports of its own choosing, so parallel test runs never collide."""
+    return start_local_proxy(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        upstreams["stable"],
+        upstreams["canary"],
+        weight=weight,
+        state_file=state_file,
+    )
+
+
+@pytest.fixture
+def proxy(upstreams: dict[str, str]) -> Iterator[LocalProxyProcess]:
+    with start(upstreams) as process:
+        yield process
+
+
+@pytest.fixture
+def router(proxy: LocalProxyProcess) -> Iterator[LocalRouter]:
+    router = LocalRouter(proxy.admin_url)
+    yield router
+    router.close()
+
+
+def send(url: str, count: int) -> Counter[str]:
+    """Send `count` sequential requests; count which upstream answered each."""
+    answered: Counter[str] = Counter()
+    with httpx.Client(base_url=url, trust_env=False) as client:
+        for _ in range(count):
+            response = client.get("/")
+            assert response.status_code == 200
+            assert response.headers["X-Safeship-Track"] == response.json()["name"]
+            answered[response.json()["name"]] += 1
+    return answered
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("weight", [0, 10, 33, 100])
+def test_weight_sends_exactly_that_many_of_100_requests_to_canary(
+    proxy: LocalProxyProcess, router: LocalRouter, weight: int
+) -> None:
+    router.set_weight(weight)
+
+    answered = send(proxy.url, 100)
+
+    assert answered["canary"] == weight
+    assert answered["stable"] == 100 - weight
+
+
+def test_weight_survives_the_controller_client(proxy: LocalProxyProcess) -> None:
+    first = LocalRouter(proxy.admin_url)
+    first.set_weight(25)
+    first.close()
+
+    second = LocalRouter(proxy.admin_url)
+    try:
+        assert second.get_weight() == 25
+        assert second.health().ok
+    finally:
+        second.close()
+    assert send(proxy.url, 100)["canary"] == 25
+
+
+def test_weights_endpoint_counts_requests(proxy: LocalProxyProcess, router: LocalRouter) -> None:
+    router.set_weight(20)
+    send(proxy.url, 50)
+
+    weights = httpx.get(f"{proxy.admin_url}/weights", trust_env=False).json()
+
+    assert weights["canary_weight"] == 20
+    assert weights["requests"] == {"stable": 40, "canary": 10}
+    assert weights["upstream_errors"] == {"stable": 0, "canary": 0}
+
+
+def test_restarted_proxy_keeps_weight_and_upstreams_from_state_file(
+    upstreams: dict[str, str], tmp_path: Path
+) -> None:
+    state_file = tmp_path / "router.json"
+    moved = {"canary": dead_url()}
+    with start(upstreams, weight=5, state_file=state_file) as first:
+        httpx.put(f"{first.admin_url}/upstreams", json=moved, trust_env=False)
+        httpx.put(f"{first.admin_url}/weights", json={"canary_weight": 40}, trust_env=False)
+
+    expected = {"canary_weight": 40, "stable": upstreams["stable"], **moved}
+    assert json.loads(state_file.read_text()) == expected
+    with start(upstreams, weight=0, state_file=state_file) as second:
+        weights = httpx.get(f"{second.admin_url}/weights", trust_env=False).json()
+        assert {key: weights[key] for key in expected} == expected
+        httpx.put(f"{second.admin_url}/upstreams", json=upstreams, trust_env=False)
+        assert send(second.url, 100)["canary"] == 40
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"canary_weight": 101},
+        {"canary_weight": -1},
+        {"canary_weight": "10"},
+        {"canary_weight": True},
+        {},
+        {"canary_weight": 10, "weight": 10},
+        [10],
+    ],
+)
+def test_invalid_weight_is_rejected_with_400(
+    proxy: LocalProxyProcess, router: LocalRouter, body: object
+) -> None:
+    router.set_weight(7)
+
+    response = httpx.put(f"{proxy.admin_url}/weights", json=body, trust_env=False)
+
+    assert response.status_code == 400
+    assert "canary_weight" in response.json()["error"] or "JSON object" in response.json()["error"]
+    assert router.get_weight() == 7
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:1", "127.0.0.1:1", "http://", 5])
+def test_invalid_upstream_is_rejected_with_400(proxy: LocalProxyProcess, url: object) -> None:
+    response = httpx.put(f"{proxy.admin_url}/upstreams", json={"canary": url}, trust_env=False)
+
+    assert response.status_code == 400
+    assert "canary" in response.json()["error"]
+
+
+def test_dead_upstream_gives_502_only_for_requests_routed_there(
+    proxy: LocalProxyProcess, router: LocalRouter
+) -> None:
+    answer = httpx.put(f"{proxy.admin_url}/upstreams", json={"canary": dead_url()}, trust_env=False)
+    assert answer.status_code == 200
+    router.set_weight(50)
+
+    with httpx.Client(base_url=proxy.url, trust_env=False) as client:
+        responses = [client.get("/") for _ in range(20)]
+
+    by_track = Counter((r.headers["X-Safeship-Track"], r.status_code) for r in responses)
+    assert by_track == Counter({("stable", 200): 10, ("canary", 502): 10})
+    weights = httpx.get(f"{proxy.admin_url}/weights", trust_env=False).json()
+    assert weights["upstream_errors"] == {"stable": 0, "canary": 10}
+
+
+def test_request_and_response_are_forwarded(
+    proxy: LocalProxyProcess, upstreams: dict[str, str]
+) -> None:
+    response = httpx.post(
+        f"{proxy.url}/orders?id=7",
+        content=b"payload",
+        headers={"X-Test": "yes", "Connection": "keep-alive, X-Hop", "X-Hop": "secret"},
+        trust_env=False,
+    )
+
+    seen = response.json()
+    assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/orders?id=7", "payload")
+    assert seen["headers"]["x-test"] == "yes"
+    assert "x-hop" not in seen["headers"]
+    # The upstream sees its own host, not the proxy's.
+    assert seen["headers"]["host"] == upstreams["stable"].removeprefix("http://")
+    assert response.headers["X-Upstream"] == "stable"
+    assert response.headers["X-Safeship-Track"] == "stable"
+
+
+def test_weight_changes_under_concurrent_load_drop_nothing(
+    proxy: LocalProxyProcess, router: LocalRouter
+) -> None:
+    statuses, tracks = asyncio.run(load_while_shifting(proxy.url, router, total=300, workers=10))
+
+    assert statuses == Counter({200: 300})
+    assert tracks["stable"] > 0
+    assert tracks["canary"] > 0
+
+
+async def load_while_shifting(
+    url: str, router: LocalRouter, total: int, workers: int
+) -> tuple[Counter[int], Counter[str]]:
+    statuses: Counter[int] = Counter()
+    tracks: Counter[str] = Counter()
+    queue = iter(range(total))
+    limits = httpx.Limits(max_connections=workers)
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, trust_env=False) as client:
+
+        async def worker() -> None:
+            for _ in queue:
+                response = await client.get("/")
+                statuses[response.status_code] += 1
+                tracks[response.headers["X-Safeship-Track"]] += 1
+
+        async def shift() -> None:
+            for weight in (10, 50, 90, 100, 30, 0, 60):
+                await asyncio.to_thread(router.set_weight, weight)
+                await asyncio.sleep(0.02)
+
+        await asyncio.gather(shift(), *(worker() for _ in range(workers)))
+    return statuses, tracks
+
+
+def test_busy_port_fails_start_with_the_proxy_stderr(upstreams: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        with pytest.raises(RouterError, match=r"cannot listen on 127\.0\.0\.1"):
+            start_local_proxy(
+                f"127.0.0.1:{port}", "127.0.0.1:0", upstreams["stable"], upstreams["canary"]
+            )
+
+
+def test_stop_terminates_and_reaps_the_process(upstreams: dict[str, str]) -> None:
+    with start(upstreams) as process:
+        pid = process.pid
+        assert httpx.get(f"{process.admin_url}/healthz", trust_env=False).json() == {"status": "ok"}
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    process.stop()  # a second stop is harmless
