@@ -15,10 +15,11 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from safeship.errors import ConfigError
 
@@ -109,8 +110,11 @@ class CanaryStrategy(Model):
         # The 60 s default must not make a short hold (demo, tests) invalid.
         if isinstance(data, dict) and "min_hold" not in data:
             hold = data.get("hold", DEFAULT_HOLD_SECONDS)
-            if isinstance(hold, int | float):
-                data = {**data, "min_hold": min(DEFAULT_MIN_HOLD_SECONDS, float(hold))}
+            try:  # a quoted `hold: "30"` is a number to pydantic, so clamp for it too
+                seconds = float(hold)
+            except (TypeError, ValueError):
+                return data  # the field itself reports the bad hold
+            data = {**data, "min_hold": min(DEFAULT_MIN_HOLD_SECONDS, seconds)}
         return data
 
     @field_validator("steps")
@@ -382,9 +386,16 @@ class _Loader:
             if len(self.problems) > before:
                 self.unresolved.add(path)
                 return value
-            # An interpolated scalar is re-read as YAML so `${PORT}` can be an int.
+            # An interpolated plain scalar is typed like YAML so `${PORT}` can be an int;
+            # only its type is resolved: the value is never parsed as YAML syntax, so a
+            # secret like `@x`, `*x` or `a #b` stays the exact string it was.
             if isinstance(node, yaml.ScalarNode) and node.style is None and text != value:
-                return yaml.safe_load(text) if text.strip() else None
+                if not text.strip():
+                    return None
+                tag = yaml.SafeLoader("").resolve(  # type: ignore[no-untyped-call]
+                    yaml.ScalarNode, text, (True, False)
+                )
+                return self._plain(yaml.ScalarNode(tag, text))
             return text
         return value
 
@@ -412,8 +423,9 @@ def _format_validation(exc: ValidationError, loader: _Loader) -> list[str]:
     lines, source = loader.lines, loader.source
     problems = []
     for err in exc.errors():
-        # Drop pydantic's union-branch tags ("local", "error_rate") from the path.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _DISCRIMINATOR_TAGS))
+        loc = _file_path(err, lines)
+        if err["type"] == "union_tag_invalid":
+            loc = (*loc, "type")
         if loc in loader.unresolved:
             continue  # already reported as a missing environment variable
         line = _line_for(lines, loc)
@@ -425,15 +437,28 @@ def _format_validation(exc: ValidationError, loader: _Loader) -> list[str]:
             msg = "required key is missing"
         elif err["type"] == "union_tag_invalid":
             ctx = err.get("ctx", {})
-            loc = (*loc, "type")
-            line = _line_for(lines, loc)
-            where = f"{source}:{line}" if line else source
             msg = f"{ctx.get('tag')!r} is not available; choose one of: {ctx.get('expected_tags')}"
-        problems.append(f"{where}: {_dotted(loc)}: {msg}")
+        problem = f"{where}: {_dotted(loc)}: {msg}"
+        if problem not in problems:  # two union branches can fail the same way
+            problems.append(problem)
     return problems
 
 
-_DISCRIMINATOR_TAGS = {"local", "scrape", "error_rate", "latency"}
+def _file_path(err: ErrorDetails, lines: dict[KeyPath, int]) -> KeyPath:
+    """An error's location as a key path of the file.
+
+    pydantic's location also names union branches ("local", "error_rate",
+    "str", "tuple[str, ...]"), which are not keys: a part the file does not
+    have is dropped, except a missing key, which is not in the file by nature.
+    An environment named `local` stays in the path.
+    """
+    loc, kept = err["loc"], cast(KeyPath, ())
+    for i, part in enumerate(loc):
+        missing_key = err["type"] == "missing" and i == len(loc) - 1
+        if isinstance(part, str) and (*kept, part) not in lines and not missing_key:
+            continue
+        kept = (*kept, part)
+    return kept
 
 
 def parse_config(

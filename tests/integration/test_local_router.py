@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -169,6 +170,7 @@ def test_restarted_proxy_keeps_weight_and_upstreams_from_state_file(
     state_file = tmp_path / "router.json"
     moved = {"canary": dead_url()}
     with start(upstreams, weight=5, state_file=state_file) as first:
+        assert json.loads(state_file.read_text())["canary_weight"] == 5
         httpx.put(f"{first.admin_url}/upstreams", json=moved, trust_env=False)
         httpx.put(f"{first.admin_url}/weights", json={"canary_weight": 40}, trust_env=False)
 
@@ -252,22 +254,26 @@ def test_request_and_response_are_forwarded(
 def test_weight_changes_under_concurrent_load_drop_nothing(
     proxy: LocalProxyProcess, router: LocalRouter
 ) -> None:
-    statuses, tracks = asyncio.run(load_while_shifting(proxy.url, router, total=300, workers=10))
+    statuses, tracks, shifts = asyncio.run(load_while_shifting(proxy.url, router, 300, 10))
 
     assert statuses == Counter({200: 300})
     assert tracks["stable"] > 0
     assert tracks["canary"] > 0
+    assert shifts >= 3
 
 
 async def load_while_shifting(
     url: str, router: LocalRouter, total: int, workers: int
-) -> tuple[Counter[int], Counter[str]]:
+) -> tuple[Counter[int], Counter[str], int]:
+    """`total` requests from `workers` concurrent clients while the weight keeps moving."""
     statuses: Counter[int] = Counter()
     tracks: Counter[str] = Counter()
     queue = iter(range(total))
-    limits = httpx.Limits(max_connections=workers)
+    done = asyncio.Event()
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        base_url=url, limits=httpx.Limits(max_connections=workers), trust_env=False
+    ) as client:
 
         async def worker() -> None:
             for _ in queue:
@@ -275,13 +281,30 @@ async def load_while_shifting(
                 statuses[response.status_code] += 1
                 tracks[response.headers["X-Safeship-Track"]] += 1
 
-        async def shift() -> None:
-            for weight in (10, 50, 90, 100, 30, 0, 60):
+        async def shift() -> int:
+            shifts = 0
+            for weight in itertools.cycle((10, 50, 90, 100, 30, 0, 60)):
+                if done.is_set():
+                    break
                 await asyncio.to_thread(router.set_weight, weight)
-                await asyncio.sleep(0.02)
+                shifts += 1
+                await asyncio.sleep(0.01)
+            return shifts
 
-        await asyncio.gather(shift(), *(worker() for _ in range(workers)))
-    return statuses, tracks
+        shifter = asyncio.create_task(shift())
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        done.set()
+        return statuses, tracks, await shifter
+
+
+def test_corrupt_state_file_fails_start_instead_of_guessing(
+    upstreams: dict[str, str], tmp_path: Path
+) -> None:
+    state_file = tmp_path / "router.json"
+    state_file.write_text('{"canary_weight": 250}')
+
+    with pytest.raises(RouterError, match=r"state file .* is invalid: canary_weight"):
+        start(upstreams, state_file=state_file)
 
 
 def test_busy_port_fails_start_with_the_proxy_stderr(upstreams: dict[str, str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -374,6 +376,21 @@ def test_a_database_newer_than_the_code_raises_store_error(store: Store, db_path
         open_store(_url(db_path))
 
 
+def test_migrating_prints_nothing_and_leaves_logging_alone(
+    db_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def logging_setup() -> tuple[object, ...]:
+        loggers = logging.root.manager.loggerDict.values()
+        disabled = {id(lg) for lg in loggers if isinstance(lg, logging.Logger) and lg.disabled}
+        return (list(logging.root.handlers), logging.root.level, disabled)
+
+    logging.getLogger("safeship.test")  # an existing logger, which fileConfig would disable
+    before = logging_setup()
+    open_store(_url(db_path)).close()
+    assert logging_setup() == before
+    assert capfd.readouterr() == ("", "")
+
+
 def test_concurrent_first_opens_in_one_process_all_succeed(tmp_path: Path) -> None:
     # Two threads per file: different databases and the same database at once.
     urls = [_url(tmp_path / f"history{i % 2}.db") for i in range(4)]
@@ -456,13 +473,7 @@ def test_errors_opening_a_store_never_show_the_password(url: str) -> None:
     assert "***" in str(caught.value)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None, reason="psycopg installed")
 def test_a_missing_database_driver_is_named_in_the_error() -> None:
-    pytest.importorskip("sqlalchemy.dialects.postgresql")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("psycopg is installed")
     with pytest.raises(StoreError, match=r"driver is not installed \(No module named 'psycopg'\)"):
-        open_store("postgresql://user:s3cret@127.0.0.1:1/db")
+        open_store("postgresql+psycopg://user:s3cret@127.0.0.1:1/db")

@@ -6,8 +6,8 @@ import json
 
 import click
 
+from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
-from safeship.cli.main import Context, pass_context
 from safeship.cli.output import SCHEMA_VERSION, emit_json
 from safeship.config import json_schema, load_config, redacted
 from safeship.errors import ConfigError
@@ -34,8 +34,9 @@ def validate(ctx: Context, file: str | None, as_json: bool) -> int:
             emit_json({"valid": False, "problems": exc.problems})
         else:
             click.echo(f"invalid: {exc}", err=True)
-            for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
+            if exc.problems != [str(exc)]:  # a lone problem is already the message
+                for problem in exc.problems:
+                    click.echo(f"  {problem}", err=True)
         return ExitCode.USAGE
     if as_json:
         emit_json({"valid": True, "service": cfg.service, "environments": list(cfg.environments)})

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from safeship import __version__
+from safeship.cli.config_cmd import config
+from safeship.cli.context import Context
+from safeship.cli.demo_cmd import demo
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.logs import configure_logging
-from safeship.config import Config, load_config
+from safeship.cli.metrics_cmd import metrics
+from safeship.cli.rollout_cmd import rollout
+from safeship.cli.router_cmd import router
 from safeship.errors import ConfigError, SafeshipError, TransientError
-
-
-@dataclass
-class Context:
-    """What every subcommand may need: where the config is."""
-
-    config_path: str | None
-
-    def load(self) -> Config:
-        return load_config(self.config_path)
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -52,17 +43,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.obj = Context(config_path)
 
 
-def _register() -> None:
-    from safeship.cli import config_cmd, demo_cmd, metrics_cmd, rollout_cmd, router_cmd
-
-    cli.add_command(config_cmd.config)
-    cli.add_command(rollout_cmd.rollout)
-    cli.add_command(metrics_cmd.metrics)
-    cli.add_command(router_cmd.router)
-    cli.add_command(demo_cmd.demo)
-
-
-_register()
+for command in (config, rollout, metrics, router, demo):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

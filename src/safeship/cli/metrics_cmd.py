@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from safeship.cli.main import Context, pass_context
+from safeship.cli.context import Context, pass_context
 from safeship.metrics import initialize_metrics, server_address, shutdown_metrics
 from safeship.store import open_store
 

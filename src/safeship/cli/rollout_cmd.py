@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
-from safeship.cli.main import Context, pass_context
 from safeship.cli.output import emit_json, seconds, when
 from safeship.config import Config, EnvironmentConfig, parse_steps
 from safeship.errors import ConfigError

@@ -206,6 +206,18 @@ def _gateway_error(track: Track, exc: BaseException) -> web.Response:
     )
 
 
+def _abort(request: web.BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
+    """Cut the client connection once the status line has gone out.
+
+    A truncated response is then the only honest signal left, and aiohttp
+    finishes a closed connection quietly instead of logging a traceback.
+    """
+    response.force_close()
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
 class LocalProxy:
     """The proxy handler and the admin API over one shared route table."""
 
@@ -268,10 +280,8 @@ class LocalProxy:
             try:
                 chunk = await upstream.content.readany()
             except (aiohttp.ClientError, TimeoutError):
-                # Headers are already sent: all that is left is to cut the
-                # connection so the client sees a truncated response, not a complete one.
                 self.table.upstream_errors[track] += 1
-                raise
+                return _abort(request, response)
             if not chunk:
                 break
             await response.write(chunk)
@@ -384,9 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _initial_table(args: argparse.Namespace, state_file: StateFile | None) -> RouteTable:
+    """The saved state if there is one, else the flags (saved at once, so a restart keeps them)."""
     config = state_file.load() if state_file is not None else None
     if config is None:
         config = {"canary_weight": args.weight, "stable": args.stable, "canary": args.canary}
+        if state_file is not None:
+            try:
+                state_file.save(config)
+            except OSError as exc:
+                raise StartupError(f"cannot write state file {state_file.path}: {exc}") from exc
     return RouteTable(config["canary_weight"], {track: config[track] for track in TRACKS})
 
 

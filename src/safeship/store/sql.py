@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -134,12 +136,7 @@ _DEPLOYMENT_COLUMNS = [deployments.c[f.name] for f in fields(DeploymentRecord)]
 _DECISION_COLUMNS = [decisions.c[f.name] for f in fields(DecisionRecord)]
 _SMOKE_TEST_COLUMNS = [smoke_tests.c[f.name] for f in fields(SmokeTestRecord)]
 
-_SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout = 5000",  # first: switching to WAL may have to wait for a lock
-    "PRAGMA journal_mode = WAL",  # readers (safeship history) never block the rollout's writes
-    "PRAGMA synchronous = FULL",  # a committed decision survives a power cut
-    "PRAGMA foreign_keys = ON",
-)
+_SQLITE_BUSY_TIMEOUT_S = 5.0
 
 # For strings SQLAlchemy cannot parse: everything between the user's ":" and the last "@".
 _PASSWORD_IN_AUTHORITY = re.compile(r"^((?:[^:/@]*://)?[^:/@]*:).*@")
@@ -169,7 +166,7 @@ class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = redact_url(url)
         parsed = self._parse(url)
-        self._password = parsed.password
+        self._password = parsed.password or None
         self._sqlite = parsed.get_backend_name() == "sqlite"
         if self._sqlite:
             parsed = self._prepare_sqlite_file(parsed)
@@ -227,6 +224,7 @@ class SqlStore(Store):
             yield
         except _DB_ERRORS as exc:
             error = self._error(what, exc)
+            # A chained exception prints its own message, which may quote the password.
             leaks = self._password is not None and self._password in str(exc)
             raise error from (None if leaks else exc)
 
@@ -423,7 +421,28 @@ def _from_json(text: str) -> dict[str, Any]:
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+        # First, so that everything after it waits for locks instead of failing.
+        cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        # WAL: readers (safeship history) never block the rollout's writes.
+        _while_locked(lambda: cursor.execute("PRAGMA journal_mode = WAL"))
+        cursor.execute("PRAGMA synchronous = FULL")  # a committed decision survives a power cut
+        cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _while_locked(statement: Callable[[], object]) -> None:
+    """Run `statement`, retrying while the database is locked, up to the busy timeout.
+
+    Needed for the switch to WAL: when several processes create the file at once, SQLite
+    reports the switch as locked straight away instead of waiting out busy_timeout.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -1,0 +1,7 @@
+"""`python -m safeship` runs the CLI."""
+
+import sys
+
+from safeship.cli.main import main
+
+sys.exit(main())

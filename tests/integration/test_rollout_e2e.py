@@ -1,0 +1,243 @@
+"""Real rollouts on loopback: sample-service processes, the local router process, real load.
+
+These prove the main job end to end: a healthy canary is promoted, a faulty
+one is rolled back by itself to weight 0 with the decision stored, the CLI's
+exit codes and `explain` tell the story, and `/metrics` serves the totals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from safeship.config import CanaryStrategy
+from safeship.demo.load import LoadGenerator
+from safeship.demo.sandbox import Fault, Scenario, sandbox
+from safeship.demo.service import ServiceProcess, start_service
+from safeship.rollout.machine import Outcome, Reason
+from safeship.routers.local import LocalProxyProcess, LocalRouter, start_local_proxy
+
+pytestmark = pytest.mark.integration
+
+FAST = CanaryStrategy(hold=5.0, warmup=1.0, interval=1.0, min_requests=40)
+
+
+def test_sandbox_promotes_healthy_and_rolls_back_faulty_canary(tmp_path: Path) -> None:
+    with sandbox(rps=150, store_url=f"sqlite:///{tmp_path / 'h.db'}", strategy=FAST) as box:
+        healthy = box.run(Scenario("v2", Fault()), on_event=None)
+        faulty = box.run(Scenario("v3", Fault(error_rate=0.05)), on_event=None)
+        weight_after = box.router.get_weight()
+        store = box.store
+        assert healthy.state.outcome is Outcome.PROMOTED
+        assert faulty.state.outcome is Outcome.ROLLED_BACK
+        assert faulty.state.reason is Reason.HIGH_ERROR_RATE
+        assert weight_after == 0
+        record = store.get_deployment(faulty.state.deployment_id)
+        assert record is not None
+        assert (record.outcome, record.reason, record.max_weight) == (
+            "rolled_back",
+            "high_error_rate",
+            10,
+        )
+        rollback = [d for d in store.decisions(record.id) if d.action == "rollback"]
+        assert rollback[0].inputs["verdict"]["samples"]["canary_errors"] > 0
+        assert faulty.canary_failed_requests > 0
+        # After promotion the new version serves as stable: the faulty canary only saw 10%.
+        assert faulty.canary_requests < healthy.canary_requests
+
+
+def test_demo_json_reports_rollback_with_the_deciding_inputs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "safeship", "demo", "--json", "--fault", "error-rate=0.05"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["schema_version"] == 1
+    assert report["outcome"] == "rolled_back"
+    assert report["reason"] == "high_error_rate"
+    assert report["steps_reached"] == [10]
+    assert report["canary_requests"] > 0
+    assert 0 < report["canary_failed_requests"] < report["canary_requests"]
+    assert report["duration"] > 0
+    deciding = [d for d in report["decisions"] if d["action"] == "rollback"]
+    assert len(deciding) == 1
+    assert report["cause"]["seq"] == deciding[0]["seq"]
+    check = deciding[0]["inputs"]["verdict"]["checks"][0]
+    assert check["name"] == "error_rate"
+    assert check["result"] == "fail"
+    assert check["canary"] > check["limit"]
+
+
+@dataclass
+class Stack:
+    stable: ServiceProcess
+    proxy: LocalProxyProcess
+    config: Path
+    store: Path
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """Stable service, local router and load; the test starts its own canary."""
+    with (
+        start_service("127.0.0.1:0", "checkout", "production", "v1", "stable") as stable,
+        start_local_proxy("127.0.0.1:0", "127.0.0.1:0", stable.url, stable.url) as proxy,
+        LoadGenerator(proxy.url, rps=150),
+    ):
+        yield Stack(stable, proxy, tmp_path / "safeship.yaml", tmp_path / "history.db")
+
+
+def write_config(stack: Stack, canary: ServiceProcess) -> None:
+    stack.config.write_text(
+        f"""
+service: checkout
+environments:
+  production: {{}}
+canary:
+  hold: 5
+  warmup: 1
+  interval: 1
+  min_requests: 40
+router:
+  type: local
+  admin_url: {stack.proxy.admin_url}
+provider:
+  type: scrape
+  canary_url: {canary.metrics_url}
+  baseline_url: {stack.stable.metrics_url}
+smoke_tests:
+  - name: canary-health
+    http: {{url: "{canary.url}/healthz", expect_body: ok}}
+store:
+  url: sqlite:///{stack.store}
+"""
+    )
+
+
+def safeship(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "safeship", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def point_canary(stack: Stack, canary: ServiceProcess) -> None:
+    request = urllib.request.Request(
+        f"{stack.proxy.admin_url}/upstreams",
+        data=json.dumps({"canary": canary.url}).encode(),
+        method="PUT",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_cli_rollout_exit_codes_explain_and_metrics(stack: Stack) -> None:
+    with start_service(
+        "127.0.0.1:0", "checkout", "production", "v2", "canary", error_rate=0.1
+    ) as canary:
+        point_canary(stack, canary)
+        write_config(stack, canary)
+        bad = safeship("--config", str(stack.config), "rollout", "--version", "v2", "--json")
+    assert bad.returncode == 1, bad.stderr
+    result = json.loads(bad.stdout)
+    assert (result["outcome"], result["reason"], result["weight"]) == (
+        "rolled_back",
+        "high_error_rate",
+        0,
+    )
+    router = LocalRouter(stack.proxy.admin_url)
+    try:
+        assert router.get_weight() == 0
+    finally:
+        router.close()
+
+    explained = safeship(
+        "--config", str(stack.config), "rollout", "explain", result["deployment_id"]
+    )
+    assert explained.returncode == 0, explained.stderr
+    assert "outcome: rolled_back (high_error_rate)" in explained.stdout
+    assert "error_rate: fail" in explained.stdout
+    assert f"query[canary]: scrape {canary.url}/metrics" in explained.stdout
+
+    with start_service("127.0.0.1:0", "checkout", "production", "v3", "canary") as canary:
+        point_canary(stack, canary)
+        write_config(stack, canary)
+        good = safeship(
+            "--config", str(stack.config), "rollout", "--version", "v3",
+            env={"CANARY_STEPS": "20,100"},
+        )  # fmt: skip
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "promoted at weight 100%" in good.stdout
+
+    port = free_port()
+    served = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "safeship",
+            "--config",
+            str(stack.config),
+            "metrics",
+            "serve",
+            "--port",
+            str(port),
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        text = fetch_metrics(port)
+    finally:
+        served.terminate()
+        served.communicate(timeout=10)
+    where = {"service": "checkout", "environment": "production"}
+    assert sample(text, "deployment_total", {**where, "status": "success"}) == 1
+    assert sample(text, "deployment_total", {**where, "status": "rolled_back"}) == 1
+    assert sample(text, "deployment_rollback_total", {**where, "reason": "high_error_rate"}) == 1
+    assert sample(text, "smoke_test_total", {**where, "result": "passed"}) == 2
+
+
+def sample(text: str, name: str, labels: dict[str, str]) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def fetch_metrics(port: int) -> str:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

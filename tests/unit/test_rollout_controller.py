@@ -1,0 +1,415 @@
+"""The rollout controller in virtual time: hours of rollout in milliseconds, real SQLite store."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safeship.clock import VirtualClock
+from safeship.config import (
+    CanaryStrategy,
+    EnvironmentConfig,
+    Hook,
+    Hooks,
+    Limits,
+    LocalRouterSettings,
+    ScrapeProviderSettings,
+    SmokeTest,
+    StoreSettings,
+)
+from safeship.errors import RolloutStateError
+from safeship.rollout.controller import RolloutController, RolloutEvent
+from safeship.rollout.machine import Outcome, Phase, Reason
+from safeship.store import open_store
+from safeship.store.interface import Store
+from safeship.testing import FakeRouter, SyntheticProvider, Traffic
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'history.db'}")
+    yield s
+    s.close()
+
+
+def settings(
+    strategy: CanaryStrategy | None = None,
+    *,
+    hooks: Hooks | None = None,
+    smoke_tests: tuple[SmokeTest, ...] = (),
+) -> EnvironmentConfig:
+    return EnvironmentConfig(
+        service="checkout",
+        environment="production",
+        canary=strategy or CanaryStrategy(),
+        router=LocalRouterSettings(),
+        provider=ScrapeProviderSettings(),
+        smoke_tests=smoke_tests,
+        hooks=hooks or Hooks(),
+        store=StoreSettings(),
+    )
+
+
+class World:
+    """A controller wired to a fake router and synthetic traffic on a virtual clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        env: EnvironmentConfig,
+        *,
+        rps: float = 100.0,
+        canary: Traffic | None = None,
+        baseline: Traffic | None = None,
+    ) -> None:
+        self.clock = VirtualClock()
+        self.router = FakeRouter()
+        self.provider = SyntheticProvider(
+            self.router, self.clock, rps=rps, canary=canary, baseline=baseline
+        )
+        self.events: list[RolloutEvent] = []
+        self.store = store
+        self.env = env
+        self.controller = self.new_controller()
+
+    def new_controller(self) -> RolloutController:
+        """A fresh controller over the same store and router: another process."""
+        return RolloutController(
+            self.env,
+            store=self.store,
+            router=self.router,
+            provider=self.provider,
+            clock=self.clock,
+            on_event=self.events.append,
+        )
+
+
+def test_healthy_canary_is_promoted_through_every_step(store: Store) -> None:
+    world = World(store, settings())
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.PROMOTED
+    assert world.router.history == [10, 50, 100]
+    record = store.get_deployment(state.deployment_id)
+    assert record is not None
+    assert record.outcome == "promoted"
+    assert record.max_weight == 100
+    # Two holds of 300 s, each judged every 10 s after a 10 s warm-up.
+    assert record.duration == pytest.approx(600, abs=1)
+
+
+def test_hours_of_rollout_run_in_virtual_time(store: Store) -> None:
+    strategy = CanaryStrategy(steps=(1, 2, 5, 10, 25, 50, 100), hold=HOUR, interval=60)
+    world = World(store, settings(strategy), rps=50)
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.PROMOTED
+    assert world.clock.now() - state.started_at == pytest.approx(6 * HOUR, abs=1)
+
+
+def test_error_rate_regression_rolls_back_to_weight_zero_with_reason(store: Store) -> None:
+    world = World(store, settings(), canary=Traffic(error_ratio=0.05))
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.ROLLED_BACK
+    assert state.reason is Reason.HIGH_ERROR_RATE
+    assert world.router.weight == 0
+    assert world.router.history == [10, 0]
+    record = store.get_deployment(state.deployment_id)
+    assert record is not None
+    assert (record.outcome, record.reason) == ("rolled_back", "high_error_rate")
+
+
+def test_rollback_decision_is_stored_with_its_inputs(store: Store) -> None:
+    world = World(store, settings(), canary=Traffic(error_ratio=0.05))
+    state = world.controller.start("v2")
+    rollback = [d for d in store.decisions(state.deployment_id) if d.action == "rollback"]
+    assert len(rollback) == 1
+    inputs = rollback[0].inputs
+    verdict = inputs["verdict"]
+    assert verdict["result"] == "fail"
+    assert verdict["samples"]["canary_requests"] >= 100
+    check = next(c for c in verdict["checks"] if c["name"] == "error_rate")
+    assert check["canary"] == pytest.approx(0.05)
+    assert check["baseline"] == 0
+    assert check["limit"] == pytest.approx(0.001)
+    assert verdict["queries"] == {"canary": "synthetic", "baseline": "synthetic"}
+    assert inputs["decision"]["reason"] == "high_error_rate"
+    assert inputs["step"]["weight"] == 10
+
+
+def test_latency_regression_rolls_back_as_high_latency(store: Store) -> None:
+    world = World(store, settings(), canary=Traffic(latency=0.3), baseline=Traffic(latency=0.02))
+    state = world.controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.HIGH_LATENCY)
+
+
+def test_analysis_windows_never_reach_before_the_step_and_its_warmup(store: Store) -> None:
+    world = World(store, settings())
+    state = world.controller.start("v2")
+    verdicts = [d for d in store.decisions(state.deployment_id) if "verdict" in d.inputs]
+    assert verdicts
+    for decision in verdicts:
+        step = decision.inputs["step"]
+        window = decision.inputs["verdict"]["window"]
+        assert window["start"] >= step["started_at"] + step["warmup"]
+
+
+def test_too_little_traffic_pauses_at_hold_end_and_never_advances(store: Store) -> None:
+    # 100 rps x 10% = 10 canary rps; min_requests 5000 is never reached in one hold.
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    state = world.controller.start("v2")
+    assert state.phase is Phase.PAUSED
+    assert state.outcome is Outcome.PAUSED
+    assert world.router.history == [10]
+    assert "without a conclusive verdict" in state.detail
+    record = store.get_deployment(state.deployment_id)
+    assert record is not None
+    assert record.outcome == "paused"
+
+
+def test_inconclusive_can_be_configured_to_roll_back_as_no_data(store: Store) -> None:
+    strategy = CanaryStrategy(min_requests=5000, limits=Limits(on_inconclusive="rollback"))
+    state = World(store, settings(strategy)).controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.NO_DATA)
+
+
+def test_provider_outage_rolls_back_after_consecutive_error_limit(store: Store) -> None:
+    world = World(store, settings())
+    world.provider.outage = True
+    state = world.controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.PROVIDER_ERROR)
+    errors = [d for d in store.decisions(state.deployment_id) if d.result == "error"]
+    assert len(errors) == 5  # the default consecutive-error limit, then the action
+
+
+def test_provider_errors_that_recover_do_not_roll_back(store: Store) -> None:
+    world = World(store, settings())
+    outages = iter([True, True, True, True] + [False] * 1000)
+
+    original = world.provider.measure
+
+    def flaky(window):  # type: ignore[no-untyped-def]
+        world.provider.outage = next(outages)
+        return original(window)
+
+    world.provider.measure = flaky  # type: ignore[method-assign]
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.PROMOTED
+
+
+def test_failure_limit_tolerates_that_many_failed_measurements(store: Store) -> None:
+    strategy = CanaryStrategy(limits=Limits(failure_limit=2))
+    world = World(store, settings(strategy), canary=Traffic(error_ratio=0.05))
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.ROLLED_BACK
+    fails = [d for d in store.decisions(state.deployment_id) if d.result == "fail"]
+    assert [d.action for d in fails] == ["continue", "continue", "rollback"]
+
+
+def test_router_failure_on_shift_rolls_back_as_router_error(store: Store) -> None:
+    world = World(store, settings())
+    world.router.fail_next = 3  # every attempt of the first shift
+    state = world.controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.ROUTER_ERROR)
+    assert world.router.weight == 0
+
+
+def test_failed_smoke_test_ends_rollout_before_traffic_moves(store: Store) -> None:
+    smoke = SmokeTest(name="probe", command=(sys.executable, "-c", "raise SystemExit(3)"))
+    world = World(store, settings(smoke_tests=(smoke,)))
+    state = world.controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.SMOKE_TEST_FAILED)
+    assert world.router.history == [0]
+    results = store.smoke_tests(deployment_id=state.deployment_id)
+    assert [(r.name, r.passed) for r in results] == [("probe", False)]
+    assert "exit 3" in results[0].detail
+
+
+def test_failed_pre_rollout_hook_ends_rollout_as_hook_failed(store: Store) -> None:
+    hook = Hook(command=(sys.executable, "-c", "import sys; sys.exit(1)"))
+    world = World(store, settings(hooks=Hooks(pre_rollout=(hook,))))
+    state = world.controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.HOOK_FAILED)
+    assert max(world.router.history) == 0
+
+
+def test_hooks_get_the_rollout_identity_in_their_environment(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    script = (
+        "import os, sys; keys = ['SAFESHIP_DEPLOYMENT_ID', 'SAFESHIP_SERVICE', "
+        "'SAFESHIP_ENVIRONMENT', 'SAFESHIP_VERSION', 'SAFESHIP_WEIGHT']; "
+        "open(sys.argv[1], 'a').write(' '.join(os.environ[k] for k in keys) + '\\n')"
+    )
+    hook = Hook(command=(sys.executable, "-c", script, str(out)))
+    hooks = Hooks(pre_rollout=(hook,), pre_promotion=(hook,), post_promotion=(hook,))
+    state = World(store, settings(hooks=hooks)).controller.start("v2")
+    lines = out.read_text().splitlines()
+    dep = state.deployment_id
+    assert lines == [
+        f"{dep} checkout production v2 0",
+        f"{dep} checkout production v2 50",
+        f"{dep} checkout production v2 100",
+    ]
+
+
+def test_shell_hook_runs_only_when_asked(store: Store, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    hook = Hook(command=f"echo $SAFESHIP_VERSION > {marker}", shell=True)
+    World(store, settings(hooks=Hooks(pre_rollout=(hook,)))).controller.start("v9")
+    assert marker.read_text().strip() == "v9"
+
+
+def test_hook_timeout_is_a_failure(store: Store) -> None:
+    hook = Hook(command=(sys.executable, "-c", "import time; time.sleep(5)"), timeout=0.2)
+    state = World(store, settings(hooks=Hooks(pre_rollout=(hook,)))).controller.start("v2")
+    assert state.reason is Reason.HOOK_FAILED
+    assert "timed out" in state.detail
+
+
+def test_paused_rollout_resumes_in_a_new_process_and_promotes(store: Store) -> None:
+    world = World(store, settings(CanaryStrategy(min_requests=1500)), rps=40)
+    paused = world.controller.start("v2")
+    assert paused.phase is Phase.PAUSED
+    world.provider.rps = 1000  # traffic is back
+    state = world.new_controller().resume(paused.deployment_id)
+    assert state.outcome is Outcome.PROMOTED
+    assert world.router.history == [10, 50, 100]
+
+
+def test_paused_rollout_can_be_promoted_by_hand(store: Store) -> None:
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    paused = world.controller.start("v2")
+    state = world.new_controller().promote(paused.deployment_id)
+    assert state.outcome is Outcome.PROMOTED
+    assert world.router.weight == 100
+    actions = [d.action for d in store.decisions(paused.deployment_id)]
+    assert "promote" in actions
+
+
+def test_abort_sets_weight_zero_and_is_safe_to_repeat(store: Store) -> None:
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    paused = world.controller.start("v2")
+    state = world.new_controller().abort(paused.deployment_id)
+    assert (state.outcome, state.reason) == (Outcome.ABORTED, Reason.MANUAL)
+    assert world.router.weight == 0
+    again = world.new_controller().abort(paused.deployment_id)
+    assert again.outcome is Outcome.ABORTED
+
+
+def test_pause_timeout_applies_its_action_when_nobody_answers(store: Store) -> None:
+    strategy = CanaryStrategy(min_requests=5000, pause_timeout=600)
+    world = World(store, settings(strategy))
+    state = world.controller.start("v2")
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.NO_DATA)
+    assert "nobody answered" in state.detail
+
+
+class Crash(BaseException):
+    """Stands in for kill -9: nothing after it in the process runs."""
+
+
+class CrashingRouter(FakeRouter):
+    def __init__(self, crash_on: int) -> None:
+        super().__init__()
+        self.crash_on = crash_on
+
+    def set_weight(self, weight: int) -> None:
+        if weight == self.crash_on:
+            self.crash_on = -1
+            raise Crash
+        super().set_weight(weight)
+
+
+def test_rollback_decision_is_written_before_traffic_moves_and_resume_finishes_it(
+    store: Store,
+) -> None:
+    world = World(store, settings(), canary=Traffic(error_ratio=0.05))
+    world.router = CrashingRouter(crash_on=0)
+    world.router.weight = 0
+    world.provider.router = world.router
+    world.controller = world.new_controller()
+    with pytest.raises(Crash):
+        world.controller.start("v2")
+    [record] = store.list_deployments()
+    stored = store.load_state(record.id)
+    assert stored is not None
+    assert (stored["phase"], stored["target_weight"], stored["reason"]) == (
+        "rolling_back",
+        0,
+        "high_error_rate",
+    )
+    assert world.router.weight == 10  # the crash came before the router was told
+    state = world.new_controller().resume(record.id)
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.HIGH_ERROR_RATE)
+    assert world.router.weight == 0
+
+
+def test_resume_after_crash_mid_shift_finishes_the_recorded_shift(store: Store) -> None:
+    world = World(store, settings())
+    world.router = CrashingRouter(crash_on=50)
+    world.provider.router = world.router
+    world.controller = world.new_controller()
+    with pytest.raises(Crash):
+        world.controller.start("v2")
+    [record] = store.list_deployments()
+    stored = store.load_state(record.id)
+    assert stored is not None
+    assert (stored["phase"], stored["target_weight"]) == ("shifting", 50)
+    state = world.new_controller().resume(record.id)
+    assert state.outcome is Outcome.PROMOTED
+    assert world.router.history == [10, 50, 100]
+
+
+def test_resume_after_crash_mid_hold_holds_the_step_again(store: Store) -> None:
+    world = World(store, settings())
+    measured = 0
+    original = world.provider.measure
+
+    def crash_on_fifth(window):  # type: ignore[no-untyped-def]
+        nonlocal measured
+        measured += 1
+        if measured == 5:
+            raise Crash
+        return original(window)
+
+    world.provider.measure = crash_on_fifth  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        world.controller.start("v2")
+    [record] = store.list_deployments()
+    crashed_at = world.clock.now()
+    world.clock.advance(120)  # the operator takes two minutes to notice
+    state = world.new_controller().resume(record.id)
+    assert state.outcome is Outcome.PROMOTED
+    history = store.state_history(record.id)
+    restarted = [s for at, s in history if at >= crashed_at + 120 and s["phase"] == "holding"]
+    assert restarted[0]["step_started_at"] == crashed_at + 120
+    assert "resume" in [d.action for d in store.decisions(record.id)]
+
+
+def test_unknown_rollout_is_a_clear_error(store: Store) -> None:
+    world = World(store, settings())
+    with pytest.raises(RolloutStateError, match="no rollout 'nope'"):
+        world.controller.resume("nope")
+
+
+def test_every_transition_is_stored(store: Store) -> None:
+    world = World(store, settings())
+    state = world.controller.start("v2")
+    phases = [s["phase"] for _, s in store.state_history(state.deployment_id)]
+    assert phases[0] == "pending"
+    assert phases[-1] == "promoted"
+    for expected in ("shifting", "holding", "promoting"):
+        assert expected in phases
+
+
+def test_events_report_progress_for_a_live_view(store: Store) -> None:
+    world = World(store, settings())
+    world.controller.start("v2")
+    kinds = [e.kind for e in world.events]
+    assert kinds[0] == "started"
+    assert kinds[-1] == "finished"
+    assert kinds.count("weight") == 3
+    assert any(e.verdict is not None for e in world.events)
