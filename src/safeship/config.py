@@ -461,6 +461,40 @@ def _file_path(err: ErrorDetails, lines: dict[KeyPath, int]) -> KeyPath:
     return kept
 
 
+_MERGED_SECTIONS = ("canary", "router", "provider", "hooks")
+
+
+def _merge_environments(data: dict[str, Any]) -> dict[str, Any]:
+    """Each environment's sections deep-merged over the top-level ones."""
+    envs = data.get("environments")
+    if not isinstance(envs, dict):
+        return data
+    merged_envs = {}
+    for name, env in envs.items():
+        if isinstance(env, dict):
+            env = dict(env)
+            for key in _MERGED_SECTIONS:
+                if key in env and key in data:
+                    env[key] = _deep_merge(data[key], env[key])
+        merged_envs[name] = env
+    return {**data, "environments": merged_envs}
+
+
+def _deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced.
+
+    A section that names another backend `type` replaces the base whole, since
+    one backend's keys mean nothing to another.
+    """
+    if not isinstance(base, dict) or not isinstance(override, dict):
+        return override
+    if "type" in override and base.get("type", override["type"]) != override["type"]:
+        return override
+    return {k: _deep_merge(base[k], v) if k in base else v for k, v in override.items()} | {
+        k: v for k, v in base.items() if k not in override
+    }
+
+
 def parse_config(
     text: str, source: str = "<string>", env: Mapping[str, str] | None = None
 ) -> Config:
@@ -480,11 +514,14 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
     problems = list(loader.problems)
+    config = None
     try:
-        config = Config.model_validate(data)
+        # Environment sections are checked as written first, so each error points at its
+        # own line; then they are merged over the top level and checked as a whole.
+        Config.model_validate(data)
+        config = Config.model_validate(_merge_environments(data))
     except ValidationError as exc:
         problems.extend(_format_validation(exc, loader))
-        config = None
     if problems or config is None:
         raise ConfigError(
             f"{source}: {len(problems)} problem(s) in the configuration", problems=problems

@@ -200,7 +200,7 @@ def test_cli_rollout_exit_codes_explain_and_metrics(stack: Stack) -> None:
             "serve",
             "--port",
             str(port),
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

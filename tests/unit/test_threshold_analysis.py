@@ -208,9 +208,9 @@ def test_error_ratio_exactly_at_the_limit_passes() -> None:
 def test_latency_p95_is_computed_from_buckets_and_compared_with_baseline() -> None:
     check = LatencyCheck(quantile=0.95, max_increase_factor=1.5, margin_seconds=0.05)
 
-    result = evaluate(measure(sample(buckets=SLOW), sample(buckets=FAST)), strategy(check)).checks[
-        0
-    ]
+    verdict = evaluate(measure(sample(buckets=SLOW), sample(buckets=FAST)), strategy(check))
+
+    result = verdict.checks[0]
 
     # canary: rank 950 in (0.25, 1.0] holding 500..960 -> 0.25 + 0.75 * 450/460
     assert result.canary == pytest.approx(0.25 + 0.75 * 450 / 460)
