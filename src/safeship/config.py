@@ -438,6 +438,9 @@ def _format_validation(exc: ValidationError, loader: _Loader) -> list[str]:
         elif err["type"] == "union_tag_invalid":
             ctx = err.get("ctx", {})
             msg = f"{ctx.get('tag')!r} is not available; choose one of: {ctx.get('expected_tags')}"
+        elif err["type"] == "union_tag_not_found":
+            loc = (*loc, "type")
+            msg = "required key is missing (it says which kind this is)"
         problem = f"{where}: {_dotted(loc)}: {msg}"
         if problem not in problems:  # two union branches can fail the same way
             problems.append(problem)

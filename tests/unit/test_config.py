@@ -410,24 +410,66 @@ service: checkout
 canary:
   steps: [10, 50, 100]
   hold: 300
+  min_requests: 500
+hooks:
+  pre_rollout:
+    - command: [deploy, canary]
+  on_rollback:
+    - command: [page, oncall]
 environments:
   staging:
     canary:
       steps: [50, 100]
       hold: 30
       warmup: 1
+    hooks:
+      pre_rollout:
+        - command: [deploy, staging]
   production: {}
 """
 
 
-def test_environment_canary_replaces_the_top_level_one() -> None:
+def test_environment_canary_keys_override_the_top_level_ones() -> None:
     staging = parse(ENVIRONMENTS).for_environment("staging")
 
     assert staging.service == "checkout"
     assert staging.environment == "staging"
     assert staging.canary.steps == (50, 100)
     assert staging.canary.hold == 30.0
-    assert staging.canary.min_hold == 30.0
+    assert staging.canary.warmup == 1.0
+    assert staging.canary.min_hold == 30.0  # the default is clamped to the shorter hold
+
+
+def test_environment_inherits_canary_keys_it_does_not_set() -> None:
+    staging = parse(ENVIRONMENTS).for_environment("staging")
+
+    assert staging.canary.min_requests == 500
+
+
+def test_environment_hooks_merge_stage_by_stage() -> None:
+    hooks = parse(ENVIRONMENTS).for_environment("staging").hooks
+
+    assert [h.command for h in hooks.pre_rollout] == [("deploy", "staging")]
+    assert [h.command for h in hooks.on_rollback] == [("page", "oncall")]
+
+
+def test_environment_override_does_not_change_the_top_level() -> None:
+    config = parse(ENVIRONMENTS)
+
+    assert config.canary.steps == (10, 50, 100)
+    assert config.canary.hold == 300.0
+
+
+def test_environment_merged_conflict_is_reported_at_the_environment() -> None:
+    text = (
+        "service: a\ncanary:\n  hold: 300\n  min_hold: 120\n"
+        "environments:\n  dev:\n    canary:\n      hold: 30\n"
+    )
+
+    problem = only_problem(text)
+
+    assert problem.startswith(f"{SOURCE}:7: environments.dev.canary: ")
+    assert "min_hold (120.0) cannot exceed hold (30.0)" in problem
 
 
 def test_environment_without_overrides_uses_the_top_level() -> None:
