@@ -237,7 +237,7 @@ class SqlStore(Store):
         with self._guard("migrating the schema"), self._engine.connect() as conn:
             if not migrations.pending(conn):
                 return
-            conn.rollback()
+            conn.rollback()  # ends the read pending() began; the migration gets a fresh one
             if self._sqlite:
                 # Takes the write lock for the whole migration, so a second process
                 # opening a new file at the same moment waits, then finds it migrated.
