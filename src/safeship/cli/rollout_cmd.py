@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -292,5 +291,3 @@ def render_story(story: dict[str, Any]) -> str:
                 lines.append(f"        query[{name}]: {query}")
     return "\n".join(lines)
 
-
-__all__ = ["json", "render_story", "rollout"]

@@ -1,0 +1,85 @@
+"""`safeship rollout` command-line behaviour that needs no running services."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safeship.cli.main import main
+from safeship.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger() -> Iterator[None]:
+    logger = logging.getLogger("safeship")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "safeship.yaml"
+    path.write_text(
+        f"""
+service: checkout
+router:
+  type: local
+  admin_url: http://127.0.0.1:{closed_port()}
+  timeout: 0.5
+store:
+  url: sqlite:///{tmp_path / "history.db"}
+"""
+    )
+    return path
+
+
+def test_unreachable_router_exits_3_before_anything_changes(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--config", str(config), "rollout", "--version", "v2"])
+    assert code == 3
+    assert "router not ready before the rollout" in capsys.readouterr().err
+    store = open_store(f"sqlite:///{tmp_path / 'history.db'}")
+    try:
+        assert store.list_deployments() == []
+    finally:
+        store.close()
+
+
+def test_rollout_without_version_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "rollout"]) == 2
+    assert "--version is required" in capsys.readouterr().err
+
+
+def test_bad_steps_override_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANARY_STEPS", "10,5")
+    assert main(["--config", str(config), "rollout", "--version", "v2"]) == 2
+    assert "canary.steps" in capsys.readouterr().err
+
+
+def test_explain_of_an_unknown_rollout_says_so(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "rollout", "explain", "nope"]) == 1
+    assert "no rollout 'nope'" in capsys.readouterr().err
+
+
+def test_status_with_nothing_running(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "rollout", "status"]) == 0
+    assert "no unfinished rollouts" in capsys.readouterr().out
