@@ -10,14 +10,17 @@ only from its injected clock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from safeship.analysis import Verdict, error_verdict, evaluate
 from safeship.clock import Clock
-from safeship.config import EnvironmentConfig, Hook, redacted
+from safeship.config import EnvironmentConfig, Hook, SmokeTest, redacted
 from safeship.errors import ProviderError, RolloutStateError, RouterError
 from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
@@ -32,9 +35,13 @@ from safeship.rollout.machine import (
     decide,
 )
 from safeship.routers.interface import Router
-from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.interface import DecisionRecord, DeploymentRecord, Store
 
 log = logging.getLogger("safeship.rollout")
+
+
+class SmokeTestFailed(Exception):
+    """Tells `track_smoke_test` that the smoke test failed; its text is the detail stored."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,11 @@ class RolloutController:
         self.router = router
         self.provider = provider
         self.clock = clock
-        self.metrics = metrics
+        # Smoke tests and live gauges always go through the metrics; a private registry
+        # keeps a library user's global one untouched when they pass none.
+        self.metrics = metrics or DeploymentMetrics(
+            CollectorRegistry(), store, service=settings.service, clock=clock
+        )
         self.on_event = on_event
         self.router_attempts = router_attempts
 
@@ -188,10 +199,8 @@ class RolloutController:
         failed = self._run_hooks("pre_rollout", self.settings.hooks.pre_rollout, state)
         if failed is not None:
             return self._rollback(state, Reason.HOOK_FAILED, f"{failed.name}: {failed.detail}")
-        env = self._env(state)
         for test in self.settings.smoke_tests:
-            result = run_smoke_test(test, env)
-            self._store_smoke(state, result)
+            result = self._smoke_test(state, test)
             self._emit("smoke", state, _describe("smoke test", result))
             if not result.passed:
                 return self._rollback(
@@ -226,8 +235,7 @@ class RolloutController:
             return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
         state = state.weight_confirmed(confirmed, self.clock.now())
         self._save(state)
-        if self.metrics is not None:
-            self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
+        self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
         if state.phase is Phase.PROMOTED:
             self._run_hooks("post_promotion", self.settings.hooks.post_promotion, state)
@@ -395,26 +403,20 @@ class RolloutController:
         self._record(
             state, decision.action.value, verdict.result.value, decision.explanation, inputs
         )
-        if self.metrics is not None:
-            for check in verdict.checks:
-                self.metrics.record_analysis(state.environment, check.name, check.result.value)
-            if not verdict.checks:
-                self.metrics.record_analysis(state.environment, "provider", verdict.result.value)
+        for check in verdict.checks:
+            self.metrics.record_analysis(state.environment, check.name, check.result.value)
+        if not verdict.checks:
+            self.metrics.record_analysis(state.environment, "provider", verdict.result.value)
         self._emit("verdict", state, decision.explanation, verdict=verdict, decision=decision)
 
-    def _store_smoke(self, state: RolloutState, result: RunResult) -> None:
-        self.store.add_smoke_test(
-            SmokeTestRecord(
-                deployment_id=state.deployment_id,
-                service=state.service,
-                environment=state.environment,
-                name=result.name,
-                passed=result.passed,
-                duration=result.duration,
-                at=self.clock.now(),
-                detail=result.detail,
-            )
-        )
+    def _smoke_test(self, state: RolloutState, test: SmokeTest) -> RunResult:
+        """Run one smoke test, tracked (and stored) by `track_smoke_test`."""
+        result = RunResult(test.name, False, 0.0, "not run")
+        tracked = self.metrics.track_smoke_test(state.environment, state.deployment_id, test.name)
+        with contextlib.suppress(SmokeTestFailed), tracked:
+            result = run_smoke_test(test, self._env(state))
+            if not result.passed:
+                raise SmokeTestFailed(result.detail)
         self._record(
             state,
             "smoke",
@@ -422,6 +424,7 @@ class RolloutController:
             f"{result.name}: {result.detail}",
             {"duration": result.duration},
         )
+        return result
 
     def _run_hooks(
         self, stage: str, hooks: tuple[Hook, ...], state: RolloutState

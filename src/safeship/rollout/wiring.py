@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry
-
 from safeship.clock import Clock, SystemClock
 from safeship.config import EnvironmentConfig
 from safeship.errors import RouterError
-from safeship.metrics import DeploymentMetrics
 from safeship.providers import build_provider
 from safeship.rollout.controller import EventSink, RolloutController
 from safeship.routers import build_router
@@ -24,15 +21,11 @@ def controller_for(
     *,
     clock: Clock | None = None,
     on_event: EventSink | None = None,
-    registry: CollectorRegistry | None = None,
 ) -> Iterator[RolloutController]:
     """A controller wired to the configured router and provider; closes them afterwards."""
     clock = clock or SystemClock()
     router = build_router(settings.router)
     provider = build_provider(settings.provider)
-    metrics = DeploymentMetrics(
-        registry or CollectorRegistry(), store, service=settings.service, clock=clock
-    )
     try:
         yield RolloutController(
             settings,
@@ -40,7 +33,6 @@ def controller_for(
             router=router,
             provider=provider,
             clock=clock,
-            metrics=metrics,
             on_event=on_event,
         )
     finally:
