@@ -167,7 +167,10 @@ def test_too_little_traffic_pauses_at_hold_end_and_never_advances(store: Store) 
     assert "without a conclusive verdict" in state.detail
     record = store.get_deployment(state.deployment_id)
     assert record is not None
-    assert record.outcome == "paused"
+    assert (record.outcome, record.finished_at) == (None, None)  # unfinished, not a final outcome
+    stored = store.load_state(state.deployment_id)
+    assert stored is not None
+    assert stored["phase"] == "paused"
 
 
 def test_inconclusive_can_be_configured_to_roll_back_as_no_data(store: Store) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from safeship.analysis import Verdict
+from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
 from safeship.demo.sandbox import Fault, Scenario, ScenarioResult, default_scenarios, run_demo
@@ -29,7 +30,15 @@ from safeship.rollout.controller import RolloutEvent
     "--store", "store_url", default=None, help="Keep the history here (default: a temp dir)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON, no live view.")
-def demo(fault: str | None, healthy: bool, rps: float, store_url: str | None, as_json: bool) -> int:
+@pass_context
+def demo(
+    ctx: Context,
+    fault: str | None,
+    healthy: bool,
+    rps: float,
+    store_url: str | None,
+    as_json: bool,
+) -> int:
     """Run real canary rollouts locally: sample service, local router, load, analysis.
 
     By default a healthy version is promoted and a faulty one (5% errors) is rolled
@@ -47,6 +56,7 @@ def demo(fault: str | None, healthy: bool, rps: float, store_url: str | None, as
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
+    store_url = store_url or ctx.store_url
     signal.signal(signal.SIGTERM, _interrupt)
     console = Console(stderr=as_json, highlight=False)
     view = None if as_json else LiveView(console)
@@ -65,6 +75,8 @@ def demo(fault: str | None, healthy: bool, rps: float, store_url: str | None, as
         emit_json(payload)
     else:
         _summary(console, results, ok)
+        if store_url:
+            console.print(f"history kept: `safeship --store {store_url} rollout explain ID`")
     return ExitCode.OK if ok else ExitCode.FAILED
 
 

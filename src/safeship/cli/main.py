@@ -29,10 +29,18 @@ from safeship.errors import ConfigError, SafeshipError, TransientError
     metavar="FILE",
     help="Config file [env SAFESHIP_CONFIG; default ./safeship.yaml].",
 )
+@click.option(
+    "--store",
+    "store_url",
+    envvar="SAFESHIP_STORE_URL",
+    default=None,
+    metavar="URL",
+    help="History store, a SQLAlchemy URL [env SAFESHIP_STORE_URL; default: the config's].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @click.version_option(__version__, prog_name="safeship")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, store_url: str | None, verbose: bool) -> None:
     """Progressive canary deployments, judged from live metrics, rolled back by themselves.
 
     Exit codes: 0 success/promoted, 1 rolled back or check failed, 2 bad config or
@@ -40,7 +48,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     for a person, 5 another rollout holds the lock.
     """
     configure_logging(verbose)
-    ctx.obj = Context(config_path)
+    ctx.obj = Context(config_path, store_url)
 
 
 for command in (config, rollout, metrics, router, demo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -92,7 +93,7 @@ def rollout(
         steps=parse_steps(steps) if steps else None, hold=hold
     )
     with (
-        _store(cfg) as store,
+        _store(cfg.store.url) as store,
         controller_for(settings, store, on_event=None if as_json else _print_event) as controller,
     ):
         preflight(controller)
@@ -113,8 +114,8 @@ def _settings(cfg: Config, environment: str | None) -> EnvironmentConfig:
 
 
 @contextmanager
-def _store(cfg: Config) -> Iterator[Store]:
-    store = open_store(cfg.store.url)
+def _store(url: str) -> Iterator[Store]:
+    store = open_store(url)
     try:
         yield store
     finally:
@@ -125,10 +126,10 @@ def _store(cfg: Config) -> Iterator[Store]:
 def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Store, RolloutController]]:
     """A controller for an existing rollout, configured for that rollout's environment."""
     cfg = ctx.load()
-    with _store(cfg) as store:
+    with _store(cfg.store.url) as store:
         record = store.get_deployment(deployment_id)
         if record is None:
-            raise click.UsageError(f"no rollout {deployment_id!r} in {cfg.store.url}")
+            raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
         settings = cfg.for_environment(record.environment)
         with controller_for(settings, store, on_event=_print_event) as controller:
             yield store, controller
@@ -201,17 +202,29 @@ def resume(ctx: Context, deployment_id: str, as_json: bool) -> int:
 @pass_context
 def list_(ctx: Context, environment: str | None, limit: int, as_json: bool) -> None:
     """Recent rollouts, newest first."""
-    cfg = ctx.load()
-    with _store(cfg) as store:
-        records = store.list_deployments(service=cfg.service, environment=environment, limit=limit)
+    url, service = ctx.history()
+    with _store(url) as store:
+        records = store.list_deployments(service=service, environment=environment, limit=limit)
+        phases = {r.id: _phase(store, r.id) for r in records if r.outcome is None}
     if as_json:
-        emit_json({"deployments": [r.__dict__ for r in records]})
+        emit_json(
+            {
+                "deployments": [
+                    {**dataclasses.asdict(r), "phase": phases.get(r.id, r.outcome)} for r in records
+                ]
+            }
+        )
         return
     for r in records:
         click.echo(
-            f"{r.id}  {r.environment:<12} {r.version:<16} {r.outcome or 'running':<12} "
+            f"{r.id}  {r.environment:<12} {r.version:<16} {phases.get(r.id, r.outcome):<12} "
             f"{r.reason or '':<18} {when(r.started_at)}  {seconds(r.duration)}"
         )
+
+
+def _phase(store: Store, deployment_id: str) -> str:
+    state = store.load_state(deployment_id)
+    return str(state["phase"]) if state else "unknown"
 
 
 @rollout.command()
@@ -220,14 +233,12 @@ def list_(ctx: Context, environment: str | None, limit: int, as_json: bool) -> N
 @pass_context
 def status(ctx: Context, deployment_id: str | None, as_json: bool) -> None:
     """The state of one rollout, or every unfinished one."""
-    cfg = ctx.load()
-    with _store(cfg) as store:
+    url, service = ctx.history()
+    with _store(url) as store:
         ids = (
             [deployment_id]
             if deployment_id
-            else [
-                r.id for r in store.list_deployments(service=cfg.service) if r.finished_at is None
-            ]
+            else [r.id for r in store.list_deployments(service=service) if r.finished_at is None]
         )
         states = [store.load_state(i) for i in ids]
     if as_json:
@@ -250,8 +261,8 @@ def status(ctx: Context, deployment_id: str | None, as_json: bool) -> None:
 @pass_context
 def explain(ctx: Context, deployment_id: str, as_json: bool) -> None:
     """The whole story of a rollout: every state and decision with its inputs."""
-    cfg = ctx.load()
-    with _store(cfg) as store:
+    url, _ = ctx.history()
+    with _store(url) as store:
         story = rollout_story(store, deployment_id)
     if as_json:
         emit_json(story)
@@ -270,6 +281,15 @@ def render_story(story: dict[str, Any]) -> str:
     ]
     if story["cause"]:
         lines.append(f"  because: {story['cause']['reason']}")
+    lines.append("traffic:")
+    last_phase = None
+    for state in story["states"]:
+        if state["phase"] == last_phase:
+            continue
+        last_phase = state["phase"]
+        target = state["target_weight"]
+        weight = f"{state['weight']}%" + (f" -> {target}%" if target is not None else "")
+        lines.append(f"  {when(state['at'])} {state['phase']:<13} {weight}")
     lines.append("decisions:")
     for dec in story["decisions"]:
         lines.append(
@@ -290,4 +310,3 @@ def render_story(story: dict[str, Any]) -> str:
             for name, query in verdict.get("queries", {}).items():
                 lines.append(f"        query[{name}]: {query}")
     return "\n".join(lines)
-

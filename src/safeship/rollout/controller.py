@@ -273,6 +273,10 @@ class RolloutController:
             now = self.clock.now()
             if window_start is None:
                 window_start = self._open_window(now)
+                if window_start is not None:
+                    # An empty window says nothing: first look one interval after opening.
+                    self._sleep_until(min(window_start + strategy.interval, hold_end))
+                    now = self.clock.now()
             if window_start is None:
                 verdict = error_verdict(Window(now, now), "could not open the analysis window")
             else:
@@ -352,7 +356,9 @@ class RolloutController:
         self.store.save_state(state.deployment_id, state.updated_at, state.for_storage())
         record = self.store.get_deployment(state.deployment_id)
         max_weight = max(state.weight, record.max_weight if record else 0)
-        outcome = state.outcome
+        # The deployment row records only final outcomes; a paused rollout's phase lives in
+        # its state, so resuming it never has to take an outcome back.
+        outcome = state.outcome if state.terminal else None
         self.store.update_deployment(
             state.deployment_id,
             outcome=outcome.value if outcome else None,
