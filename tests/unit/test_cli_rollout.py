@@ -83,3 +83,14 @@ def test_explain_of_an_unknown_rollout_says_so(
 def test_status_with_nothing_running(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config), "rollout", "status"]) == 0
     assert "no unfinished rollouts" in capsys.readouterr().out
+
+
+def test_history_commands_need_no_config_with_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no safeship.yaml here
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    assert main(["--store", url, "rollout", "list"]) == 0
+    monkeypatch.setenv("SAFESHIP_STORE_URL", url)
+    assert main(["rollout", "status"]) == 0
+    assert "no unfinished rollouts" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
 from safeship.config import Config, EnvironmentConfig, parse_steps
 from safeship.errors import ConfigError
+from safeship.ids import new_deployment_id
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import RolloutState
 from safeship.rollout.story import rollout_story
@@ -97,9 +99,23 @@ def rollout(
         controller_for(settings, store, on_event=None if as_json else _print_event) as controller,
     ):
         preflight(controller)
-        state = controller.start(
-            version, deployment_id=deployment_id, commit_sha=commit_sha, commit_time=commit_time
-        )
+        deployment_id = deployment_id or new_deployment_id(time.time())
+        try:
+            state = controller.start(
+                version,
+                deployment_id=deployment_id,
+                commit_sha=commit_sha,
+                commit_time=commit_time,
+            )
+        except KeyboardInterrupt:
+            # The router keeps the weight it has; say how to finish from here.
+            click.echo(
+                f"interrupted: rollout {deployment_id} stays where it was; continue with "
+                f"`safeship rollout resume {deployment_id}` or stop it with "
+                f"`safeship rollout abort {deployment_id}`",
+                err=True,
+            )
+            raise
         return _finish(store, state, as_json)
 
 
