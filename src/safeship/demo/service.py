@@ -20,18 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
-import site
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import IO
 
 from aiohttp import web
 from prometheus_client import (
@@ -42,6 +35,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+
+from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
 
 TRACKS = ("stable", "canary")
 LATENCY_BUCKETS = (
@@ -230,14 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class ServiceProcess:
+class ServiceProcess(ChildHandle):
     """A running demo service child; `stop()` (or leaving the `with` block) always reaps it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], listen: str, stderr: IO[bytes]) -> None:
-        self._process = process
-        self._stderr = stderr
-        self.listen = listen
-        host, port = parse_listen(listen)
+    def __init__(self, child: ChildProcess) -> None:
+        self._child = child
+        self.listen = child.ready["listen"]
+        host, port = parse_listen(self.listen)
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
         self.url = f"http://{_format_address(host, port)}"
@@ -245,68 +239,19 @@ class ServiceProcess:
 
     @property
     def pid(self) -> int:
-        return self._process.pid
+        return self._child.pid
 
     @property
     def returncode(self) -> int | None:
-        return self._process.poll()
+        return self._child.returncode
 
     def stop(self, timeout: float = 5.0) -> int:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code. Safe to repeat."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-        code = self._process.wait()
-        self._stderr.close()
-        return code
+        return self._child.stop(timeout)
 
     def stderr_tail(self, limit: int = 2000) -> str:
         """The end of what the child wrote to stderr, for error messages."""
-        if self._stderr.closed:
-            return ""
-        return _read_all(self._stderr, limit).strip()
-
-    def __enter__(self) -> ServiceProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _read_all(file: IO[bytes], limit: int = 1 << 16) -> str:
-    """The last `limit` bytes of a file the child is writing to.
-
-    `pread` leaves the shared file offset alone, so the child's next write
-    still lands at the end.
-    """
-    size = os.fstat(file.fileno()).st_size
-    start = max(0, size - limit)
-    return os.pread(file.fileno(), size - start, start).decode(errors="replace")
-
-
-def _child_env() -> dict[str, str]:
-    """The parent's environment, with the directory this safeship was imported from on the path.
-
-    A source checkout (tests, `PYTHONPATH=src`) is not installed, yet the child
-    must run the very same code as its parent. Site directories are left out so
-    they never move ahead of the standard library.
-    """
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    if root in site.getsitepackages():
-        return env
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in paths:
-        env["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    return env
+        return self._child.stderr_tail(limit)
 
 
 def start_service(
@@ -329,10 +274,7 @@ def start_service(
     # Checked here too, so a mistake is a ValueError now rather than a usage error in a child.
     ServiceConfig(service, environment, version, track, error_rate, latency_ms, base_latency_ms)
     parse_listen(listen)
-    command = [
-        sys.executable,
-        "-m",
-        "safeship.demo.service",
+    args = [
         f"--listen={listen}",
         f"--service={service}",
         f"--environment={environment}",
@@ -342,46 +284,14 @@ def start_service(
         f"--latency-ms={latency_ms}",
         f"--base-latency-ms={base_latency_ms}",
     ]
-    # Files, not pipes: a child that outlives our reading can never block on a full pipe.
-    with tempfile.TemporaryFile() as stdout:
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by ServiceProcess, closed in stop()
-        try:
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=_child_env()
-            )
-        except BaseException:
-            stderr.close()
-            raise
-        try:
-            bound = _wait_ready(process, stdout, ready_timeout)
-        except BaseException:
-            ServiceProcess(process, listen, stderr).stop()
-            raise
-    if bound is not None:
-        return ServiceProcess(process, bound, stderr)
-    failed = ServiceProcess(process, listen, stderr)
-    tail = failed.stderr_tail()
-    exited = process.poll() is not None
-    code = failed.stop()
-    what = f"exited with code {code}" if exited else f"was not ready within {ready_timeout}s"
-    raise RuntimeError(
-        f"demo service {service} {version} ({track}) on {listen} {what}: "
-        f"{tail or 'no stderr output'}"
-    )
-
-
-def _wait_ready(process: subprocess.Popen[bytes], stdout: IO[bytes], timeout: float) -> str | None:
-    """The address from the child's `ready listen=...` line, or None if it exited or timed out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        # Only whole lines: the child may be caught halfway through writing one.
-        for line in _read_all(stdout).splitlines(keepends=True):
-            if line.startswith("ready ") and line.endswith("\n"):
-                fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
-                return fields["listen"]
-        if process.poll() is not None or time.monotonic() > deadline:
-            return None
-        time.sleep(0.02)
+    try:
+        child = start_child("safeship.demo.service", args, ("listen",), ready_timeout)
+    except ChildStartError as exc:
+        raise RuntimeError(
+            f"demo service {service} {version} ({track}) on {listen} {exc}: "
+            f"{exc.stderr_tail or 'no stderr output'}"
+        ) from None
+    return ServiceProcess(child)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,12 @@ demo and the tests.
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import site
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
-import safeship
+from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
 from safeship.errors import RouterError
 from safeship.routers.interface import Router, RouterHealth
 
@@ -98,36 +89,21 @@ class LocalRouter(Router):
         return weight
 
 
-class LocalProxyProcess:
+class LocalProxyProcess(ChildHandle):
     """A running proxy child process; `stop()` (or leaving the `with` block) always reaps it."""
 
-    def __init__(
-        self, process: subprocess.Popen[bytes], stderr: IO[bytes], url: str, admin_url: str
-    ) -> None:
-        self._process = process
-        self._stderr = stderr
-        self.url = url
-        self.admin_url = admin_url
+    def __init__(self, child: ChildProcess) -> None:
+        self._child = child
+        self.url = f"http://{child.ready['listen']}"
+        self.admin_url = f"http://{child.ready['admin']}"
 
     @property
     def pid(self) -> int:
-        return self._process.pid
+        return self._child.pid
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM so in-flight requests drain, then SIGKILL if it overstays; safe to repeat."""
-        _terminate(self._process, timeout)
-        self._stderr.close()
-
-    def __enter__(self) -> LocalProxyProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._child.stop(timeout)
 
 
 def start_local_proxy(
@@ -144,93 +120,16 @@ def start_local_proxy(
     `listen` and `admin` are `HOST:PORT`; port 0 lets the proxy pick a free port
     without the race of probing first, and the returned URLs carry the real ones.
     """
-    command = [sys.executable, "-m", "safeship.routers.local_proxy"]
-    command += ["--listen", listen, "--admin", admin, "--stable", stable, "--canary", canary]
-    command += ["--weight", str(weight)]
+    args = ["--listen", listen, "--admin", admin, "--stable", stable, "--canary", canary]
+    args += ["--weight", str(weight)]
     if state_file is not None:
-        command += ["--state-file", str(state_file)]
-    # A file, not a pipe: nobody drains stderr while the proxy runs.
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the LocalProxyProcess owns and closes it
+        args += ["--state-file", str(state_file)]
     try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=_child_env(),
+        child = start_child(
+            "safeship.routers.local_proxy", args, ("listen", "admin"), ready_timeout
         )
+    except ChildStartError as exc:
+        raise RouterError(f"local proxy {exc}; stderr: {exc.stderr_tail or '(empty)'}") from None
     except OSError as exc:
-        stderr.close()
         raise RouterError(f"cannot start the local proxy: {exc}") from exc
-    try:
-        addresses = _wait_ready(process, ready_timeout)
-    except RouterError as exc:
-        raise RouterError(f"{exc}; stderr: {_reap(process, stderr)}") from None
-    except BaseException:
-        _reap(process, stderr)
-        raise
-    return LocalProxyProcess(
-        process,
-        stderr,
-        url=f"http://{addresses['listen']}",
-        admin_url=f"http://{addresses['admin']}",
-    )
-
-
-def _child_env() -> dict[str, str]:
-    """Make the child import this very safeship, also when it runs from an uninstalled tree.
-
-    An installed copy needs nothing, and putting site-packages on PYTHONPATH
-    would move it ahead of the standard library, so only other roots are added.
-    """
-    env = dict(os.environ)
-    root = Path(safeship.__file__).resolve().parent.parent
-    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
-    if root not in {Path(path).resolve() for path in site_dirs}:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    return env
-
-
-def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> dict[str, str]:
-    """Read stdout until the `ready listen=... admin=...` line; RouterError on exit or timeout."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RouterError(f"local proxy did not report ready within {timeout}s")
-            if not selector.select(remaining):
-                continue
-            chunk = os.read(process.stdout.fileno(), 4096)
-            if not chunk:
-                raise RouterError(f"local proxy exited with code {process.wait()} before ready")
-            buffer += chunk
-    line = buffer.split(b"\n", 1)[0].decode()
-    fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
-    if not line.startswith("ready ") or not {"listen", "admin"} <= fields.keys():
-        raise RouterError(f"local proxy printed {line!r} instead of its ready line")
-    return fields
-
-
-def _reap(process: subprocess.Popen[bytes], stderr: IO[bytes]) -> str:
-    """Stop a proxy that failed to start; return the tail of what it said on stderr."""
-    _terminate(process, timeout=2.0)
-    stderr.seek(0)
-    tail = stderr.read()[-2000:].decode("utf-8", "replace").strip()
-    stderr.close()
-    return tail or "(empty)"
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+    return LocalProxyProcess(child)
