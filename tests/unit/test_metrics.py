@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
+import types
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -182,6 +183,25 @@ def total(registry: CollectorRegistry, status: str, env: str = ENV) -> float | N
 
 
 # --- names, buckets, exposition ---------------------------------------------------------
+
+
+def _isort_style(name: str) -> tuple[int, str]:
+    """ruff's RUF022 order for `__all__`: CONSTANTS, then Classes, then everything else."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
+def test_all_is_exactly_the_public_names_sorted() -> None:
+    # httpx-style: every public name safeship.metrics defines or re-exports is in
+    # `__all__`, and nothing else. Submodules and names imported for its own use
+    # (their `__module__` is elsewhere) are not part of the public API.
+    public = [
+        name
+        for name, value in vars(m).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and getattr(value, "__module__", m.__name__).split(".")[:2] == ["safeship", "metrics"]
+    ]
+    assert m.__all__ == sorted(public, key=_isort_style)
 
 
 def test_counter_sample_names_are_exactly_the_documented_ones(

@@ -37,23 +37,41 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import default_handler, push_to_gateway
 
 from safeship.clock import Clock, SystemClock
+from safeship.metrics.collector import StoreCollector
+from safeship.metrics.names import (
+    _SECONDS_PER_HOUR,
+    ANALYSIS_RESULTS,
+    CANARY_ANALYSIS_TOTAL,
+    CANARY_TRAFFIC_PERCENTAGE,
+    DEPLOYMENT_DURATION_BUCKETS,
+    DEPLOYMENT_DURATION_SECONDS,
+    DEPLOYMENT_FREQUENCY,
+    DEPLOYMENT_ROLLBACK_TOTAL,
+    DEPLOYMENT_STATUSES,
+    DEPLOYMENT_TOTAL,
+    OUTCOME_STATUS,
+    PROMETHEUS_QUERY_DURATION_BUCKETS,
+    PROMETHEUS_QUERY_DURATION_SECONDS,
+    PROMETHEUS_QUERY_RESULTS,
+    PROMETHEUS_QUERY_TOTAL,
+    ROLLBACK_REASONS,
+    ROLLOUT_IN_PROGRESS,
+    ROLLOUT_STARTED_TIMESTAMP_SECONDS,
+    SMOKE_TEST_DURATION_BUCKETS,
+    SMOKE_TEST_DURATION_SECONDS,
+    SMOKE_TEST_RESULTS,
+    SMOKE_TEST_TOTAL,
+    _is_finished,
+)
+from safeship.metrics.push import push_metrics
 from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
 
 __all__ = [
@@ -97,288 +115,10 @@ __all__ = [
 
 logger = logging.getLogger("safeship.metrics")
 
-# --- Metric names (fixed: dashboards and alerts depend on them) ------------------
-
-DEPLOYMENT_TOTAL = "deployment_total"
-DEPLOYMENT_DURATION_SECONDS = "deployment_duration_seconds"
-DEPLOYMENT_ROLLBACK_TOTAL = "deployment_rollback_total"
-DEPLOYMENT_FREQUENCY = "deployment_frequency"
-CANARY_TRAFFIC_PERCENTAGE = "canary_traffic_percentage"
-SMOKE_TEST_TOTAL = "smoke_test_total"
-SMOKE_TEST_DURATION_SECONDS = "smoke_test_duration_seconds"
-PROMETHEUS_QUERY_TOTAL = "prometheus_query_total"
-PROMETHEUS_QUERY_DURATION_SECONDS = "prometheus_query_duration_seconds"
-CANARY_ANALYSIS_TOTAL = "canary_analysis_total"
-ROLLOUT_IN_PROGRESS = "rollout_in_progress"
-ROLLOUT_STARTED_TIMESTAMP_SECONDS = "rollout_started_timestamp_seconds"
-
-# --- Buckets and label vocabularies (fixed as well) -------------------------------
-
-DEPLOYMENT_DURATION_BUCKETS: tuple[float, ...] = (60, 120, 300, 600, 1800, 3600)
-SMOKE_TEST_DURATION_BUCKETS: tuple[float, ...] = (10, 30, 60, 120, 300)
-PROMETHEUS_QUERY_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 2, 5, 10)
-
-DEPLOYMENT_STATUSES: tuple[str, ...] = ("success", "failed", "rolled_back")
-#: Store outcome -> `status` label. Outcomes not listed (`paused`, None) are unfinished.
-OUTCOME_STATUS: dict[str, str] = {
-    "promoted": "success",
-    "rolled_back": "rolled_back",
-    "aborted": "rolled_back",
-    "failed": "failed",
-}
-ROLLBACK_REASONS: tuple[str, ...] = (
-    "smoke_test_failed",
-    "high_error_rate",
-    "high_latency",
-    "provider_error",
-    "no_data",
-    "router_error",
-    "hook_failed",
-    "manual",
-)
-SMOKE_TEST_RESULTS: tuple[str, ...] = ("passed", "failed")
-PROMETHEUS_QUERY_RESULTS: tuple[str, ...] = ("success", "failed", "timeout")
-ANALYSIS_RESULTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "error")
-
-_DEPLOYMENT_LABELS = ("service", "environment")
-_SECONDS_PER_HOUR = 3600.0
-
-
-def _le(bound: float) -> str:
-    """The `le` label value prometheus_client itself uses for a bucket bound."""
-    return repr(float(bound))
-
-
-def _histogram_buckets(
-    values: Iterable[float], bounds: tuple[float, ...]
-) -> tuple[list[tuple[str, float]], float]:
-    """Cumulative `(le, count)` pairs ending with `+Inf`, and the sum of `values`."""
-    observed = list(values)
-    buckets: list[tuple[str, float]] = [
-        (_le(bound), float(sum(1 for v in observed if v <= bound))) for bound in bounds
-    ]
-    buckets.append(("+Inf", float(len(observed))))
-    return buckets, float(sum(observed))
-
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"invalid {what} {value!r}; allowed: {', '.join(allowed)}")
-
-
-def _is_finished(record: DeploymentRecord) -> bool:
-    return record.outcome in OUTCOME_STATUS
-
-
-def _rollback_reason(record: DeploymentRecord) -> str:
-    """The `reason` label of a rolled-back/aborted deployment.
-
-    Reasons outside the vocabulary (or none at all) are counted as `manual`: the
-    automatic triggers always store one of the known reasons, and an unbounded
-    label value would explode the series count.
-    """
-    if record.reason in ROLLBACK_REASONS:
-        return record.reason
-    return "manual"
-
-
-@dataclass
-class _Families:
-    """The store-derived metric families, empty until the collector fills them."""
-
-    total: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            DEPLOYMENT_TOTAL,
-            "Finished deployments by status (cumulative, read from the history store).",
-            labels=(*_DEPLOYMENT_LABELS, "status"),
-        )
-    )
-    duration: HistogramMetricFamily = field(
-        default_factory=lambda: HistogramMetricFamily(
-            DEPLOYMENT_DURATION_SECONDS,
-            "Duration of finished deployments in seconds (from the history store).",
-            labels=_DEPLOYMENT_LABELS,
-        )
-    )
-    rollbacks: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            DEPLOYMENT_ROLLBACK_TOTAL,
-            "Rolled-back or aborted deployments by reason (from the history store).",
-            labels=(*_DEPLOYMENT_LABELS, "reason"),
-        )
-    )
-    frequency: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            DEPLOYMENT_FREQUENCY,
-            "Successful deployments per hour over the frequency window.",
-            labels=_DEPLOYMENT_LABELS,
-        )
-    )
-    smoke_total: CounterMetricFamily = field(
-        default_factory=lambda: CounterMetricFamily(
-            SMOKE_TEST_TOTAL,
-            "Smoke-test runs by result (cumulative, read from the history store).",
-            labels=(*_DEPLOYMENT_LABELS, "result"),
-        )
-    )
-    smoke_duration: HistogramMetricFamily = field(
-        default_factory=lambda: HistogramMetricFamily(
-            SMOKE_TEST_DURATION_SECONDS,
-            "Duration of smoke-test runs in seconds (from the history store).",
-            labels=_DEPLOYMENT_LABELS,
-        )
-    )
-    in_progress: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            ROLLOUT_IN_PROGRESS,
-            "1 while an unfinished (running or paused) deployment exists, else 0.",
-            labels=_DEPLOYMENT_LABELS,
-        )
-    )
-    started: GaugeMetricFamily = field(
-        default_factory=lambda: GaugeMetricFamily(
-            ROLLOUT_STARTED_TIMESTAMP_SECONDS,
-            "Start time (unix seconds) of the oldest unfinished deployment.",
-            labels=_DEPLOYMENT_LABELS,
-        )
-    )
-
-    def all(self) -> tuple[Metric, ...]:
-        return (
-            self.total,
-            self.duration,
-            self.rollbacks,
-            self.frequency,
-            self.smoke_total,
-            self.smoke_duration,
-            self.in_progress,
-            self.started,
-        )
-
-
-class StoreCollector:
-    """A prometheus_client collector that derives deployment metrics from the store.
-
-    Every `collect()` (each scrape or push) reads the history store and returns
-    cumulative totals, so short-lived processes export the true running totals
-    instead of per-process counts that restart at zero (see the module docstring).
-    With `service` set only that service's history is read.
-
-    Series are emitted for every `(service, environment)` the store has seen, with
-    explicit zeros for statuses/reasons/results that never happened: a counter
-    series that already exists at 0 lets `increase()` see its first increment.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        service: str | None = None,
-        clock: Clock | None = None,
-        frequency_window: float = 86400,
-    ) -> None:
-        if frequency_window <= 0:
-            raise ValueError("frequency_window must be positive")
-        self.store = store
-        self.service = service
-        self.clock: Clock = clock or SystemClock()
-        self.frequency_window = frequency_window
-
-    def describe(self) -> Iterable[Metric]:
-        """Empty families, so the registry can detect name clashes without a store query."""
-        return _Families().all()
-
-    def collect(self) -> Iterable[Metric]:
-        """Read the store and build the families; store errors fail the scrape/push.
-
-        Failing loudly is deliberate: a push with the totals missing would replace
-        the Pushgateway group and look like a counter reset.
-        """
-        deployments = self.store.list_deployments(service=self.service)
-        smoke_tests = self.store.smoke_tests(service=self.service)
-        now = self.clock.now()
-        since = now - self.frequency_window
-
-        by_pair: dict[tuple[str, str], list[DeploymentRecord]] = defaultdict(list)
-        for record in deployments:
-            by_pair[(record.service, record.environment)].append(record)
-        smoke_by_pair: dict[tuple[str, str], list[SmokeTestRecord]] = defaultdict(list)
-        for smoke in smoke_tests:
-            smoke_by_pair[(smoke.service, smoke.environment)].append(smoke)
-        pairs = sorted(set(by_pair) | set(smoke_by_pair))
-
-        f = _Families()
-        for pair in pairs:
-            records = by_pair.get(pair, [])
-            finished = [r for r in records if _is_finished(r)]
-
-            statuses = dict.fromkeys(DEPLOYMENT_STATUSES, 0)
-            reasons = dict.fromkeys(ROLLBACK_REASONS, 0)
-            for record in finished:
-                status = OUTCOME_STATUS[record.outcome or ""]
-                statuses[status] += 1
-                if status == "rolled_back":
-                    reasons[_rollback_reason(record)] += 1
-            for status, count in statuses.items():
-                f.total.add_metric([*pair, status], float(count))
-            for reason, count in reasons.items():
-                f.rollbacks.add_metric([*pair, reason], float(count))
-
-            durations = [r.duration for r in finished if r.duration is not None]
-            buckets, total_seconds = _histogram_buckets(durations, DEPLOYMENT_DURATION_BUCKETS)
-            f.duration.add_metric(list(pair), buckets, total_seconds)
-
-            promoted = sum(
-                1
-                for r in finished
-                if r.outcome == "promoted" and r.finished_at is not None and r.finished_at >= since
-            )
-            f.frequency.add_metric(
-                list(pair), promoted / (self.frequency_window / _SECONDS_PER_HOUR)
-            )
-
-            unfinished = [r for r in records if not _is_finished(r)]
-            f.in_progress.add_metric(list(pair), 1.0 if unfinished else 0.0)
-            if unfinished:
-                f.started.add_metric(list(pair), min(r.started_at for r in unfinished))
-
-            smokes = smoke_by_pair.get(pair, [])
-            passed = sum(1 for s in smokes if s.passed)
-            f.smoke_total.add_metric([*pair, "passed"], float(passed))
-            f.smoke_total.add_metric([*pair, "failed"], float(len(smokes) - passed))
-            buckets, total_seconds = _histogram_buckets(
-                (s.duration for s in smokes), SMOKE_TEST_DURATION_BUCKETS
-            )
-            f.smoke_duration.add_metric(list(pair), buckets, total_seconds)
-
-        return f.all()
-
-
-class _GroupView:
-    """The series of one `(service, environment)` group of a registry, for a push.
-
-    The Pushgateway overwrites grouping-key labels in the pushed body, so pushing
-    series of other environments under `environment=X` would relabel (and collide)
-    them. Series without an `environment` label (the Prometheus query metrics) are
-    kept and take the group's environment.
-    """
-
-    def __init__(self, registry: CollectorRegistry, service: str, environment: str) -> None:
-        self._registry = registry
-        self._service = service
-        self._environment = environment
-
-    def _keep(self, labels: dict[str, str]) -> bool:
-        return (
-            labels.get("service") == self._service
-            and labels.get("environment", self._environment) == self._environment
-        )
-
-    def collect(self) -> Iterable[Metric]:
-        for family in self._registry.collect():
-            view = Metric(family.name, family.documentation, family.type, family.unit)
-            view.samples = [s for s in family.samples if self._keep(s.labels)]
-            if view.samples:
-                yield view
 
 
 class DeploymentMetrics:
@@ -721,37 +461,6 @@ def shutdown_metrics() -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
-
-
-def push_metrics(
-    gateway_url: str,
-    metrics: DeploymentMetrics,
-    environment: str,
-    job: str = "safeship",
-    handler: Callable[..., Callable[[], None]] | None = None,
-    *,
-    service: str | None = None,
-    timeout: float | None = 30,
-) -> None:
-    """Push one service/environment's metrics to a Pushgateway (HTTP PUT).
-
-    The grouping key is `{service, environment}` — never the deployment id, or
-    every rollout would leave a group behind forever. PUT replaces the group, which
-    is right because the store-backed figures are complete running totals. Only
-    the group's own series are pushed. `handler` is prometheus_client's push
-    handler (tests pass one that captures the request).
-    """
-    resolved = service or metrics.service
-    if resolved is None:
-        raise ValueError("push_metrics needs a service: pass service=... or set it on metrics")
-    push_to_gateway(
-        gateway_url,
-        job=job,
-        registry=_GroupView(metrics.registry, resolved, environment),
-        grouping_key={"service": resolved, "environment": environment},
-        timeout=timeout,
-        handler=handler or default_handler,
-    )
 
 
 def track_deployment(

@@ -1,0 +1,72 @@
+"""`push_metrics`: one service/environment's metrics to a Prometheus Pushgateway."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.exposition import default_handler, push_to_gateway
+
+if TYPE_CHECKING:
+    from safeship.metrics import DeploymentMetrics
+
+
+class _GroupView:
+    """The series of one `(service, environment)` group of a registry, for a push.
+
+    The Pushgateway overwrites grouping-key labels in the pushed body, so pushing
+    series of other environments under `environment=X` would relabel (and collide)
+    them. Series without an `environment` label (the Prometheus query metrics) are
+    kept and take the group's environment.
+    """
+
+    def __init__(self, registry: CollectorRegistry, service: str, environment: str) -> None:
+        self._registry = registry
+        self._service = service
+        self._environment = environment
+
+    def _keep(self, labels: dict[str, str]) -> bool:
+        return (
+            labels.get("service") == self._service
+            and labels.get("environment", self._environment) == self._environment
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            view = Metric(family.name, family.documentation, family.type, family.unit)
+            view.samples = [s for s in family.samples if self._keep(s.labels)]
+            if view.samples:
+                yield view
+
+
+def push_metrics(
+    gateway_url: str,
+    metrics: DeploymentMetrics,
+    environment: str,
+    job: str = "safeship",
+    handler: Callable[..., Callable[[], None]] | None = None,
+    *,
+    service: str | None = None,
+    timeout: float | None = 30,
+) -> None:
+    """Push one service/environment's metrics to a Pushgateway (HTTP PUT).
+
+    The grouping key is `{service, environment}` — never the deployment id, or
+    every rollout would leave a group behind forever. PUT replaces the group, which
+    is right because the store-backed figures are complete running totals. Only
+    the group's own series are pushed. `handler` is prometheus_client's push
+    handler (tests pass one that captures the request).
+    """
+    resolved = service or metrics.service
+    if resolved is None:
+        raise ValueError("push_metrics needs a service: pass service=... or set it on metrics")
+    push_to_gateway(
+        gateway_url,
+        job=job,
+        registry=_GroupView(metrics.registry, resolved, environment),
+        grouping_key={"service": resolved, "environment": environment},
+        timeout=timeout,
+        handler=handler or default_handler,
+    )
