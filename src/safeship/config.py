@@ -166,7 +166,168 @@ class ScrapeProviderSettings(Model):
     error_status: str = Field(default="5..", description="Regex of HTTP codes counted as errors.")
 
 
-ProviderSettings = Annotated[ScrapeProviderSettings, Field(discriminator="type")]
+_TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+QUERY_VARIABLES = frozenset(
+    {
+        "service",
+        "environment",
+        "selector",
+        "window",
+        "requests_metric",
+        "latency_metric",
+        "error_label",
+        "error_status",
+    }
+)
+LABEL_VARIABLES = frozenset({"service", "environment"})
+
+
+def template_variables(template: str) -> set[str]:
+    """The `{{ name }}` variables a PromQL template uses."""
+    return set(_TEMPLATE_VAR.findall(template))
+
+
+def render_template(template: str, values: Mapping[str, str]) -> str:
+    """Fill `{{ name }}` variables; callers pass values already escaped for PromQL."""
+    return _TEMPLATE_VAR.sub(lambda m: values[m.group(1)], template)
+
+
+class PrometheusQueries(Model):
+    """PromQL templates for one version's figures over `{{ window }}`, overriding the defaults.
+
+    `{{ selector }}` is the version's label matchers (escaped). A template must
+    return one sample (latency: one sample per `le`); an empty result is no data.
+    """
+
+    requests: str | None = None
+    errors: str | None = None
+    latency: str | None = None
+
+    @model_validator(mode="after")
+    def _known_variables(self) -> PrometheusQueries:
+        for name in ("requests", "errors", "latency"):
+            template = getattr(self, name)
+            if template is None:
+                continue
+            unknown = template_variables(template) - QUERY_VARIABLES
+            if unknown:
+                raise ValueError(
+                    f"{name}: unknown template variable(s) {sorted(unknown)}; "
+                    f"known: {sorted(QUERY_VARIABLES)}"
+                )
+            if "selector" not in template_variables(template):
+                raise ValueError(
+                    f"{name}: must use {{{{ selector }}}} to tell canary from baseline"
+                )
+        return self
+
+
+class PrometheusProviderSettings(Model):
+    """Canary and baseline figures from PromQL over the window since the step started.
+
+    By default the queries are built from the sample-service metric names; an
+    errors query that finds no series counts as zero errors only when the
+    requests exist and carry the `error_label`, so a misspelt label is never
+    read as a clean canary.
+    """
+
+    type: Literal["prometheus"] = "prometheus"
+    requests_metric: str = Field(default="http_requests_total", pattern=r"^[a-zA-Z_:][\w:]*$")
+    latency_metric: str = Field(
+        default="http_request_duration_seconds", pattern=r"^[a-zA-Z_:][\w:]*$"
+    )
+    error_label: str = Field(default="status", pattern=r"^[a-zA-Z_]\w*$")
+    error_status: str = Field(default="5..", description="Regex of error label values.")
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"service": "{{ service }}", "environment": "{{ environment }}"},
+        description="Matchers every query gets; values may use {{ service }}, {{ environment }}.",
+    )
+    canary_labels: dict[str, str] = Field(default_factory=lambda: {"track": "canary"})
+    baseline_labels: dict[str, str] = Field(default_factory=lambda: {"track": "stable"})
+    queries: PrometheusQueries = Field(default_factory=PrometheusQueries)
+
+    @field_validator("labels", "canary_labels", "baseline_labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name, value in labels.items():
+            if not re.fullmatch(r"[a-zA-Z_]\w*", name):
+                raise ValueError(f"{name!r} is not a valid Prometheus label name")
+            unknown = template_variables(value) - LABEL_VARIABLES
+            if unknown:
+                raise ValueError(f"label {name}: unknown template variable(s) {sorted(unknown)}")
+        return labels
+
+
+ProviderSettings = Annotated[
+    ScrapeProviderSettings | PrometheusProviderSettings, Field(discriminator="type")
+]
+
+
+class SecretRef(Model):
+    """Where a secret lives: an environment variable or a file, never the value itself."""
+
+    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+    def reveal(self, environ: Mapping[str, str] | None = None) -> str:
+        """The secret's value; a ConfigError names where it was looked for, never a value."""
+        if self.env is not None:
+            environ = os.environ if environ is None else environ
+            value = environ.get(self.env)
+            if not value:
+                raise ConfigError(f"secret environment variable {self.env} is not set or empty")
+            return value
+        assert self.file is not None
+        try:
+            value = self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"secret file {self.file}: cannot read it: {exc.strerror}") from exc
+        if not value:
+            raise ConfigError(f"secret file {self.file} is empty")
+        return value
+
+
+class BasicAuth(Model):
+    username: str
+    password: SecretRef
+
+
+class PrometheusSettings(Model):
+    """How to reach Prometheus; the URL may also come from PROMETHEUS_URL (CLI)."""
+
+    url: str | None = Field(default=None, description="e.g. http://prometheus:9090")
+    timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP request.")
+    retries: int = Field(default=3, ge=0, description="Retries of a failed request.")
+    bearer_token: SecretRef | None = None
+    basic_auth: BasicAuth | None = None
+    ca_file: Path | None = Field(default=None, description="CA bundle to verify TLS with.")
+    scrape_interval: float | None = Field(
+        default=None, gt=0, description="Used when Prometheus' targets do not say."
+    )
+    rule_files: tuple[str, ...] = Field(
+        default=(".prometheus/alerts.yml",), description="Checked with promtool when present."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> PrometheusSettings:
+        if self.bearer_token is not None and self.basic_auth is not None:
+            raise ValueError("give bearer_token or basic_auth, not both")
+        return self
 
 
 class Hook(Model):
@@ -242,6 +403,7 @@ class EnvironmentSettings(Model):
     provider: ProviderSettings | None = None
     smoke_tests: tuple[SmokeTest, ...] | None = None
     hooks: Hooks | None = None
+    prometheus: PrometheusSettings | None = None
 
 
 class Config(Model):
@@ -259,6 +421,7 @@ class Config(Model):
     hooks: Hooks = Field(default_factory=Hooks)
     store: StoreSettings = Field(default_factory=StoreSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
     def for_environment(self, name: str) -> EnvironmentConfig:
         """The settings in force for one environment (its overrides over the top level)."""
@@ -278,6 +441,7 @@ class Config(Model):
             smoke_tests=self.smoke_tests if env.smoke_tests is None else env.smoke_tests,
             hooks=env.hooks or self.hooks,
             store=self.store,
+            prometheus=env.prometheus or self.prometheus,
         )
 
 
@@ -292,6 +456,7 @@ class EnvironmentConfig(Model):
     smoke_tests: tuple[SmokeTest, ...]
     hooks: Hooks
     store: StoreSettings
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
     def with_overrides(
         self, *, steps: tuple[int, ...] | None = None, hold: float | None = None
@@ -464,7 +629,7 @@ def _file_path(err: ErrorDetails, lines: dict[KeyPath, int]) -> KeyPath:
     return kept
 
 
-_MERGED_SECTIONS = ("canary", "router", "provider", "hooks")
+_MERGED_SECTIONS = ("canary", "router", "provider", "hooks", "prometheus")
 
 
 def _merge_environments(data: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,8 @@
         ├── ProviderError        metrics could not be read
         └── RouterError          traffic weight could not be set or confirmed
 
-Callers retry `TransientError` after `retry_after` seconds, up to their limit;
-anything else stops at once.
+Callers retry `TransientError` with backoff (or after `retry_after` seconds when
+the other side asked for a delay), up to their limit; anything else stops at once.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ class HookError(PermanentError):
 
 
 class TransientError(SafeshipError):
-    """An error that may go away; `retry_after` is the suggested delay in seconds."""
+    """An error that may go away; `retry_after` is a delay the other side asked for, if any."""
 
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

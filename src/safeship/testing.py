@@ -29,7 +29,7 @@ class FakeRouter(Router):
     def set_weight(self, weight: int) -> None:
         if self.fail_next > 0:
             self.fail_next -= 1
-            raise RouterError("fake router told to fail", retry_after=0.1)
+            raise RouterError("fake router told to fail")
         self.weight = weight
         self.history.append(weight)
 
@@ -72,7 +72,7 @@ class SyntheticProvider(MetricsProvider):
 
     def measure(self, window: Window) -> Measurement:
         if self.outage:
-            raise ProviderError("synthetic outage", retry_after=0.0)
+            raise ProviderError("synthetic outage")
         share = self.router.weight / 100
         total = self.rps * window.seconds
         return Measurement(

@@ -14,7 +14,14 @@ from safeship.analysis import Verdict
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
-from safeship.demo.sandbox import Fault, Scenario, ScenarioResult, default_scenarios, run_demo
+from safeship.demo.sandbox import (
+    Fault,
+    MetricsSource,
+    Scenario,
+    ScenarioResult,
+    default_scenarios,
+    run_demo,
+)
 from safeship.rollout.controller import RolloutEvent
 
 
@@ -29,6 +36,14 @@ from safeship.rollout.controller import RolloutEvent
 @click.option(
     "--store", "store_url", default=None, help="Keep the history here (default: a temp dir)."
 )
+@click.option(
+    "--metrics",
+    "metrics_source",
+    type=click.Choice(["scrape", "prometheus"]),
+    default="scrape",
+    show_default=True,
+    help="Analyse from each version's /metrics, or through a real Prometheus started here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON, no live view.")
 @pass_context
 def demo(
@@ -37,6 +52,7 @@ def demo(
     healthy: bool,
     rps: float,
     store_url: str | None,
+    metrics_source: MetricsSource,
     as_json: bool,
 ) -> int:
     """Run real canary rollouts locally: sample service, local router, load, analysis.
@@ -66,6 +82,7 @@ def demo(
         store_url=store_url,
         on_event=view.event if view else None,
         on_scenario=view.scenario if view else None,
+        metrics_source=metrics_source,
     )
     ok = all(r.as_expected for r in results)
     if as_json:

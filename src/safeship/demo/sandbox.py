@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -29,13 +29,17 @@ from safeship.config import (
     Hooks,
     HttpSmokeTest,
     LocalRouterSettings,
+    PrometheusProviderSettings,
+    PrometheusSettings,
     ScrapeProviderSettings,
     SmokeTest,
     StoreSettings,
 )
 from safeship.demo.load import LoadGenerator
+from safeship.demo.monitoring import PrometheusServer
 from safeship.demo.service import ServiceProcess, start_service
 from safeship.metrics import DeploymentMetrics
+from safeship.providers import build_provider
 from safeship.providers.interface import Window
 from safeship.providers.scrape import ScrapeProvider
 from safeship.rollout.controller import EventSink, RolloutController
@@ -46,6 +50,7 @@ from safeship.store import open_store
 from safeship.store.interface import Store
 
 SERVICE = "demo-api"
+MetricsSource = Literal["scrape", "prometheus"]
 ENVIRONMENT = "demo"
 
 
@@ -152,10 +157,14 @@ class Sandbox:
         store: Store,
         rps: float,
         strategy: CanaryStrategy,
+        metrics_source: MetricsSource = "scrape",
     ) -> None:
         self._stack = stack
         self.store = store
         self.strategy = strategy
+        self.prometheus: PrometheusServer | None = None
+        if metrics_source == "prometheus":
+            self.prometheus = stack.enter_context(PrometheusServer(scrape_interval=1.0))
         self.stable = self._start_service("v1.0.0", "stable", Fault())
         self.proxy: LocalProxyProcess = stack.enter_context(
             start_local_proxy(
@@ -185,6 +194,8 @@ class Sandbox:
             latency_ms=fault.latency_ms,
         )
         self._stack.callback(process.stop)
+        if self.prometheus is not None:
+            self.prometheus.add_targets(process.url.removeprefix("http://"))
         return process
 
     def settings(self, canary: ServiceProcess) -> EnvironmentConfig:
@@ -195,6 +206,11 @@ class Sandbox:
             router=LocalRouterSettings(admin_url=self.proxy.admin_url),
             provider=ScrapeProviderSettings(
                 canary_url=canary.metrics_url, baseline_url=self.stable.metrics_url
+            )
+            if self.prometheus is None
+            else PrometheusProviderSettings(),
+            prometheus=PrometheusSettings(
+                url=self.prometheus.url if self.prometheus else None, timeout=5, retries=1
             ),
             smoke_tests=(
                 SmokeTest(
@@ -211,8 +227,11 @@ class Sandbox:
         canary = self._start_service(scenario.version, "canary", scenario.fault)
         self._point_canary_slot(canary.url)
         settings = self.settings(canary)
+        # What the canary really served, read from its own counters: the demo's ground truth.
         counter = ScrapeProvider(canary.metrics_url, self.stable.metrics_url)
-        provider = ScrapeProvider(canary.metrics_url, self.stable.metrics_url)
+        if self.prometheus is not None:
+            self.prometheus.wait_for_targets(2)
+        provider = build_provider(settings, self.metrics)
         started = time.monotonic()
         opened = time.time()
         try:
@@ -272,6 +291,7 @@ def sandbox(
     rps: float = 200.0,
     store_url: str | None = None,
     strategy: CanaryStrategy | None = None,
+    metrics_source: MetricsSource = "scrape",
 ) -> Iterator[Sandbox]:
     """A running sandbox; every process it started is stopped on exit, also on Ctrl-C."""
     with contextlib.ExitStack() as stack:
@@ -280,7 +300,7 @@ def sandbox(
             store_url = f"sqlite:///{tmp / 'history.db'}"
         store = open_store(store_url)
         stack.callback(store.close)
-        yield Sandbox(stack, store, rps, strategy or demo_strategy())
+        yield Sandbox(stack, store, rps, strategy or demo_strategy(), metrics_source)
 
 
 def run_demo(
@@ -290,10 +310,11 @@ def run_demo(
     store_url: str | None = None,
     on_event: EventSink | None = None,
     on_scenario: Callable[[Scenario], None] | None = None,
+    metrics_source: MetricsSource = "scrape",
 ) -> list[ScenarioResult]:
     """Run each scenario in turn in one sandbox and return what happened."""
     results = []
-    with sandbox(rps=rps, store_url=store_url) as box:
+    with sandbox(rps=rps, store_url=store_url, metrics_source=metrics_source) as box:
         for scenario in scenarios:
             if on_scenario is not None:
                 on_scenario(scenario)

@@ -1,13 +1,21 @@
 """Where numbers come from: a provider measures canary and baseline over one window."""
 
-from typing import assert_never
+from __future__ import annotations
 
-from safeship.config import ProviderSettings, ScrapeProviderSettings
+from typing import TYPE_CHECKING, assert_never
+
+from safeship.config import EnvironmentConfig, PrometheusProviderSettings, ScrapeProviderSettings
 from safeship.providers.interface import MetricsProvider
 
+if TYPE_CHECKING:
+    from safeship.metrics import DeploymentMetrics
 
-def build_provider(settings: ProviderSettings) -> MetricsProvider:
-    """The metrics provider a config names; every provider type is handled here."""
+
+def build_provider(
+    config: EnvironmentConfig, metrics: DeploymentMetrics | None = None
+) -> MetricsProvider:
+    """The metrics provider an environment's config names; every type is handled here."""
+    settings = config.provider
     if isinstance(settings, ScrapeProviderSettings):
         from safeship.providers.scrape import ScrapeProvider
 
@@ -17,5 +25,13 @@ def build_provider(settings: ProviderSettings) -> MetricsProvider:
             timeout=settings.timeout,
             error_status_regex=settings.error_status,
             match=dict(settings.match),
+        )
+    if isinstance(settings, PrometheusProviderSettings):
+        from safeship.prometheus.client import PrometheusClient
+        from safeship.providers.prometheus import PrometheusProvider
+
+        client = PrometheusClient(config.prometheus, workflow="analysis", metrics=metrics)
+        return PrometheusProvider(
+            settings, client, service=config.service, environment=config.environment
         )
     assert_never(settings)

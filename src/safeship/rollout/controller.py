@@ -22,6 +22,7 @@ from safeship.analysis import Verdict, error_verdict, evaluate
 from safeship.clock import Clock
 from safeship.config import EnvironmentConfig, Hook, SmokeTest, redacted
 from safeship.errors import ProviderError, RolloutStateError, RouterError
+from safeship.http import RetryPolicy, with_retries
 from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
 from safeship.providers.interface import MetricsProvider, Window
@@ -71,7 +72,7 @@ class RolloutController:
         clock: Clock,
         metrics: DeploymentMetrics | None = None,
         on_event: EventSink | None = None,
-        router_attempts: int = 3,
+        router_retries: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.strategy = settings.canary
@@ -85,7 +86,7 @@ class RolloutController:
             CollectorRegistry(), store, service=settings.service, clock=clock
         )
         self.on_event = on_event
-        self.router_attempts = router_attempts
+        self.router_retries = router_retries or RetryPolicy(retries=2)
 
     # --- entry points ----------------------------------------------------------------
 
@@ -246,20 +247,16 @@ class RolloutController:
         return state
 
     def _set_weight(self, weight: int) -> int:
-        last: RouterError | None = None
-        for attempt in range(self.router_attempts):
-            try:
-                self.router.set_weight(weight)
-                confirmed = self.router.get_weight()
-                if confirmed == weight:
-                    return confirmed
-                last = RouterError(f"router reports weight {confirmed} after setting {weight}")
-            except RouterError as exc:
-                last = exc
-            if attempt + 1 < self.router_attempts:
-                self.clock.sleep(min(last.retry_after * 2**attempt, 10.0))
-        assert last is not None
-        raise last
+        """Set and read back the weight, retrying transient router errors with backoff."""
+
+        def attempt() -> int:
+            self.router.set_weight(weight)
+            confirmed = self.router.get_weight()
+            if confirmed != weight:
+                raise RouterError(f"router reports weight {confirmed} after setting {weight}")
+            return confirmed
+
+        return with_retries(attempt, self.router_retries, sleep=self.clock.sleep)
 
     def _hold(self, state: RolloutState) -> RolloutState:
         """Analyse the step every interval until a decision other than `continue`."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from prometheus_client import CollectorRegistry
+
 from safeship.clock import Clock, SystemClock
 from safeship.config import EnvironmentConfig
 from safeship.errors import RouterError
+from safeship.metrics import DeploymentMetrics
 from safeship.providers import build_provider
 from safeship.rollout.controller import EventSink, RolloutController
 from safeship.routers import build_router
@@ -24,8 +27,9 @@ def controller_for(
 ) -> Iterator[RolloutController]:
     """A controller wired to the configured router and provider; closes them afterwards."""
     clock = clock or SystemClock()
+    metrics = DeploymentMetrics(CollectorRegistry(), store, service=settings.service, clock=clock)
     router = build_router(settings.router)
-    provider = build_provider(settings.provider)
+    provider = build_provider(settings, metrics)
     try:
         yield RolloutController(
             settings,
@@ -33,6 +37,7 @@ def controller_for(
             router=router,
             provider=provider,
             clock=clock,
+            metrics=metrics,
             on_event=on_event,
         )
     finally:

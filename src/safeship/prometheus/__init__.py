@@ -1,0 +1,1 @@
+"""Prometheus: an API client that classifies failures, and PromQL templates for analysis."""

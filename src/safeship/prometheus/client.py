@@ -1,0 +1,321 @@
+"""A Prometheus HTTP API client that tells failures apart and never mistakes no data for zero.
+
+Failures are classified, because each calls for something different:
+unreachable (connection refused, DNS), timeout (ours or Prometheus' own query
+timeout), HTTP error (a status with no API answer, e.g. a proxy's 502 or a
+401), and PromQL error (`bad_data` / `execution`: the query is wrong, retrying
+will not help). An empty result and NaN are not failures but answers, kept as
+such: `QueryResult.value()` returns None for no series, and NaN as NaN.
+
+Transient failures are retried with backoff and jitter, honouring
+`Retry-After`; every query is counted in `prometheus_query_total{workflow,
+result}` and timed in `prometheus_query_duration_seconds` when a
+`DeploymentMetrics` is given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from safeship.config import PrometheusSettings
+from safeship.errors import ConfigError, PermanentError, ProviderError
+from safeship.http import RETRY_STATUSES, RetryPolicy, make_client, redact, retry_after_seconds
+from safeship.http import with_retries as _with_retries
+from safeship.metrics import DeploymentMetrics
+
+
+class PrometheusError(ProviderError):
+    """Prometheus could not answer; `kind` is unreachable, timeout or http."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retry_after)
+        self.kind = kind
+        self.status = status
+
+
+class PromQLError(PermanentError):
+    """Prometheus rejected the query itself (`bad_data`, `execution`): fix the query."""
+
+    def __init__(self, error_type: str, message: str, query: str) -> None:
+        super().__init__(f"PromQL {error_type}: {message} (query: {query})")
+        self.error_type = error_type
+        self.query = query
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """An instant-query answer; `samples` is empty when nothing matched (no data, not zero)."""
+
+    query: str
+    result_type: str
+    samples: tuple[Sample, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.samples
+
+    def value(self) -> float | None:
+        """The single sample's value; None when empty (NaN stays NaN for the caller to judge)."""
+        if not self.samples:
+            return None
+        if len(self.samples) > 1:
+            raise PromQLError(
+                "ambiguous",
+                f"expected one series, got {len(self.samples)}; aggregate it (e.g. sum(...))",
+                self.query,
+            )
+        return self.samples[0].value
+
+
+def _parse_value(text: str) -> float:
+    # Prometheus encodes sample values as strings: "1.5", "NaN", "+Inf", "-Inf".
+    return float(text)
+
+
+class PrometheusClient:
+    """Calls one Prometheus server's HTTP API on behalf of one `workflow` (for its metrics)."""
+
+    def __init__(
+        self,
+        settings: PrometheusSettings,
+        *,
+        workflow: str = "analysis",
+        metrics: DeploymentMetrics | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if not settings.url:
+            raise ConfigError(
+                "no Prometheus URL: set prometheus.url in the config or PROMETHEUS_URL"
+            )
+        self.url = settings.url
+        self.workflow = workflow
+        self._metrics = metrics
+        self._sleep = sleep
+        self._policy = RetryPolicy(retries=settings.retries)
+        self._timeout = settings.timeout
+        headers = {"Accept": "application/json"}
+        auth = None
+        if settings.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {settings.bearer_token.reveal(environ)}"
+        if settings.basic_auth is not None:
+            auth = (settings.basic_auth.username, settings.basic_auth.password.reveal(environ))
+        self._client = make_client(
+            settings.url,
+            timeout=settings.timeout,
+            headers=headers,
+            auth=auth,
+            ca_file=settings.ca_file,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PrometheusClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- health -------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """`/-/healthy` answers 200; raises PrometheusError when it cannot be reached."""
+        return self._get_plain("/-/healthy").status_code == 200
+
+    def ready(self) -> bool:
+        """`/-/ready` answers 200 (503 while starting up)."""
+        return self._get_plain("/-/ready").status_code == 200
+
+    def buildinfo(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._api("GET", "/api/v1/status/buildinfo", {})
+        return data
+
+    # --- queries ------------------------------------------------------------------
+
+    def query(self, expr: str, at: float | None = None) -> QueryResult:
+        """An instant query at `at` (default: now), instrumented and retried."""
+        params: dict[str, str] = {"query": expr, "timeout": f"{self._timeout:g}s"}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._instrumented(lambda: self._api("POST", "/api/v1/query", params))
+        return _query_result(expr, data)
+
+    def query_range(
+        self, expr: str, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """A range query: per series, its labels and (timestamp, value) points."""
+        params = {
+            "query": expr,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step:g}",
+            "timeout": f"{self._timeout:g}s",
+        }
+        data = self._instrumented(lambda: self._api("POST", "/api/v1/query_range", params))
+        return [
+            (dict(s.get("metric", {})), [(float(t), _parse_value(v)) for t, v in s["values"]])
+            for s in data.get("result", [])
+        ]
+
+    def series(
+        self, match: str, start: float | None = None, end: float | None = None
+    ) -> list[dict[str, str]]:
+        """Label sets of the series a selector matches."""
+        params: dict[str, str] = {"match[]": match}
+        if start is not None:
+            params["start"] = f"{start:.3f}"
+        if end is not None:
+            params["end"] = f"{end:.3f}"
+        data = self._api("POST", "/api/v1/series", params)
+        return [dict(item) for item in data]
+
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        params = {"match[]": match} if match else {}
+        data = self._api("GET", f"/api/v1/label/{label}/values", params)
+        return [str(v) for v in data]
+
+    def metadata(self, metric: str | None = None) -> dict[str, list[dict[str, str]]]:
+        """Metric type/help/unit by metric name, from the targets' exposition."""
+        params = {"metric": metric} if metric else {}
+        data: dict[str, list[dict[str, str]]] = self._api("GET", "/api/v1/metadata", params)
+        return data
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Active scrape targets (with their `scrapeInterval`)."""
+        data = self._api("GET", "/api/v1/targets", {"state": "active"})
+        return list(data.get("activeTargets", []))
+
+    def format_query(self, expr: str) -> str:
+        """Prometheus' own formatting of `expr`: a cheap syntax check (raises PromQLError)."""
+        data = self._api("POST", "/api/v1/format_query", {"query": expr})
+        return str(data)
+
+    # --- plumbing -----------------------------------------------------------------
+
+    def _instrumented(self, call: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        result = "success"
+        try:
+            return call()
+        except PrometheusError as exc:
+            result = "timeout" if exc.kind == "timeout" else "failed"
+            raise
+        except PromQLError:
+            result = "failed"
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.record_prometheus_query(
+                    self.workflow, result, time.monotonic() - started
+                )
+
+    def _get_plain(self, path: str) -> httpx.Response:
+        return _with_retries(lambda: self._send("GET", path, None), self._policy, sleep=self._sleep)
+
+    def _api(self, method: str, path: str, params: dict[str, str]) -> Any:
+        def once() -> Any:
+            response = self._send(method, path, params)
+            return self._decode(response, params.get("query", ""))
+
+        return _with_retries(once, self._policy, sleep=self._sleep)
+
+    def _send(self, method: str, path: str, params: dict[str, str] | None) -> httpx.Response:
+        where = f"{redact(self.url)}{path}"
+        try:
+            if method == "POST":
+                response = self._client.post(path, data=params)
+            else:
+                response = self._client.get(path, params=params)
+        except httpx.TimeoutException:
+            raise PrometheusError(
+                "timeout", f"Prometheus {where}: no answer within {self._timeout:g}s"
+            ) from None
+        except httpx.TransportError as exc:
+            raise PrometheusError(
+                "unreachable", f"Prometheus {where} unreachable: {type(exc).__name__}: {exc}"
+            ) from None
+        if response.status_code in RETRY_STATUSES and not _is_api_error(response):
+            raise PrometheusError(
+                "http",
+                f"Prometheus {where}: HTTP {response.status_code}",
+                status=response.status_code,
+                retry_after=retry_after_seconds(response),
+            )
+        return response
+
+    def _decode(self, response: httpx.Response, query: str) -> Any:
+        where = f"{redact(self.url)}{response.request.url.path}"
+        try:
+            body = response.json()
+        except ValueError:
+            raise PrometheusError(
+                "http",
+                f"Prometheus {where}: HTTP {response.status_code} with a body that is not "
+                f"JSON: {response.text[:120]!r}",
+                status=response.status_code,
+            ) from None
+        if not isinstance(body, dict) or "status" not in body:
+            raise PrometheusError(
+                "http", f"Prometheus {where}: unexpected answer {str(body)[:120]!r}"
+            )
+        if body["status"] == "success" and response.status_code == 200:
+            return body.get("data")
+        error_type = str(body.get("errorType", "unknown"))
+        message = str(body.get("error", ""))
+        if error_type in ("bad_data", "execution"):
+            raise PromQLError(error_type, message, query)
+        if error_type == "timeout":
+            raise PrometheusError("timeout", f"Prometheus {where}: query timed out: {message}")
+        raise PrometheusError(
+            "http",
+            f"Prometheus {where}: HTTP {response.status_code} {error_type}: {message}",
+            status=response.status_code,
+            retry_after=retry_after_seconds(response),
+        )
+
+
+def _is_api_error(response: httpx.Response) -> bool:
+    """A 503 from Prometheus' API carries its own errorType (e.g. timeout) worth reading."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/json")
+
+
+def _query_result(expr: str, data: Any) -> QueryResult:
+    if not isinstance(data, dict) or "resultType" not in data:
+        raise PrometheusError("http", f"unexpected query answer: {str(data)[:120]!r}")
+    kind = data["resultType"]
+    raw = data.get("result")
+    if kind == "scalar" and isinstance(raw, list):
+        timestamp, value = raw
+        return QueryResult(expr, kind, (Sample({}, _parse_value(value), float(timestamp)),))
+    if kind != "vector":
+        raise PromQLError("unsupported", f"an instant query must return a vector, got {kind}", expr)
+    samples = tuple(
+        Sample(
+            dict(item.get("metric", {})), _parse_value(item["value"][1]), float(item["value"][0])
+        )
+        for item in raw or []
+    )
+    return QueryResult(expr, kind, samples)

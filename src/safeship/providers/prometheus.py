@@ -1,0 +1,151 @@
+"""Canary and baseline figures from a Prometheus server, over exactly the analysis window.
+
+Each figure is an instant query at the window's end over `[window]`, where
+the window starts after the current step's warm-up, so no query mixes
+traffic from before a weight change. The queries are PromQL templates
+(`{{ selector }}`, `{{ window }}`, ...) rendered with label values escaped, so
+a service or environment name can never change a query's meaning.
+
+No data stays no data: an empty requests result is zero requests (below any
+minimum, hence inconclusive); an empty errors result counts as zero errors
+only when the request series exist and carry the error label (otherwise the
+error ratio is NaN: inconclusive); NaN is passed on as NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from safeship.config import PrometheusProviderSettings, render_template
+from safeship.errors import ProviderError
+from safeship.prometheus.client import PrometheusClient, PromQLError
+from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
+
+Track = Literal["canary", "baseline"]
+
+REQUESTS = "sum(increase({{ requests_metric }}{ {{ selector }} }[{{ window }}]))"
+ERRORS = (
+    "sum(increase({{ requests_metric }}{ {{ selector }}, "
+    '{{ error_label }}=~"{{ error_status }}" }[{{ window }}]))'
+)
+LATENCY = "sum by (le) (increase({{ latency_metric }}_bucket{ {{ selector }} }[{{ window }}]))"
+# Whether the request series carry the error label at all: an empty errors
+# result means "no errors" only if they do.
+ERROR_LABEL_PRESENT = 'count({{ requests_metric }}{ {{ selector }}, {{ error_label }}!="" })'
+
+
+def escape_label_value(value: str) -> str:
+    """A PromQL double-quoted string's content: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def format_window(seconds: float) -> str:
+    """A PromQL range covering `seconds`, in whole seconds (at least 1s)."""
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+class PrometheusQueries:
+    """Renders the provider's query templates for one service and environment."""
+
+    def __init__(
+        self, settings: PrometheusProviderSettings, *, service: str, environment: str
+    ) -> None:
+        self.settings = settings
+        self._names = {"service": service, "environment": environment}
+        # Free-form templates put these inside quotes themselves: give them escaped.
+        self._escaped = {k: escape_label_value(v) for k, v in self._names.items()}
+
+    def selector(self, track: Track) -> str:
+        extra = self.settings.canary_labels if track == "canary" else self.settings.baseline_labels
+        labels = {**self.settings.labels, **extra}
+        return ", ".join(
+            f'{name}="{escape_label_value(render_template(value, self._names))}"'
+            for name, value in labels.items()
+        )
+
+    def render(self, template: str, track: Track, window_seconds: float) -> str:
+        s = self.settings
+        return render_template(
+            template,
+            {
+                **self._escaped,
+                "selector": self.selector(track),
+                "window": format_window(window_seconds),
+                "requests_metric": s.requests_metric,
+                "latency_metric": s.latency_metric,
+                "error_label": s.error_label,
+                "error_status": escape_label_value(s.error_status),
+            },
+        )
+
+    def all(self, track: Track, window_seconds: float) -> dict[str, str]:
+        """The requests, errors and latency queries of one version."""
+        q = self.settings.queries
+        return {
+            "requests": self.render(q.requests or REQUESTS, track, window_seconds),
+            "errors": self.render(q.errors or ERRORS, track, window_seconds),
+            "latency": self.render(q.latency or LATENCY, track, window_seconds),
+        }
+
+
+class PrometheusProvider(MetricsProvider):
+    """Measures canary and baseline with PromQL over the same window."""
+
+    def __init__(
+        self,
+        settings: PrometheusProviderSettings,
+        client: PrometheusClient,
+        *,
+        service: str,
+        environment: str,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.queries = PrometheusQueries(settings, service=service, environment=environment)
+
+    def measure(self, window: Window) -> Measurement:
+        try:
+            canary, canary_q = self._sample("canary", window)
+            baseline, baseline_q = self._sample("baseline", window)
+        except PromQLError as exc:
+            raise ProviderError(str(exc)) from exc
+        queries = {f"canary.{k}": v for k, v in canary_q.items()}
+        queries |= {f"baseline.{k}": v for k, v in baseline_q.items()}
+        return Measurement(window=window, canary=canary, baseline=baseline, queries=queries)
+
+    def _sample(self, track: Track, window: Window) -> tuple[VersionSample, dict[str, str]]:
+        queries = self.queries.all(track, window.seconds)
+        at = window.end
+        requests = self.client.query(queries["requests"], at).value()
+        errors = self.client.query(queries["errors"], at).value()
+        if errors is None:
+            errors = self._errors_when_none_found(track, requests, window, queries)
+        latency = self.client.query(queries["latency"], at)
+        buckets = sorted(
+            (float(s.labels["le"]), s.value) for s in latency.samples if "le" in s.labels
+        )
+        if any(math.isnan(count) for _, count in buckets):
+            buckets = []
+        return (
+            VersionSample(
+                requests=0.0 if requests is None else requests,
+                errors=errors,
+                latency_buckets=tuple(buckets),
+            ),
+            queries,
+        )
+
+    def _errors_when_none_found(
+        self, track: Track, requests: float | None, window: Window, queries: dict[str, str]
+    ) -> float:
+        """Zero errors if the request series exist and carry the error label; else unknown."""
+        if self.settings.queries.errors is not None or not requests:
+            return math.nan  # a custom errors query must return 0 itself
+        probe = self.queries.render(ERROR_LABEL_PRESENT, track, window.seconds)
+        queries["errors_label_probe"] = probe
+        present = self.client.query(probe, window.end).value()
+        return 0.0 if present else math.nan
+
+    def close(self) -> None:
+        self.client.close()
