@@ -1,6 +1,7 @@
 """Test doubles that users of the library need too: a router and a provider in memory.
 
 `FakeRouter` behaves like a router that answers (or fails when told to);
+`MemoryStore` keeps the history in memory;
 `SyntheticProvider` produces the request counts a service at `rps` would
 serve through that router, with given error ratios and latencies, in step with
 a `VirtualClock` - so a rollout's hours run in milliseconds and deterministically.
@@ -8,12 +9,15 @@ a `VirtualClock` - so a rollout's hours run in milliseconds and deterministicall
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from safeship.clock import Clock
-from safeship.errors import ProviderError, RouterError
+from safeship.errors import ProviderError, RouterError, StoreError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.routers.interface import Router, RouterHealth
+from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
 
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
 
@@ -89,3 +93,105 @@ def _sample(requests: float, traffic: Traffic) -> VersionSample:
     return VersionSample(
         requests=requests, errors=requests * traffic.error_ratio, latency_buckets=buckets
     )
+
+
+class MemoryStore(Store):
+    """The history store in memory: for tests and simulations that need no file."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[str, DeploymentRecord] = {}
+        self.states: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        self.decision_log: dict[str, list[DecisionRecord]] = {}
+        self.smokes: list[SmokeTestRecord] = []
+
+    def create_deployment(self, record: DeploymentRecord) -> None:
+        if record.id in self.deployments:
+            raise StoreError(f"deployment {record.id} exists")
+        self.deployments[record.id] = record
+
+    def update_deployment(
+        self,
+        deployment_id: str,
+        *,
+        outcome: str | None = None,
+        reason: str | None = None,
+        finished_at: float | None = None,
+        max_weight: int | None = None,
+    ) -> DeploymentRecord:
+        record = self.deployments.get(deployment_id)
+        if record is None:
+            raise StoreError(f"no deployment {deployment_id}")
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "outcome": outcome,
+                "reason": reason,
+                "finished_at": finished_at,
+                "max_weight": max_weight,
+            }.items()
+            if v is not None
+        }
+        record = dataclasses.replace(record, **changes)
+        self.deployments[deployment_id] = record
+        return record
+
+    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+        return self.deployments.get(deployment_id)
+
+    def list_deployments(
+        self,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[DeploymentRecord]:
+        found = [
+            r
+            for r in self.deployments.values()
+            if (service is None or r.service == service)
+            and (environment is None or r.environment == environment)
+            and (since is None or r.started_at >= since)
+        ]
+        found.sort(key=lambda r: r.started_at, reverse=True)
+        return found if limit is None else found[:limit]
+
+    def save_state(self, deployment_id: str, at: float, state: dict[str, Any]) -> None:
+        self.states.setdefault(deployment_id, []).append((at, state))
+
+    def load_state(self, deployment_id: str) -> dict[str, Any] | None:
+        history = self.states.get(deployment_id)
+        return history[-1][1] if history else None
+
+    def state_history(self, deployment_id: str) -> list[tuple[float, dict[str, Any]]]:
+        return list(self.states.get(deployment_id, []))
+
+    def add_decision(self, record: DecisionRecord) -> DecisionRecord:
+        log = self.decision_log.setdefault(record.deployment_id, [])
+        stored = dataclasses.replace(record, seq=len(log) + 1)
+        log.append(stored)
+        return stored
+
+    def decisions(self, deployment_id: str) -> list[DecisionRecord]:
+        return list(self.decision_log.get(deployment_id, []))
+
+    def add_smoke_test(self, record: SmokeTestRecord) -> None:
+        self.smokes.append(record)
+
+    def smoke_tests(
+        self,
+        *,
+        deployment_id: str | None = None,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[SmokeTestRecord]:
+        return [
+            s
+            for s in self.smokes
+            if (deployment_id is None or s.deployment_id == deployment_id)
+            and (service is None or s.service == service)
+            and (environment is None or s.environment == environment)
+        ]
+
+    def close(self) -> None:
+        pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import socket
 import types
@@ -17,118 +16,16 @@ from prometheus_client import CollectorRegistry
 
 from safeship import metrics as m
 from safeship.clock import VirtualClock
-from safeship.errors import StoreError
-from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
+from safeship.testing import MemoryStore
 
 SERVICE = "checkout"
 ENV = "production"
 
 
-class FakeStore(Store):
-    """A minimal in-memory Store, enough for the metrics."""
-
-    def __init__(self) -> None:
-        self.deployments: dict[str, DeploymentRecord] = {}
-        self.states: dict[str, list[tuple[float, dict[str, Any]]]] = {}
-        self.decision_log: dict[str, list[DecisionRecord]] = {}
-        self.smokes: list[SmokeTestRecord] = []
-
-    def create_deployment(self, record: DeploymentRecord) -> None:
-        if record.id in self.deployments:
-            raise StoreError(f"deployment {record.id} exists")
-        self.deployments[record.id] = record
-
-    def update_deployment(
-        self,
-        deployment_id: str,
-        *,
-        outcome: str | None = None,
-        reason: str | None = None,
-        finished_at: float | None = None,
-        max_weight: int | None = None,
-    ) -> DeploymentRecord:
-        record = self.deployments.get(deployment_id)
-        if record is None:
-            raise StoreError(f"no deployment {deployment_id}")
-        changes: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "outcome": outcome,
-                "reason": reason,
-                "finished_at": finished_at,
-                "max_weight": max_weight,
-            }.items()
-            if v is not None
-        }
-        record = dataclasses.replace(record, **changes)
-        self.deployments[deployment_id] = record
-        return record
-
-    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
-        return self.deployments.get(deployment_id)
-
-    def list_deployments(
-        self,
-        *,
-        service: str | None = None,
-        environment: str | None = None,
-        since: float | None = None,
-        limit: int | None = None,
-    ) -> list[DeploymentRecord]:
-        found = [
-            r
-            for r in self.deployments.values()
-            if (service is None or r.service == service)
-            and (environment is None or r.environment == environment)
-            and (since is None or r.started_at >= since)
-        ]
-        found.sort(key=lambda r: r.started_at, reverse=True)
-        return found if limit is None else found[:limit]
-
-    def save_state(self, deployment_id: str, at: float, state: dict[str, Any]) -> None:
-        self.states.setdefault(deployment_id, []).append((at, state))
-
-    def load_state(self, deployment_id: str) -> dict[str, Any] | None:
-        history = self.states.get(deployment_id)
-        return history[-1][1] if history else None
-
-    def state_history(self, deployment_id: str) -> list[tuple[float, dict[str, Any]]]:
-        return list(self.states.get(deployment_id, []))
-
-    def add_decision(self, record: DecisionRecord) -> DecisionRecord:
-        log = self.decision_log.setdefault(record.deployment_id, [])
-        stored = dataclasses.replace(record, seq=len(log) + 1)
-        log.append(stored)
-        return stored
-
-    def decisions(self, deployment_id: str) -> list[DecisionRecord]:
-        return list(self.decision_log.get(deployment_id, []))
-
-    def add_smoke_test(self, record: SmokeTestRecord) -> None:
-        self.smokes.append(record)
-
-    def smoke_tests(
-        self,
-        *,
-        deployment_id: str | None = None,
-        service: str | None = None,
-        environment: str | None = None,
-    ) -> list[SmokeTestRecord]:
-        return [
-            s
-            for s in self.smokes
-            if (deployment_id is None or s.deployment_id == deployment_id)
-            and (service is None or s.service == service)
-            and (environment is None or s.environment == environment)
-        ]
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
 @pytest.fixture
@@ -152,7 +49,7 @@ def make(
 
 
 def add_deployment(
-    store: FakeStore,
+    store: MemoryStore,
     deployment_id: str,
     *,
     started: float,
@@ -205,7 +102,7 @@ def test_all_is_exactly_the_public_names_sorted() -> None:
 
 
 def test_counter_sample_names_are_exactly_the_documented_ones(
-    store: FakeStore, clock: VirtualClock
+    store: MemoryStore, clock: VirtualClock
 ) -> None:
     registry, dm = make(store, clock)
     add_deployment(store, "d1", started=clock.now(), duration=100, outcome="promoted")
@@ -247,7 +144,7 @@ def _bucket_bounds(registry: CollectorRegistry, name: str) -> list[str]:
     raise AssertionError(f"no family {name}")
 
 
-def test_histogram_buckets_are_fixed(store: FakeStore, clock: VirtualClock) -> None:
+def test_histogram_buckets_are_fixed(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     add_deployment(store, "d1", started=clock.now(), duration=100, outcome="promoted")
     store.add_smoke_test(SmokeTestRecord("d1", SERVICE, ENV, "health", True, 3.0, clock.now()))
@@ -285,7 +182,7 @@ def test_histogram_buckets_are_fixed(store: FakeStore, clock: VirtualClock) -> N
 
 
 def test_outcomes_map_to_statuses_and_unfinished_are_not_counted(
-    store: FakeStore, clock: VirtualClock
+    store: MemoryStore, clock: VirtualClock
 ) -> None:
     registry, _ = make(store, clock)
     now = clock.now()
@@ -326,7 +223,7 @@ def test_outcomes_map_to_statuses_and_unfinished_are_not_counted(
     assert registry.get_sample_value("rollout_started_timestamp_seconds", labels) == now - 1000
 
 
-def test_cumulative_totals_survive_a_new_process(store: FakeStore, clock: VirtualClock) -> None:
+def test_cumulative_totals_survive_a_new_process(store: MemoryStore, clock: VirtualClock) -> None:
     """The CI case: each run is a new process, yet the exported totals keep growing."""
     registry1, dm1 = make(store, clock)
     with dm1.track_deployment(ENV, "run-1", "v1"):
@@ -356,7 +253,7 @@ def test_cumulative_totals_survive_a_new_process(store: FakeStore, clock: Virtua
     assert store.deployments["run-3"].finished_at == clock.now()
 
 
-def test_rollout_in_progress_while_tracking(store: FakeStore, clock: VirtualClock) -> None:
+def test_rollout_in_progress_while_tracking(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     labels = {"service": SERVICE, "environment": ENV}
     started = clock.now()
@@ -369,7 +266,7 @@ def test_rollout_in_progress_while_tracking(store: FakeStore, clock: VirtualCloc
     assert registry.get_sample_value("rollout_in_progress", labels) == 0
 
 
-def test_service_filter_exports_only_that_service(store: FakeStore, clock: VirtualClock) -> None:
+def test_service_filter_exports_only_that_service(store: MemoryStore, clock: VirtualClock) -> None:
     add_deployment(store, "a", started=clock.now(), duration=10, outcome="promoted")
     add_deployment(
         store, "b", started=clock.now(), duration=10, outcome="promoted", service="billing"
@@ -393,7 +290,7 @@ def test_service_filter_exports_only_that_service(store: FakeStore, clock: Virtu
     )
 
 
-def test_smoke_tests_are_stored_and_counted(store: FakeStore, clock: VirtualClock) -> None:
+def test_smoke_tests_are_stored_and_counted(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     with dm.track_smoke_test(ENV, "d1", "health"):
         clock.advance(12)
@@ -423,7 +320,7 @@ def test_smoke_tests_are_stored_and_counted(store: FakeStore, clock: VirtualCloc
 
 
 def test_smoke_test_service_comes_from_the_deployment(
-    store: FakeStore, clock: VirtualClock
+    store: MemoryStore, clock: VirtualClock
 ) -> None:
     add_deployment(store, "d1", started=clock.now(), duration=None, outcome=None, service="billing")
     _, dm = make(store, clock, service=None)
@@ -432,7 +329,7 @@ def test_smoke_test_service_comes_from_the_deployment(
     assert store.smokes[0].service == "billing"
 
 
-def test_deployment_frequency_gauge(store: FakeStore, clock: VirtualClock) -> None:
+def test_deployment_frequency_gauge(store: MemoryStore, clock: VirtualClock) -> None:
     now = clock.now()
     for i in range(6):  # promoted within the last 24h
         add_deployment(
@@ -452,7 +349,9 @@ def test_deployment_frequency_gauge(store: FakeStore, clock: VirtualClock) -> No
 # --- derived rates ------------------------------------------------------------------------
 
 
-def test_rates_are_none_without_finished_deployments(store: FakeStore, clock: VirtualClock) -> None:
+def test_rates_are_none_without_finished_deployments(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
     _, dm = make(store, clock)
     assert dm.deployment_success_rate() is None
     assert dm.deployment_rollback_rate() is None
@@ -463,7 +362,7 @@ def test_rates_are_none_without_finished_deployments(store: FakeStore, clock: Vi
     assert dm.deployment_rollback_rate() is None
 
 
-def test_rates_over_window_and_environment(store: FakeStore, clock: VirtualClock) -> None:
+def test_rates_over_window_and_environment(store: MemoryStore, clock: VirtualClock) -> None:
     now = clock.now()
     add_deployment(store, "a", started=now - 100_000, duration=60, outcome="rolled_back")
     add_deployment(store, "b", started=now - 3000, duration=60, outcome="promoted")
@@ -485,7 +384,7 @@ def test_rates_over_window_and_environment(store: FakeStore, clock: VirtualClock
 # --- rollback ---------------------------------------------------------------------------------
 
 
-def test_record_rollback_sets_outcome_and_reason(store: FakeStore, clock: VirtualClock) -> None:
+def test_record_rollback_sets_outcome_and_reason(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     with dm.track_deployment(ENV, "d1", "v1"):
         clock.advance(45)
@@ -507,7 +406,7 @@ def test_record_rollback_sets_outcome_and_reason(store: FakeStore, clock: Virtua
     dm.record_rollback(ENV, "d1", "high_error_rate")  # idempotent
 
 
-def test_record_rollback_validates(store: FakeStore, clock: VirtualClock) -> None:
+def test_record_rollback_validates(store: MemoryStore, clock: VirtualClock) -> None:
     _, dm = make(store, clock)
     add_deployment(store, "d1", started=clock.now(), duration=None, outcome=None)
     with pytest.raises(ValueError, match="smoke_test_failed, high_error_rate") as info:
@@ -527,7 +426,7 @@ def test_record_rollback_validates(store: FakeStore, clock: VirtualClock) -> Non
 
 
 def test_canary_traffic_keeps_one_series_per_environment(
-    store: FakeStore, clock: VirtualClock
+    store: MemoryStore, clock: VirtualClock
 ) -> None:
     registry, dm = make(store, clock)
     dm.update_canary_traffic(ENV, "d1", 5)
@@ -544,7 +443,7 @@ def test_canary_traffic_keeps_one_series_per_environment(
         dm.update_canary_traffic(ENV, "d2", 101)
 
 
-def test_prometheus_query_and_analysis(store: FakeStore, clock: VirtualClock) -> None:
+def test_prometheus_query_and_analysis(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     dm.record_prometheus_query("analysis", "success", 0.3)
     dm.record_prometheus_query("analysis", "timeout", 10.0)
@@ -572,7 +471,7 @@ def test_prometheus_query_and_analysis(store: FakeStore, clock: VirtualClock) ->
         dm.record_analysis(ENV, "error_rate", "maybe")
 
 
-def test_live_metrics_need_a_service(store: FakeStore, clock: VirtualClock) -> None:
+def test_live_metrics_need_a_service(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock, service=None)
     with pytest.raises(ValueError, match="no service"):
         dm.record_analysis(ENV, "latency", "pass")
@@ -602,7 +501,7 @@ def capturing_handler(
 
 
 def test_push_uses_service_and_environment_grouping_key(
-    store: FakeStore, clock: VirtualClock
+    store: MemoryStore, clock: VirtualClock
 ) -> None:
     _, dm = make(store, clock)
     with dm.track_deployment(ENV, "deploy-123", "v1"):
@@ -630,7 +529,7 @@ def test_push_uses_service_and_environment_grouping_key(
     assert "prometheus_query_total" in body
 
 
-def test_push_needs_a_service(store: FakeStore, clock: VirtualClock) -> None:
+def test_push_needs_a_service(store: MemoryStore, clock: VirtualClock) -> None:
     _, dm = make(store, clock, service=None)
     calls: list[dict[str, Any]] = []
     with pytest.raises(ValueError, match="service"):
@@ -642,7 +541,7 @@ def test_push_needs_a_service(store: FakeStore, clock: VirtualClock) -> None:
 # --- module-level API and HTTP serving ----------------------------------------------------------
 
 
-def test_module_functions_need_initialize(store: FakeStore) -> None:
+def test_module_functions_need_initialize(store: MemoryStore) -> None:
     m.shutdown_metrics()
     with pytest.raises(RuntimeError, match=r"call initialize_metrics\(\) first"):
         m.deployment_success_rate()
@@ -651,7 +550,7 @@ def test_module_functions_need_initialize(store: FakeStore) -> None:
 
 
 def test_module_functions_use_the_initialized_metrics(
-    store: FakeStore, clock: VirtualClock
+    store: MemoryStore, clock: VirtualClock
 ) -> None:
     registry = CollectorRegistry()
     dm = m.initialize_metrics(store, service=SERVICE, registry=registry, serve=False, clock=clock)
@@ -670,7 +569,7 @@ def test_module_functions_use_the_initialized_metrics(
     assert total(registry, "rolled_back") == 1
 
 
-def test_initialize_metrics_serves_http(store: FakeStore, clock: VirtualClock) -> None:
+def test_initialize_metrics_serves_http(store: MemoryStore, clock: VirtualClock) -> None:
     m.initialize_metrics(store, service=SERVICE, port=0, clock=clock)
     address = m.server_address()
     assert address is not None
@@ -689,7 +588,7 @@ def test_initialize_metrics_serves_http(store: FakeStore, clock: VirtualClock) -
 
 
 def test_initialize_metrics_on_busy_port_warns(
-    store: FakeStore, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+    store: MemoryStore, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))

@@ -1,0 +1,40 @@
+"""Real servers for integration tests, on free loopback ports with temporary storage.
+
+A test that needs a binary skips with the Debian package to install, except
+under SAFESHIP_REQUIRE_INTEGRATION=1 (set by .ci/run), where a missing binary
+fails the test: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from safeship.demo.monitoring import PrometheusServer, PushgatewayServer
+
+
+def need_binary(name: str, package: str) -> None:
+    if shutil.which(name) is not None:
+        return
+    message = f"{name} is not installed (Debian package `{package}`: apt-get install {package})"
+    if os.environ.get("SAFESHIP_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def prometheus() -> Iterator[PrometheusServer]:
+    """Prometheus 2.42 scraping every second whatever a test adds with add_targets()."""
+    need_binary("prometheus", "prometheus")
+    with PrometheusServer(scrape_interval=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+def pushgateway() -> Iterator[PushgatewayServer]:
+    need_binary("prometheus-pushgateway", "prometheus-pushgateway")
+    with PushgatewayServer() as server:
+        yield server
