@@ -26,9 +26,14 @@ def need_binary(name: str, package: str) -> None:
 
 
 @pytest.fixture
-def prometheus() -> Iterator[PrometheusServer]:
-    """Prometheus 2.42 scraping every second whatever a test adds with add_targets()."""
+def prometheus_installed() -> None:
+    """For tests that start Prometheus themselves (the demo sandbox does)."""
     need_binary("prometheus", "prometheus")
+
+
+@pytest.fixture
+def prometheus(prometheus_installed: None) -> Iterator[PrometheusServer]:
+    """Prometheus 2.42 scraping every second whatever a test adds with add_targets()."""
     with PrometheusServer(scrape_interval=1.0) as server:
         yield server
 

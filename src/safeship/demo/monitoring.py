@@ -133,6 +133,10 @@ class PrometheusServer(ChildHandle):
     def pid(self) -> int:
         return self._child.pid
 
+    @property
+    def returncode(self) -> int | None:
+        return self._child.returncode
+
     def kill(self) -> None:
         """Stop it abruptly, as an outage would."""
         self._child.stop(0)

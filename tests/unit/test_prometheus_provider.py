@@ -1,0 +1,161 @@
+"""The Prometheus provider: query rendering, escaping, and no data never read as a pass."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from safeship.analysis import Result, evaluate
+from safeship.config import (
+    CanaryStrategy,
+    PrometheusProviderSettings,
+    PrometheusQueries,
+    PrometheusSettings,
+)
+from safeship.errors import ProviderError
+from safeship.prometheus.client import PrometheusClient
+from safeship.providers.interface import Window
+from safeship.providers.prometheus import PrometheusProvider, escape_label_value, format_window
+
+WINDOW = Window(1700000000.0, 1700000042.3)
+Answer = Callable[[str], list[tuple[dict[str, str], str]]]
+
+
+def provider(
+    answer: Answer, settings: PrometheusProviderSettings | None = None
+) -> PrometheusProvider:
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = parse_qs(request.content.decode())["query"][0]
+        result = [{"metric": m, "value": [WINDOW.end, v]} for m, v in answer(query)]
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return httpx.Response(200, json=body)
+
+    client = PrometheusClient(
+        PrometheusSettings(url="http://prom.test", retries=0),
+        transport=httpx.MockTransport(handler),
+    )
+    return PrometheusProvider(
+        settings or PrometheusProviderSettings(),
+        client,
+        service="checkout",
+        environment="production",
+    )
+
+
+def healthy(query: str) -> list[tuple[dict[str, str], str]]:
+    """A service with traffic and no errors: the 5xx selector matches no series."""
+    if query.startswith("count("):
+        return [({}, "4")]
+    if "=~" in query:
+        return []
+    if "_bucket" in query:
+        return [({"le": "0.05"}, "900"), ({"le": "0.1"}, "1000"), ({"le": "+Inf"}, "1000")]
+    return [({}, "1000")]
+
+
+def test_default_queries_select_version_and_window_since_step() -> None:
+    p = provider(healthy)
+    m = p.measure(WINDOW)
+    assert m.queries["canary.requests"] == (
+        'sum(increase(http_requests_total{ service="checkout", environment="production", '
+        'track="canary" }[43s]))'
+    )
+    assert 'track="stable"' in m.queries["baseline.errors"]
+    assert 'status=~"5.."' in m.queries["baseline.errors"]
+    assert m.queries["canary.latency"].startswith("sum by (le) (increase(")
+
+
+def test_no_error_series_with_the_error_label_present_is_zero_errors() -> None:
+    m = provider(healthy).measure(WINDOW)
+    assert m.canary.errors == 0
+    assert "canary.errors_label_probe" in m.queries
+    assert evaluate(m, CanaryStrategy(min_requests=100)).result is Result.PASS
+
+
+def test_no_error_series_and_no_error_label_is_unknown_never_a_pass() -> None:
+    def misspelt_label(query: str) -> list[tuple[dict[str, str], str]]:
+        return [] if query.startswith("count(") else healthy(query)
+
+    m = provider(misspelt_label).measure(WINDOW)
+    assert math.isnan(m.canary.errors)
+    verdict = evaluate(m, CanaryStrategy(min_requests=100))
+    assert verdict.result is Result.INCONCLUSIVE
+
+
+def test_empty_requests_is_no_data_never_a_pass() -> None:
+    m = provider(lambda q: []).measure(WINDOW)
+    assert m.canary.requests == 0
+    assert m.canary.latency_buckets == ()
+    assert evaluate(m, CanaryStrategy()).result is Result.INCONCLUSIVE
+
+
+def test_nan_figures_are_inconclusive_never_a_pass() -> None:
+    def nan(query: str) -> list[tuple[dict[str, str], str]]:
+        if "_bucket" in query:
+            return [({"le": "0.1"}, "NaN"), ({"le": "+Inf"}, "NaN")]
+        return [({}, "NaN")]
+
+    m = provider(nan).measure(WINDOW)
+    assert evaluate(m, CanaryStrategy()).result is Result.INCONCLUSIVE
+    assert m.canary.latency_buckets == ()
+
+
+def test_custom_errors_query_with_no_result_is_unknown() -> None:
+    settings = PrometheusProviderSettings(
+        queries=PrometheusQueries(errors="sum(rate(errors_total{ {{ selector }} }[{{ window }}]))")
+    )
+    m = provider(lambda q: [] if "errors_total" in q else healthy(q), settings).measure(WINDOW)
+    assert math.isnan(m.canary.errors)
+    assert "canary.errors_label_probe" not in m.queries
+
+
+def test_promql_error_becomes_a_provider_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"status": "error", "errorType": "bad_data", "error": "unknown function"}
+        return httpx.Response(400, json=body)
+
+    client = PrometheusClient(
+        PrometheusSettings(url="http://prom.test", retries=0),
+        transport=httpx.MockTransport(handler),
+    )
+    p = PrometheusProvider(
+        PrometheusProviderSettings(), client, service="checkout", environment="production"
+    )
+    with pytest.raises(ProviderError, match="unknown function"):
+        p.measure(WINDOW)
+
+
+def test_label_values_cannot_inject_promql() -> None:
+    settings = PrometheusProviderSettings()
+    p = provider(healthy, settings)
+    hostile = PrometheusProvider(
+        settings, p.client, service="checkout", environment='prod"} or vector(1) #\\'
+    )
+    query = hostile.queries.all("canary", 10)["requests"]
+    assert 'environment="prod\\"} or vector(1) #\\\\"' in query
+    unescaped = re.sub(r"\\.", "", query)
+    assert unescaped.count('"') == 6  # three matchers, each value one quoted string
+
+
+def test_escape_label_value_escapes_quotes_backslashes_and_newlines() -> None:
+    assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_window_is_whole_seconds_rounded_up() -> None:
+    assert format_window(42.3) == "43s"
+    assert format_window(0.2) == "1s"
+
+
+def test_templates_must_use_the_selector() -> None:
+    with pytest.raises(ValueError, match="selector"):
+        PrometheusQueries(requests="sum(rate(x[{{ window }}]))")
+
+
+def test_templates_reject_unknown_variables() -> None:
+    with pytest.raises(ValueError, match="unknown template variable"):
+        PrometheusQueries(requests="sum(x{ {{ selector }} }[{{ windw }}])")
