@@ -25,7 +25,7 @@ def need_binary(name: str, package: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def prometheus_installed() -> None:
     """For tests that start Prometheus themselves (the demo sandbox does)."""
     need_binary("prometheus", "prometheus")

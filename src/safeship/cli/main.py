@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from safeship import __version__
+from safeship.cli.check_cmd import check
 from safeship.cli.config_cmd import config
 from safeship.cli.context import Context
 from safeship.cli.demo_cmd import demo
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, config_path: str | None, store_url: str | None, verb
     ctx.obj = Context(config_path, store_url)
 
 
-for command in (config, rollout, metrics, router, demo):
+for command in (config, check, rollout, metrics, router, demo):
     cli.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""GitHub Actions integration: the only place that reads the GITHUB_* variables."""

@@ -1,0 +1,102 @@
+"""`safeship check` and `safeship check prometheus`: can a rollout be judged here?"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from safeship.ci.github import set_output
+from safeship.cli.context import Context, pass_context
+from safeship.cli.exit_codes import ExitCode
+from safeship.cli.output import emit_json
+from safeship.config import Config, PrometheusSettings, load_config
+from safeship.prometheus.check import PrometheusReport, Status, check_prometheus
+
+_MARKS = {Status.OK: "ok  ", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skip"}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_options(f: F) -> F:
+    """The options `check` and `check prometheus` share."""
+    f = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(f)
+    f = click.option(
+        "--strict", is_flag=True, help="Exit 3 when Prometheus is missing or unreachable."
+    )(f)
+    return click.option(
+        "--url",
+        envvar="PROMETHEUS_URL",
+        default=None,
+        help="Prometheus URL [env PROMETHEUS_URL; default: prometheus.url of the config].",
+    )(f)
+
+
+@click.group(invoke_without_command=True)
+@check_options
+@click.pass_context
+def check(click_ctx: click.Context, url: str | None, strict: bool, as_json: bool) -> int | None:
+    """Run every check: the config, Prometheus and its queries, rule files.
+
+    Works without a config file too, checking what it can. Exit 0 when nothing
+    failed (an unreachable Prometheus only warns unless --strict: exit 3), 1 when a
+    check failed, 2 when the config is invalid.
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return None
+    return _run(click_ctx.ensure_object(Context), url, strict, as_json)
+
+
+@check.command("prometheus")
+@check_options
+@pass_context
+def prometheus(ctx: Context, url: str | None, strict: bool, as_json: bool) -> int:
+    """Prometheus reachable, rule files valid, every analysis query returning data.
+
+    Inside GitHub Actions it writes prometheus_reachable=true|false to $GITHUB_OUTPUT.
+    """
+    return _run(ctx, url, strict, as_json)
+
+
+def _run(ctx: Context, url: str | None, strict: bool, as_json: bool) -> int:
+    config = _config_if_any(ctx)
+    settings = config.prometheus if config is not None else PrometheusSettings()
+    if url:
+        settings = PrometheusSettings.model_validate({**settings.model_dump(), "url": url})
+    report = check_prometheus(settings, config)
+    set_output("prometheus_reachable", "true" if report.reachable else "false")
+    if as_json:
+        emit_json({"service": config.service if config else None, **report.to_dict()})
+    else:
+        _print(report, config)
+    if report.failed:
+        return ExitCode.FAILED
+    if strict and not report.reachable:
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK
+
+
+def _config_if_any(ctx: Context) -> Config | None:
+    """The config when there is one; a missing default file is fine, an invalid one is not."""
+    if ctx.config_path is None and not Path("safeship.yaml").exists():
+        return None
+    return load_config(ctx.config_path)
+
+
+def _print(report: PrometheusReport, config: Config | None) -> None:
+    click.echo(
+        f"config: {'service ' + config.service if config else 'none (checking what can be)'}"
+    )
+    click.echo(f"prometheus: {report.url or 'not configured'}")
+    click.echo(f"prometheus_reachable={'true' if report.reachable else 'false'}")
+    for finding in report.findings:
+        click.echo(f"  {_MARKS[finding.status]}  {finding.subject}: {finding.message}")
+        query = finding.details.get("query")
+        if query and finding.status is not Status.OK:
+            click.echo(f"        query: {query}")
+    failed = sum(f.status is Status.FAIL for f in report.findings)
+    warned = sum(f.status is Status.WARN for f in report.findings)
+    click.echo(f"{failed} failed, {warned} warning(s)")
