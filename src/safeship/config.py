@@ -395,6 +395,23 @@ class MetricsSettings(Model):
     port: int = Field(default=8001, ge=1, le=65535)
 
 
+class PushgatewaySettings(Model):
+    """Where short-lived CI processes push the deployment metrics (cumulative totals)."""
+
+    url: str | None = Field(default=None, description="e.g. http://pushgateway:9091")
+    job: str = "safeship"
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url.rstrip("/")
+
+
 class EnvironmentSettings(Model):
     """Per-environment overrides; anything left out is taken from the top level."""
 
@@ -422,6 +439,7 @@ class Config(Model):
     store: StoreSettings = Field(default_factory=StoreSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    pushgateway: PushgatewaySettings = Field(default_factory=PushgatewaySettings)
 
     def for_environment(self, name: str) -> EnvironmentConfig:
         """The settings in force for one environment (its overrides over the top level)."""

@@ -6,19 +6,25 @@ from dataclasses import dataclass
 
 import click
 
-from safeship.config import Config, StoreSettings, load_config
+from safeship.config import Config, PushgatewaySettings, StoreSettings, load_config
 
 
 @dataclass
 class Context:
     config_path: str | None
-    store_url: str | None
+    store_url: str | None = None
+    pushgateway_url: str | None = None
 
     def load(self) -> Config:
-        """The config, with `--store` / SAFESHIP_STORE_URL taking precedence over `store.url`."""
+        """The config, with the root options (flag or environment) over the file's values."""
         config = load_config(self.config_path)
         if self.store_url:
             config = config.model_copy(update={"store": StoreSettings(url=self.store_url)})
+        if self.pushgateway_url:
+            pushgateway = PushgatewaySettings.model_validate(
+                {**config.pushgateway.model_dump(), "url": self.pushgateway_url}
+            )
+            config = config.model_copy(update={"pushgateway": pushgateway})
         return config
 
     def history(self) -> tuple[str, str | None]:

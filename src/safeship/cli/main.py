@@ -38,10 +38,24 @@ from safeship.errors import ConfigError, SafeshipError, TransientError
     metavar="URL",
     help="History store, a SQLAlchemy URL [env SAFESHIP_STORE_URL; default: the config's].",
 )
+@click.option(
+    "--pushgateway",
+    "pushgateway_url",
+    envvar="PUSHGATEWAY_URL",
+    default=None,
+    metavar="URL",
+    help="Push deployment metrics here after rollouts [env PUSHGATEWAY_URL; default: config].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @click.version_option(__version__, prog_name="safeship")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, store_url: str | None, verbose: bool) -> None:
+def cli(
+    ctx: click.Context,
+    config_path: str | None,
+    store_url: str | None,
+    pushgateway_url: str | None,
+    verbose: bool,
+) -> None:
     """Progressive canary deployments, judged from live metrics, rolled back by themselves.
 
     Exit codes: 0 success/promoted, 1 rolled back or check failed, 2 bad config or
@@ -49,7 +63,7 @@ def cli(ctx: click.Context, config_path: str | None, store_url: str | None, verb
     for a person, 5 another rollout holds the lock.
     """
     configure_logging(verbose)
-    ctx.obj = Context(config_path, store_url)
+    ctx.obj = Context(config_path, store_url, pushgateway_url)
 
 
 for command in (config, check, rollout, metrics, router, demo):

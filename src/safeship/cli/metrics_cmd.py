@@ -6,9 +6,18 @@ import contextlib
 import threading
 
 import click
+from prometheus_client import CollectorRegistry
 
 from safeship.cli.context import Context, pass_context
-from safeship.metrics import initialize_metrics, server_address, shutdown_metrics
+from safeship.cli.exit_codes import ExitCode
+from safeship.http import redact
+from safeship.metrics import (
+    DeploymentMetrics,
+    initialize_metrics,
+    server_address,
+    shutdown_metrics,
+)
+from safeship.metrics.push import push_or_warn
 from safeship.store import open_store
 
 
@@ -41,3 +50,35 @@ def serve(ctx: Context, address: str | None, port: int | None) -> None:
     finally:
         shutdown_metrics()
         store.close()
+
+
+@metrics.command()
+@click.option("--env", "environment", required=True, help="The environment whose metrics to push.")
+@click.option("--strict", is_flag=True, help="Exit 3 when the push fails or no URL is set.")
+@pass_context
+def push(ctx: Context, environment: str, strict: bool) -> int:
+    """Push the deployment metrics of one environment to the Pushgateway.
+
+    Grouping key: job, service, environment (never the deployment id), so series stay
+    continuous and increase() works across CI runs. The URL comes from --pushgateway,
+    PUSHGATEWAY_URL or pushgateway.url. A failed push warns and exits 0 unless --strict.
+    """
+    cfg = ctx.load()
+    cfg.for_environment(environment)  # an unknown environment is a usage error
+    if not cfg.pushgateway.url:
+        click.echo("warning: no Pushgateway URL (--pushgateway, PUSHGATEWAY_URL, config)", err=True)
+        return ExitCode.UNAVAILABLE if strict else ExitCode.OK
+    store = open_store(cfg.store.url)
+    try:
+        deployment_metrics = DeploymentMetrics(CollectorRegistry(), store, service=cfg.service)
+        warning = push_or_warn(cfg.pushgateway, deployment_metrics, environment)
+    finally:
+        store.close()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+        return ExitCode.UNAVAILABLE if strict else ExitCode.OK
+    click.echo(
+        f"pushed {cfg.service}/{environment} to {redact(cfg.pushgateway.url)} "
+        f"(job {cfg.pushgateway.job})"
+    )
+    return ExitCode.OK

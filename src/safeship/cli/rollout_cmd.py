@@ -16,6 +16,7 @@ from safeship.cli.output import emit_json, seconds, when
 from safeship.config import Config, EnvironmentConfig, parse_steps
 from safeship.errors import ConfigError
 from safeship.ids import new_deployment_id
+from safeship.metrics.push import push_or_warn
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import RolloutState
 from safeship.rollout.story import rollout_story
@@ -116,7 +117,7 @@ def rollout(
                 err=True,
             )
             raise
-        return _finish(store, state, as_json)
+        return _finish(cfg, controller, state, as_json)
 
 
 def _settings(cfg: Config, environment: str | None) -> EnvironmentConfig:
@@ -139,7 +140,7 @@ def _store(url: str) -> Iterator[Store]:
 
 
 @contextmanager
-def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Store, RolloutController]]:
+def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Config, RolloutController]]:
     """A controller for an existing rollout, configured for that rollout's environment."""
     cfg = ctx.load()
     with _store(cfg.store.url) as store:
@@ -148,11 +149,15 @@ def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Store, Ro
             raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
         settings = cfg.for_environment(record.environment)
         with controller_for(settings, store, on_event=_print_event) as controller:
-            yield store, controller
+            yield cfg, controller
 
 
-def _finish(store: Store, state: RolloutState, as_json: bool) -> int:
-    story = rollout_story(store, state.deployment_id)
+def _finish(cfg: Config, controller: RolloutController, state: RolloutState, as_json: bool) -> int:
+    """Report the rollout and push the metrics (a Pushgateway that is down only warns)."""
+    story = rollout_story(controller.store, state.deployment_id)
+    push_warning = push_or_warn(cfg.pushgateway, controller.metrics, state.environment)
+    if push_warning:
+        click.echo(f"warning: {push_warning}", err=True)
     if as_json:
         emit_json(
             {
@@ -162,6 +167,7 @@ def _finish(store: Store, state: RolloutState, as_json: bool) -> int:
                 "reason": state.reason.value if state.reason else None,
                 "detail": state.detail,
                 "weight": state.weight,
+                "metrics_pushed": bool(cfg.pushgateway.url) and push_warning is None,
                 "story": story,
             }
         )
@@ -185,8 +191,8 @@ def _print_event(event: RolloutEvent) -> None:
 @pass_context
 def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Promote a paused rollout now (pre-promotion hooks still run)."""
-    with _controller_of(ctx, deployment_id) as (store, controller):
-        return _finish(store, controller.promote(deployment_id), as_json)
+    with _controller_of(ctx, deployment_id) as (cfg, controller):
+        return _finish(cfg, controller, controller.promote(deployment_id), as_json)
 
 
 @rollout.command()
@@ -195,9 +201,9 @@ def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
 @pass_context
 def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Send the canary no traffic and end the rollout as aborted; safe to repeat."""
-    with _controller_of(ctx, deployment_id) as (store, controller):
+    with _controller_of(ctx, deployment_id) as (cfg, controller):
         state = controller.abort(deployment_id)
-        _finish(store, state, as_json)
+        _finish(cfg, controller, state, as_json)
         return ExitCode.OK if state.phase.value == "aborted" else ExitCode.FAILED
 
 
@@ -207,8 +213,8 @@ def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
 @pass_context
 def resume(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Continue a paused or interrupted rollout (finishing any recorded unfinished action)."""
-    with _controller_of(ctx, deployment_id) as (store, controller):
-        return _finish(store, controller.resume(deployment_id), as_json)
+    with _controller_of(ctx, deployment_id) as (cfg, controller):
+        return _finish(cfg, controller, controller.resume(deployment_id), as_json)
 
 
 @rollout.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -9,8 +10,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import default_handler, push_to_gateway
 
+from safeship.http import redact
+
 if TYPE_CHECKING:
+    from safeship.config import PushgatewaySettings
     from safeship.metrics import DeploymentMetrics
+
+logger = logging.getLogger("safeship.metrics")
 
 
 class _GroupView:
@@ -70,3 +76,31 @@ def push_metrics(
         timeout=timeout,
         handler=handler or default_handler,
     )
+
+
+def push_or_warn(
+    settings: PushgatewaySettings,
+    metrics: DeploymentMetrics,
+    environment: str,
+    handler: Callable[..., Callable[[], None]] | None = None,
+) -> str | None:
+    """Push if a Pushgateway is configured; a failure is a warning, never the deploy's failure.
+
+    Returns the warning (also logged), or None when pushed or not configured.
+    """
+    if not settings.url:
+        return None
+    try:
+        push_metrics(
+            settings.url,
+            metrics,
+            environment,
+            job=settings.job,
+            handler=handler,
+            timeout=settings.timeout,
+        )
+    except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
+        warning = f"could not push metrics to the Pushgateway {redact(settings.url)}: {exc}"
+        logger.warning(warning)
+        return warning
+    return None
