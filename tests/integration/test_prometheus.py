@@ -41,6 +41,12 @@ def test_client_against_real_prometheus(prometheus: PrometheusServer) -> None:
         assert client.query('up{job="nope"}').value() is None
         assert client.query('up{job="safeship"}').value() == 1
         assert client.targets()[0]["scrapeInterval"] == "1s"
+        now = time.time()
+        [(labels, points)] = client.query_range('up{job="safeship"}', now - 3, now, 1)
+        assert labels["job"] == "safeship"
+        assert points
+        assert all(value == 1 for _, value in points)
+        assert client.series('up{job="safeship"}')[0]["instance"] == service.url[7:]
         # The sample service's counter exists only after its first request.
         httpx.get(service.url, timeout=5)
         deadline = time.monotonic() + 10

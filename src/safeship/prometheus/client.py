@@ -191,11 +191,6 @@ class PrometheusClient:
         data = self._api("POST", "/api/v1/series", params)
         return [dict(item) for item in data]
 
-    def label_values(self, label: str, match: str | None = None) -> list[str]:
-        params = {"match[]": match} if match else {}
-        data = self._api("GET", f"/api/v1/label/{label}/values", params)
-        return [str(v) for v in data]
-
     def metadata(self, metric: str | None = None) -> dict[str, list[dict[str, str]]]:
         """Metric type/help/unit by metric name, from the targets' exposition."""
         params = {"metric": metric} if metric else {}
