@@ -156,9 +156,14 @@ def test_cli_rollout_exit_codes_explain_and_metrics(stack: Stack) -> None:
     ) as canary:
         point_canary(stack, canary)
         write_config(stack, canary)
-        bad = safeship("--config", str(stack.config), "rollout", "--version", "v2", "--json")
-    assert bad.returncode == 1, bad.stderr
+        bad = safeship(
+            "--config", str(stack.config), "rollout", "--version", "v2", "--json",
+            env={"PUSHGATEWAY_URL": "http://127.0.0.1:9"},
+        )  # fmt: skip
+    assert bad.returncode == 1, bad.stderr  # a Pushgateway that is down changes nothing
+    assert "could not push metrics to the Pushgateway" in bad.stderr
     result = json.loads(bad.stdout)
+    assert result["metrics_pushed"] is False
     assert (result["outcome"], result["reason"], result["weight"]) == (
         "rolled_back",
         "high_error_rate",

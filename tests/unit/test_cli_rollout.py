@@ -94,3 +94,19 @@ def test_history_commands_need_no_config_with_store(
     monkeypatch.setenv("SAFESHIP_STORE_URL", url)
     assert main(["rollout", "status"]) == 0
     assert "no unfinished rollouts" in capsys.readouterr().out
+
+
+def test_prometheus_url_from_the_environment_reaches_every_environment(tmp_path: Path) -> None:
+    from safeship.cli.context import Context
+
+    path = tmp_path / "safeship.yaml"
+    path.write_text(
+        "service: checkout\n"
+        "environments:\n  staging: {}\n  production:\n    prometheus: {timeout: 3}\n"
+        "provider: {type: prometheus}\n"
+    )
+    cfg = Context(str(path), prometheus_url="http://prom.test:9090/").load()
+    assert cfg.prometheus.url == "http://prom.test:9090"
+    for name in ("staging", "production"):
+        assert cfg.for_environment(name).prometheus.url == "http://prom.test:9090"
+    assert cfg.for_environment("production").prometheus.timeout == 3

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 import click
 
 from safeship.ci.github import set_output
-from safeship.cli.context import Context, pass_context
+from safeship.cli.context import Context, pass_context, with_prometheus_url
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
-from safeship.config import Config, PrometheusSettings, load_config
+from safeship.config import Config, PrometheusSettings
 from safeship.prometheus.check import PrometheusReport, Status, check_prometheus
 
 _MARKS = {Status.OK: "ok  ", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skip"}
@@ -62,10 +62,11 @@ def prometheus(ctx: Context, url: str | None, strict: bool, as_json: bool) -> in
 
 
 def _run(ctx: Context, url: str | None, strict: bool, as_json: bool) -> int:
+    url = url or ctx.prometheus_url
     config = _config_if_any(ctx)
-    settings = config.prometheus if config is not None else PrometheusSettings()
-    if url:
-        settings = PrometheusSettings.model_validate({**settings.model_dump(), "url": url})
+    if config is not None and url:
+        config = with_prometheus_url(config, url)
+    settings = config.prometheus if config is not None else PrometheusSettings(url=url)
     report = check_prometheus(settings, config)
     set_output("prometheus_reachable", "true" if report.reachable else "false")
     if as_json:
@@ -83,7 +84,7 @@ def _config_if_any(ctx: Context) -> Config | None:
     """The config when there is one; a missing default file is fine, an invalid one is not."""
     if ctx.config_path is None and not Path("safeship.yaml").exists():
         return None
-    return load_config(ctx.config_path)
+    return ctx.load()
 
 
 def _print(report: PrometheusReport, config: Config | None) -> None:

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 import click
 
-from safeship.config import Config, PushgatewaySettings, StoreSettings, load_config
+from safeship.config import (
+    Config,
+    PrometheusSettings,
+    PushgatewaySettings,
+    StoreSettings,
+    load_config,
+)
 
 
 @dataclass
@@ -14,6 +20,7 @@ class Context:
     config_path: str | None
     store_url: str | None = None
     pushgateway_url: str | None = None
+    prometheus_url: str | None = None
 
     def load(self) -> Config:
         """The config, with the root options (flag or environment) over the file's values."""
@@ -25,6 +32,8 @@ class Context:
                 {**config.pushgateway.model_dump(), "url": self.pushgateway_url}
             )
             config = config.model_copy(update={"pushgateway": pushgateway})
+        if self.prometheus_url:
+            config = with_prometheus_url(config, self.prometheus_url)
         return config
 
     def history(self) -> tuple[str, str | None]:
@@ -38,6 +47,23 @@ class Context:
             return self.store_url, None
         config = self.load()
         return config.store.url, config.service
+
+
+def with_prometheus_url(config: Config, url: str) -> Config:
+    """`config` with `url` as the Prometheus URL of the top level and every environment."""
+
+    def override(settings: PrometheusSettings) -> PrometheusSettings:
+        return PrometheusSettings.model_validate({**settings.model_dump(), "url": url})
+
+    environments = {
+        name: env.model_copy(update={"prometheus": override(env.prometheus)})
+        if env.prometheus is not None
+        else env
+        for name, env in config.environments.items()
+    }
+    return config.model_copy(
+        update={"prometheus": override(config.prometheus), "environments": environments}
+    )
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -46,6 +46,13 @@ from safeship.errors import ConfigError, SafeshipError, TransientError
     metavar="URL",
     help="Push deployment metrics here after rollouts [env PUSHGATEWAY_URL; default: config].",
 )
+@click.option(
+    "--prometheus-url",
+    envvar="PROMETHEUS_URL",
+    default=None,
+    metavar="URL",
+    help="Prometheus to analyse and check with [env PROMETHEUS_URL; default: config].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @click.version_option(__version__, prog_name="safeship")
 @click.pass_context
@@ -54,6 +61,7 @@ def cli(
     config_path: str | None,
     store_url: str | None,
     pushgateway_url: str | None,
+    prometheus_url: str | None,
     verbose: bool,
 ) -> None:
     """Progressive canary deployments, judged from live metrics, rolled back by themselves.
@@ -63,7 +71,7 @@ def cli(
     for a person, 5 another rollout holds the lock.
     """
     configure_logging(verbose)
-    ctx.obj = Context(config_path, store_url, pushgateway_url)
+    ctx.obj = Context(config_path, store_url, pushgateway_url, prometheus_url)
 
 
 for command in (config, check, rollout, metrics, router, demo):

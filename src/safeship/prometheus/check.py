@@ -126,12 +126,37 @@ def check_prometheus(
             scrape = _scrape_interval(client, settings)
             for name in config.environments:
                 env = config.for_environment(name)
-                if isinstance(env.provider, PrometheusProviderSettings):
+                if not isinstance(env.provider, PrometheusProviderSettings):
+                    continue
+                if env.prometheus.url in (None, settings.url):
                     QueryChecker(client, env, env.provider, report, at, scrape).run()
+                else:
+                    _check_other_server(report, env, env.provider, at)
     finally:
         if own_client:
             client.close()
     return report
+
+
+def _check_other_server(
+    report: PrometheusReport,
+    env: EnvironmentConfig,
+    provider: PrometheusProviderSettings,
+    at: float,
+) -> None:
+    """An environment with a Prometheus of its own is checked against that one."""
+    subject = f"{env.environment} prometheus"
+    try:
+        with PrometheusClient(env.prometheus, workflow="check") as client:
+            if not client.ready():
+                report.add("reachability", Status.WARN, subject, "reachable but not ready yet")
+                return
+            scrape = _scrape_interval(client, env.prometheus)
+            QueryChecker(client, env, provider, report, at, scrape).run()
+    except PrometheusError as exc:
+        report.add("reachability", Status.WARN, subject, f"unreachable ({exc.kind}): {exc}")
+    except ConfigError as exc:
+        report.add("reachability", Status.FAIL, subject, str(exc))
 
 
 def _check_reachable(report: PrometheusReport, client: PrometheusClient) -> None:
