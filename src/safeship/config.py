@@ -18,10 +18,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from safeship.errors import ConfigError
+from safeship.redact import MASK, redact_text
 
 DEFAULT_CONFIG_PATH = "safeship.yaml"
 DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
@@ -320,8 +329,15 @@ class PrometheusSettings(Model):
         if not url:
             return None
         if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"{url!r} is not an http(s) URL")
+            raise ValueError("is not an http(s) URL (expected http://host:port)")
         return url.rstrip("/")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
 
     @model_validator(mode="after")
     def _one_auth(self) -> PrometheusSettings:
@@ -408,7 +424,7 @@ class PushgatewaySettings(Model):
         if not url:
             return None
         if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"{url!r} is not an http(s) URL")
+            raise ValueError("is not an http(s) URL (expected http://host:port)")
         return url.rstrip("/")
 
 
@@ -425,6 +441,9 @@ class EnvironmentSettings(Model):
 
 class Config(Model):
     """The whole of safeship.yaml."""
+
+    # Values interpolated from the environment: masked wherever the config is shown.
+    _from_environment: frozenset[str] = PrivateAttr(default=frozenset())
 
     version: Literal[1] = 1
     service: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -450,7 +469,7 @@ class Config(Model):
                 "add it under 'environments:' or pick one of those"
             )
         env = self.environments[name]
-        return EnvironmentConfig(
+        settings = EnvironmentConfig(
             service=self.service,
             environment=name,
             canary=env.canary or self.canary,
@@ -461,10 +480,14 @@ class Config(Model):
             store=self.store,
             prometheus=env.prometheus or self.prometheus,
         )
+        settings._from_environment = self._from_environment
+        return settings
 
 
 class EnvironmentConfig(Model):
     """Everything a rollout of one service to one environment needs."""
+
+    _from_environment: frozenset[str] = PrivateAttr(default=frozenset())
 
     service: str
     environment: str
@@ -513,15 +536,26 @@ KeyPath = tuple[str | int, ...]
 
 
 def _interpolate(
-    text: str, env: Mapping[str, str], path: KeyPath, line: int, problems: list[str], source: str
+    text: str,
+    env: Mapping[str, str],
+    path: KeyPath,
+    line: int,
+    problems: list[str],
+    source: str,
+    used: set[str],
 ) -> str:
-    """Replace `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`."""
+    """Replace `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`.
+
+    Values taken from the environment are added to `used`: any of them may be a
+    secret, so output masks them wherever they appear.
+    """
 
     def sub(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         name, default = match.group(1), match.group(2)
         if name in env:
+            used.add(env[name])
             return env[name]
         if default is not None:
             return default
@@ -543,6 +577,7 @@ class _Loader:
         self.lines: dict[KeyPath, int] = {}
         self.problems: list[str] = []
         self.unresolved: set[KeyPath] = set()
+        self.from_environment: set[str] = set()
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines[path] = node.start_mark.line + 1
@@ -564,7 +599,13 @@ class _Loader:
         if isinstance(value, str) and "$" in value:
             before = len(self.problems)
             text = _interpolate(
-                value, self.env, path, node.start_mark.line + 1, self.problems, self.source
+                value,
+                self.env,
+                path,
+                node.start_mark.line + 1,
+                self.problems,
+                self.source,
+                self.from_environment,
             )
             if len(self.problems) > before:
                 self.unresolved.add(path)
@@ -712,6 +753,7 @@ def parse_config(
         raise ConfigError(
             f"{source}: {len(problems)} problem(s) in the configuration", problems=problems
         )
+    config._from_environment = frozenset(loader.from_environment)
     return config
 
 
@@ -740,20 +782,28 @@ def json_schema() -> dict[str, Any]:
 
 
 def redacted(config: BaseModel) -> dict[str, Any]:
-    """The config as data with secret-looking values and URL passwords masked."""
-    masked: dict[str, Any] = _mask(json.loads(config.model_dump_json()))
+    """The config as data, fit to show: secret-looking keys, URL user-info and every
+    value that came from an environment variable are masked."""
+    secrets = secret_values(config)
+    masked: dict[str, Any] = _mask(json.loads(config.model_dump_json()), secrets)
     return masked
 
 
-def _mask(value: Any, key: str = "") -> Any:
+def secret_values(config: BaseModel) -> frozenset[str]:
+    """The values interpolated from the environment into `config` (any may be secret)."""
+    found: frozenset[str] = getattr(config, "_from_environment", frozenset())
+    return found
+
+
+def _mask(value: Any, secrets: frozenset[str], key: str = "") -> Any:
     if isinstance(value, dict):
-        return {k: _mask(v, k) for k, v in value.items()}
+        return {k: _mask(v, secrets, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v, key) for v in value]
+        return [_mask(v, secrets, key) for v in value]
     if isinstance(value, str):
         if _SECRET_KEY.search(key) and value:
-            return "***"
-        return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", value)
+            return MASK
+        return redact_text(value, secrets)
     return value
 
 

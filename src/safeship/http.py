@@ -1,16 +1,14 @@
-"""One way to make outgoing HTTP calls: timeouts, retries with backoff, auth, redaction.
+"""One way to make outgoing HTTP calls: timeouts, retries with backoff, auth, TLS.
 
 Every client safeship builds comes from `make_client`, and every call that may
 be retried goes through `with_retries`, so the retry policy (exponential
-backoff with full jitter, honouring `Retry-After`) and the rule that secrets
-never reach a message live in one place.
+backoff with full jitter, honouring `Retry-After`) lives in one place.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
-import re
 import ssl
 import time
 from collections.abc import Callable
@@ -25,12 +23,6 @@ from safeship.errors import TransientError
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def redact(url: str) -> str:
-    """A URL without its user-info (user:password@), fit for messages and logs."""
-    return _USERINFO.sub("***@", url)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ a `VirtualClock` - so a rollout's hours run in milliseconds and deterministicall
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,15 @@ from safeship.clock import Clock
 from safeship.errors import ProviderError, RouterError, StoreError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.routers.interface import Router, RouterHealth
-from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.interface import (
+    CounterIncrement,
+    CounterRecord,
+    DecisionRecord,
+    DeploymentRecord,
+    SmokeTestRecord,
+    Store,
+    canonical_labels,
+)
 
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
 
@@ -103,6 +113,8 @@ class MemoryStore(Store):
         self.states: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         self.decision_log: dict[str, list[DecisionRecord]] = {}
         self.smokes: list[SmokeTestRecord] = []
+        #: (service, environment, name, canonical labels) -> running total
+        self.counter_values: dict[tuple[str, str, str, str], float] = {}
 
     def create_deployment(self, record: DeploymentRecord) -> None:
         if record.id in self.deployments:
@@ -191,6 +203,25 @@ class MemoryStore(Store):
             if (deployment_id is None or s.deployment_id == deployment_id)
             and (service is None or s.service == service)
             and (environment is None or s.environment == environment)
+        ]
+
+    def add_to_counters(self, increments: Sequence[CounterIncrement]) -> None:
+        updated = dict(self.counter_values)  # applied all at once, like a transaction
+        for increment in increments:
+            key = (
+                increment.service,
+                increment.environment,
+                increment.name,
+                canonical_labels(increment.labels),
+            )
+            updated[key] = updated.get(key, 0.0) + increment.value
+        self.counter_values = updated
+
+    def counters(self, *, service: str | None = None) -> list[CounterRecord]:
+        return [
+            CounterRecord(key[0], key[1], key[2], json.loads(key[3]), value)
+            for key, value in sorted(self.counter_values.items())
+            if service is None or key[0] == service
         ]
 
     def close(self) -> None:

@@ -13,7 +13,12 @@ from prometheus_client import CollectorRegistry
 from safeship.config import BasicAuth, PrometheusSettings, SecretRef
 from safeship.errors import ConfigError
 from safeship.metrics import DeploymentMetrics
-from safeship.prometheus.client import PrometheusClient, PrometheusError, PromQLError
+from safeship.prometheus.client import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusRejected,
+    PromQLError,
+)
 from safeship.testing import MemoryStore
 
 URL = "http://prometheus.test:9090"
@@ -127,10 +132,25 @@ def test_garbage_answer_is_an_http_error() -> None:
     assert info.value.kind == "http"
 
 
-def test_unauthorized_is_an_http_error_naming_the_status() -> None:
-    with pytest.raises(PrometheusError, match="HTTP 401") as info:
-        client(lambda r: httpx.Response(401, text="no"), retries=0).query("up")
+def test_unauthorized_is_refused_once_with_a_hint_and_not_retried() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(401, text="no")
+
+    hint = r"HTTP 401; check prometheus\.bearer_token"
+    with pytest.raises(PrometheusRejected, match=hint) as info:
+        client(handler, retries=3).query("up")
     assert info.value.status == 401
+    assert len(calls) == 1
+
+
+def test_malformed_vector_answer_is_an_http_error_not_a_crash() -> None:
+    body = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}}
+    with pytest.raises(PrometheusError, match="malformed query answer") as info:
+        client(lambda r: httpx.Response(200, json=body), retries=0).query("up")
+    assert info.value.kind == "http"
 
 
 def test_bearer_token_is_sent_and_never_shown() -> None:

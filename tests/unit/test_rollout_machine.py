@@ -20,9 +20,9 @@ def holding(at: float = 0.0) -> RolloutState:
     return state.shift_to_next_step(at).weight_confirmed(10, at)
 
 
-def verdict(result: Result, kind: str = "error_rate") -> Verdict:
+def verdict(result: Result, kind: str = "error_rate", seconds: float = 290) -> Verdict:
     checks = (CheckResult(kind, kind, result, "because"),)
-    return Verdict(result, "because", Window(0, 1), checks)
+    return Verdict(result, "because", Window(10, 10 + seconds), checks)
 
 
 def test_new_rollout_is_pending_with_no_traffic() -> None:
@@ -112,3 +112,14 @@ def test_error_action_can_be_pause() -> None:
     strategy = CanaryStrategy(limits=Limits(consecutive_errors=1, on_error="pause"))
     state = holding().observed(verdict(Result.ERROR), 1)
     assert decide(state, verdict(Result.ERROR), strategy, 1).action is DecisionAction.PAUSE
+
+
+def test_a_pass_over_a_window_shorter_than_min_hold_does_not_advance() -> None:
+    state = holding(at=0)
+    late = verdict(Result.PASS, seconds=15)  # the window opened late: provider was down
+    decision = decide(state, late, STRATEGY, 300)
+    assert decision.action is DecisionAction.CONTINUE
+    assert "advances on at least 60s" in decision.explanation
+    assert decide(state, verdict(Result.PASS, seconds=60), STRATEGY, 345).action is (
+        DecisionAction.ADVANCE
+    )

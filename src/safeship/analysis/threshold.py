@@ -130,8 +130,8 @@ def histogram_quantile(q: float, buckets: tuple[tuple[float, float], ...]) -> fl
     `+Inf` bucket yields the highest finite bound, as Prometheus does. None
     when there are no observations.
     """
-    if not buckets or not buckets[-1][1] > 0:
-        return None
+    if len(buckets) < 2 or not buckets[-1][1] > 0:
+        return None  # no observations, or no finite bucket to place them in
     total = buckets[-1][1]
     rank = q * total
     lower_bound, lower_count = 0.0, 0.0

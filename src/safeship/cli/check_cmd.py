@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 import click
 
 from safeship.ci.github import set_output
-from safeship.cli.context import Context, pass_context, with_prometheus_url
+from safeship.cli.context import Context, pass_context, prometheus_settings, with_prometheus_url
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
-from safeship.config import Config, PrometheusSettings
+from safeship.config import Config
 from safeship.prometheus.check import PrometheusReport, Status, check_prometheus
 
-_MARKS = {Status.OK: "ok  ", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skip"}
+_MARKS = {Status.OK: "ok  ", Status.WARN: "warn", Status.FAIL: "FAIL"}
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +66,7 @@ def _run(ctx: Context, url: str | None, strict: bool, as_json: bool) -> int:
     config = _config_if_any(ctx)
     if config is not None and url:
         config = with_prometheus_url(config, url)
-    settings = config.prometheus if config is not None else PrometheusSettings(url=url)
+    settings = config.prometheus if config is not None else prometheus_settings(url)
     report = check_prometheus(settings, config)
     set_output("prometheus_reachable", "true" if report.reachable else "false")
     if as_json:

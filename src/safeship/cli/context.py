@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import click
+from pydantic import BaseModel, ValidationError
 
 from safeship.config import (
     Config,
@@ -13,6 +15,7 @@ from safeship.config import (
     StoreSettings,
     load_config,
 )
+from safeship.errors import ConfigError
 
 
 @dataclass
@@ -28,8 +31,10 @@ class Context:
         if self.store_url:
             config = config.model_copy(update={"store": StoreSettings(url=self.store_url)})
         if self.pushgateway_url:
-            pushgateway = PushgatewaySettings.model_validate(
-                {**config.pushgateway.model_dump(), "url": self.pushgateway_url}
+            pushgateway = _validated(
+                PushgatewaySettings,
+                {**config.pushgateway.model_dump(), "url": self.pushgateway_url},
+                "--pushgateway / PUSHGATEWAY_URL",
             )
             config = config.model_copy(update={"pushgateway": pushgateway})
         if self.prometheus_url:
@@ -49,11 +54,20 @@ class Context:
         return config.store.url, config.service
 
 
+def prometheus_settings(url: str | None) -> PrometheusSettings:
+    """Prometheus settings from a URL alone (when there is no config file)."""
+    return _validated(PrometheusSettings, {"url": url}, "--url / PROMETHEUS_URL")
+
+
 def with_prometheus_url(config: Config, url: str) -> Config:
     """`config` with `url` as the Prometheus URL of the top level and every environment."""
 
     def override(settings: PrometheusSettings) -> PrometheusSettings:
-        return PrometheusSettings.model_validate({**settings.model_dump(), "url": url})
+        return _validated(
+            PrometheusSettings,
+            {**settings.model_dump(), "url": url},
+            "--prometheus-url / --url / PROMETHEUS_URL",
+        )
 
     environments = {
         name: env.model_copy(update={"prometheus": override(env.prometheus)})
@@ -64,6 +78,18 @@ def with_prometheus_url(config: Config, url: str) -> Config:
     return config.model_copy(
         update={"prometheus": override(config.prometheus), "environments": environments}
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: dict[str, Any], where: str) -> M:
+    """A setting given on the command line or in the environment, validated like the file."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from None
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
-from safeship.http import redact
 from safeship.metrics import (
     DeploymentMetrics,
     initialize_metrics,
@@ -18,6 +17,7 @@ from safeship.metrics import (
     shutdown_metrics,
 )
 from safeship.metrics.push import push_or_warn
+from safeship.redact import redact_url
 from safeship.store import open_store
 
 
@@ -30,7 +30,7 @@ def metrics() -> None:
 @click.option("--address", default=None, help="Bind address [default: config, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [default: config, 8001].")
 @pass_context
-def serve(ctx: Context, address: str | None, port: int | None) -> None:
+def serve(ctx: Context, address: str | None, port: int | None) -> int:
     """Serve /metrics until interrupted (deployment totals are cumulative, from the store)."""
     cfg = ctx.load()
     store = open_store(cfg.store.url)
@@ -43,13 +43,16 @@ def serve(ctx: Context, address: str | None, port: int | None) -> None:
         )
         bound = server_address()
         if bound is None:
-            raise click.ClickException("the metrics server could not start (see the warning)")
+            where = f"{address or cfg.metrics.address}:{cfg.metrics.port if port is None else port}"
+            click.echo(f"error: cannot serve metrics on {where} (address in use?)", err=True)
+            return ExitCode.UNAVAILABLE
         click.echo(f"serving http://{bound[0]}:{bound[1]}/metrics (Ctrl-C to stop)")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     finally:
         shutdown_metrics()
         store.close()
+    return ExitCode.OK
 
 
 @metrics.command()
@@ -78,7 +81,7 @@ def push(ctx: Context, environment: str, strict: bool) -> int:
         click.echo(f"warning: {warning}", err=True)
         return ExitCode.UNAVAILABLE if strict else ExitCode.OK
     click.echo(
-        f"pushed {cfg.service}/{environment} to {redact(cfg.pushgateway.url)} "
+        f"pushed {cfg.service}/{environment} to {redact_url(cfg.pushgateway.url)} "
         f"(job {cfg.pushgateway.job})"
     )
     return ExitCode.OK

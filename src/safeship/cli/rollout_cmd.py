@@ -18,7 +18,7 @@ from safeship.errors import ConfigError
 from safeship.ids import new_deployment_id
 from safeship.metrics.push import push_or_warn
 from safeship.rollout.controller import RolloutController, RolloutEvent
-from safeship.rollout.machine import RolloutState
+from safeship.rollout.machine import Phase, RolloutState
 from safeship.rollout.story import rollout_story
 from safeship.rollout.wiring import controller_for, preflight
 from safeship.store import open_store
@@ -204,7 +204,14 @@ def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
     with _controller_of(ctx, deployment_id) as (cfg, controller):
         state = controller.abort(deployment_id)
         _finish(cfg, controller, state, as_json)
-        return ExitCode.OK if state.phase.value == "aborted" else ExitCode.FAILED
+        if state.phase is Phase.ABORTED:
+            return ExitCode.OK
+        click.echo(
+            f"error: rollout {deployment_id} had already ended as {state.phase.value}; "
+            "nothing to abort",
+            err=True,
+        )
+        return ExitCode.FAILED
 
 
 @rollout.command()
@@ -263,14 +270,15 @@ def status(ctx: Context, deployment_id: str | None, as_json: bool) -> None:
             else [r.id for r in store.list_deployments(service=service) if r.finished_at is None]
         )
         states = [store.load_state(i) for i in ids]
+    if any(data is None for data in states):
+        raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
     if as_json:
-        emit_json({"rollouts": [s for s in states if s is not None]})
+        emit_json({"rollouts": states})
         return
     if not states:
         click.echo("no unfinished rollouts")
     for data in states:
-        if data is None:
-            raise click.UsageError(f"no rollout {deployment_id!r}")
+        assert data is not None
         click.echo(
             f"{data['deployment_id']}  {data['environment']}  {data['version']}  "
             f"{data['phase']} at {data['weight']}%  {data.get('detail') or ''}"

@@ -227,14 +227,16 @@ class Sandbox:
         canary = self._start_service(scenario.version, "canary", scenario.fault)
         self._point_canary_slot(canary.url)
         settings = self.settings(canary)
-        # What the canary really served, read from its own counters: the demo's ground truth.
-        counter = ScrapeProvider(canary.metrics_url, self.stable.metrics_url)
         if self.prometheus is not None:
             self.prometheus.wait_for_targets(2)
-        provider = build_provider(settings, self.metrics)
-        started = time.monotonic()
-        opened = time.time()
-        try:
+        with contextlib.ExitStack() as closing:
+            # What the canary really served, read from its own counters: the ground truth.
+            counter = ScrapeProvider(canary.metrics_url, self.stable.metrics_url)
+            closing.callback(counter.close)
+            provider = build_provider(settings, self.metrics)
+            closing.callback(provider.close)
+            started = time.monotonic()
+            opened = time.time()
             counter.window_opened(opened)
             controller = RolloutController(
                 settings,
@@ -247,9 +249,6 @@ class Sandbox:
             )
             state = controller.start(scenario.version)
             served = counter.measure(Window(opened, time.time())).canary
-        finally:
-            provider.close()
-            counter.close()
         duration = time.monotonic() - started
         if state.outcome is Outcome.PROMOTED:
             self._replace_stable(scenario.version, canary)

@@ -25,9 +25,15 @@ is final (changing `promoted` into `rolled_back` later would make a counter go
 down, which Prometheus reads as a reset), and pruning old rows from the store
 lowers the totals in the same way.
 
-Only figures that have no history row stay in-process metrics: the current
-canary weight, Prometheus query counts and timings, and canary-analysis check
-results.
+Counters that have no history row to derive them from - Prometheus query counts
+and timings (`prometheus_query_total`, `prometheus_query_duration_seconds`) and
+canary-analysis check results (`canary_analysis_total`) - are running totals
+too: they are counted in memory and added to the store's `counters` table by
+`DeploymentMetrics.flush()` (the rollout controller flushes whenever it saves the
+rollout's state, and every push flushes first), one transaction per flush. The
+collector exports the stored totals plus the increments not flushed yet, so an
+in-process scrape is never behind. The only in-process metric left is the
+current canary weight, a gauge.
 
 Nothing here touches `prometheus_client.REGISTRY`: every metric is registered
 on the `CollectorRegistry` the caller passes (or a fresh one).
@@ -36,15 +42,17 @@ on the `CollectorRegistry` the caller passes (or a fresh one).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from safeship.clock import Clock, SystemClock
+from safeship.errors import StoreError
 from safeship.metrics.collector import StoreCollector
 from safeship.metrics.names import (
     _SECONDS_PER_HOUR,
@@ -122,13 +130,15 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
 
 
 class DeploymentMetrics:
-    """safeship's metrics on one registry: the store collector plus the live metrics.
+    """safeship's metrics on one registry: the store collector plus the canary-weight gauge.
 
     The deployment and smoke-test metrics are cumulative totals read from `store`
     at collection time (see the module docstring for why); the methods that
     "record" them therefore write history records to the store. The rollout
     controller writes its own records, so `track_deployment`/`track_smoke_test`/
     `record_rollback` are for library users who do not use the controller.
+    `record_prometheus_query`/`record_analysis` count in memory until `flush()`
+    adds the counts to the store's counters (collections include them meanwhile).
 
     `service` restricts the exported history to one service and is the default
     `service` label of the live metrics; with it None, all services in the store
@@ -150,31 +160,13 @@ class DeploymentMetrics:
         self.clock: Clock = clock or SystemClock()
         self.frequency_window = frequency_window
         self.collector = StoreCollector(store, service, self.clock, frequency_window)
+        self._pending = self.collector.pending
         registry.register(self.collector)
 
         self._canary_traffic = Gauge(
             CANARY_TRAFFIC_PERCENTAGE,
             "Percentage of traffic currently routed to the canary.",
             ("service", "environment", "deployment_id"),
-            registry=registry,
-        )
-        self._query_total = Counter(
-            PROMETHEUS_QUERY_TOTAL,
-            "Prometheus queries made by safeship, by result.",
-            ("service", "workflow", "result"),
-            registry=registry,
-        )
-        self._query_duration = Histogram(
-            PROMETHEUS_QUERY_DURATION_SECONDS,
-            "Duration of Prometheus queries made by safeship, in seconds.",
-            ("service", "workflow"),
-            buckets=PROMETHEUS_QUERY_DURATION_BUCKETS,
-            registry=registry,
-        )
-        self._analysis_total = Counter(
-            CANARY_ANALYSIS_TOTAL,
-            "Canary-analysis check evaluations, by check and result.",
-            ("service", "environment", "check", "result"),
             registry=registry,
         )
         # One canary_traffic_percentage series per (service, environment): the
@@ -320,7 +312,7 @@ class DeploymentMetrics:
             finished_at=self.clock.now() if record.finished_at is None else record.finished_at,
         )
 
-    # --- live metrics -----------------------------------------------------------------
+    # --- live gauge and store counters --------------------------------------------------
 
     def update_canary_traffic(
         self,
@@ -345,20 +337,35 @@ class DeploymentMetrics:
     def record_prometheus_query(
         self, workflow: str, result: str, duration: float, *, service: str | None = None
     ) -> None:
-        """Count one Prometheus query (`success|failed|timeout`) and observe its duration."""
+        """Count one Prometheus query (`success|failed|timeout`) and observe its duration.
+
+        Pending until `flush()`; a collection includes it meanwhile.
+        """
         _check(result, PROMETHEUS_QUERY_RESULTS, "prometheus query result")
-        if duration < 0:
-            raise ValueError("duration must not be negative")
-        resolved = self._service_for(service)
-        self._query_total.labels(resolved, workflow, result).inc()
-        self._query_duration.labels(resolved, workflow).observe(duration)
+        if not math.isfinite(duration) or duration < 0:
+            # A NaN would poison the stored sum for good.
+            raise ValueError(f"duration must be a finite number >= 0, got {duration}")
+        self._pending.record_prometheus_query(
+            self._service_for(service), workflow, result, duration
+        )
 
     def record_analysis(
         self, environment: str, check: str, result: str, *, service: str | None = None
     ) -> None:
-        """Count one canary-analysis check result (`pass|fail|inconclusive|error`)."""
+        """Count one canary-analysis check result (`pass|fail|inconclusive|error`).
+
+        Pending until `flush()`; a collection includes it meanwhile.
+        """
         _check(result, ANALYSIS_RESULTS, "analysis result")
-        self._analysis_total.labels(self._service_for(service), environment, check, result).inc()
+        self._pending.record_analysis(self._service_for(service), environment, check, result)
+
+    def flush(self) -> None:
+        """Add the pending query and analysis counts to the store, in one transaction.
+
+        A no-op when nothing is pending. On `StoreError` the counts stay pending
+        (and keep being exported) for the next flush.
+        """
+        self._pending.flush(self.store)
 
     # --- derived figures (from the store) -------------------------------------------------
 
@@ -452,15 +459,24 @@ def server_address() -> tuple[str, int] | None:
 
 
 def shutdown_metrics() -> None:
-    """Stop the metrics HTTP server (if any) and forget the current metrics."""
+    """Stop the metrics HTTP server (if any), flush and forget the current metrics.
+
+    A flush that fails is logged as a warning; the counts stay pending on the
+    `DeploymentMetrics` object, which `initialize_metrics` returned.
+    """
     global _current, _server
     with _module_lock:
-        server, _server, _current = _server, None, None
+        server, _server, current, _current = _server, None, _current, None
     if server is not None:
         httpd, thread = server
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+    if current is not None:
+        try:
+            current.flush()
+        except StoreError as exc:
+            logger.warning("query and analysis counts not saved to the history store: %s", exc)
 
 
 def track_deployment(

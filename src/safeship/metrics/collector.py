@@ -1,5 +1,8 @@
-"""`StoreCollector`: the deployment and smoke-test metrics, derived from the history store.
+"""`StoreCollector`: safeship's cumulative metrics, read from the history store.
 
+The deployment and smoke-test metrics are derived from the history records; the
+Prometheus query and canary-analysis counters are the store's `counters` plus the
+increments this process has not flushed yet (see `safeship.metrics.counters`).
 Why they are read from the store rather than counted in-process is explained in the
 `safeship.metrics` docstring.
 """
@@ -18,8 +21,15 @@ from prometheus_client.core import (
 )
 
 from safeship.clock import Clock, SystemClock
+from safeship.metrics.counters import (
+    QUERY_DURATION_BUCKET,
+    QUERY_DURATION_SUM,
+    PendingCounters,
+)
 from safeship.metrics.names import (
     _SECONDS_PER_HOUR,
+    ANALYSIS_RESULTS,
+    CANARY_ANALYSIS_TOTAL,
     DEPLOYMENT_DURATION_BUCKETS,
     DEPLOYMENT_DURATION_SECONDS,
     DEPLOYMENT_FREQUENCY,
@@ -27,6 +37,10 @@ from safeship.metrics.names import (
     DEPLOYMENT_STATUSES,
     DEPLOYMENT_TOTAL,
     OUTCOME_STATUS,
+    PROMETHEUS_QUERY_DURATION_BUCKETS,
+    PROMETHEUS_QUERY_DURATION_SECONDS,
+    PROMETHEUS_QUERY_RESULTS,
+    PROMETHEUS_QUERY_TOTAL,
     ROLLBACK_REASONS,
     ROLLOUT_IN_PROGRESS,
     ROLLOUT_STARTED_TIMESTAMP_SECONDS,
@@ -34,15 +48,11 @@ from safeship.metrics.names import (
     SMOKE_TEST_DURATION_SECONDS,
     SMOKE_TEST_TOTAL,
     _is_finished,
+    _le,
 )
-from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.interface import CounterRecord, DeploymentRecord, SmokeTestRecord, Store
 
 _DEPLOYMENT_LABELS = ("service", "environment")
-
-
-def _le(bound: float) -> str:
-    """The `le` label value prometheus_client itself uses for a bucket bound."""
-    return repr(float(bound))
 
 
 def _histogram_buckets(
@@ -130,6 +140,28 @@ class _Families:
         )
     )
 
+    query_total: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            PROMETHEUS_QUERY_TOTAL,
+            "Prometheus queries made by safeship, by result (cumulative, from the store).",
+            labels=("service", "workflow", "result"),
+        )
+    )
+    query_duration: HistogramMetricFamily = field(
+        default_factory=lambda: HistogramMetricFamily(
+            PROMETHEUS_QUERY_DURATION_SECONDS,
+            "Duration of Prometheus queries made by safeship, in seconds (from the store).",
+            labels=("service", "workflow"),
+        )
+    )
+    analysis_total: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            CANARY_ANALYSIS_TOTAL,
+            "Canary-analysis check evaluations, by check and result (cumulative, from the store).",
+            labels=("service", "environment", "check", "result"),
+        )
+    )
+
     def all(self) -> tuple[Metric, ...]:
         return (
             self.total,
@@ -140,7 +172,47 @@ class _Families:
             self.smoke_duration,
             self.in_progress,
             self.started,
+            self.query_total,
+            self.query_duration,
+            self.analysis_total,
         )
+
+    def add_counters(self, records: Iterable[CounterRecord]) -> None:
+        """Fill the query and analysis families from the stored (plus pending) counters.
+
+        Like the other families, every result of the vocabulary gets a series (0 if
+        it never happened) for each (service, workflow) and (service, environment,
+        check) seen, and a histogram always has all its buckets.
+        """
+        queries: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        durations: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        duration_sums: dict[tuple[str, str], float] = defaultdict(float)
+        analyses: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+        for record in records:
+            labels = record.labels
+            workflow = labels.get("workflow", "")
+            if record.name == PROMETHEUS_QUERY_TOTAL and "result" in labels:
+                queries[(record.service, workflow)][labels["result"]] = record.value
+            elif record.name == QUERY_DURATION_BUCKET and "le" in labels:
+                durations[(record.service, workflow)][labels["le"]] = record.value
+            elif record.name == QUERY_DURATION_SUM:
+                duration_sums[(record.service, workflow)] += record.value
+            elif record.name == CANARY_ANALYSIS_TOTAL and "result" in labels:
+                check = (record.service, record.environment, labels.get("check", ""))
+                analyses[check][labels["result"]] = record.value
+
+        for key in sorted(set(queries) | set(durations)):
+            counts = {**dict.fromkeys(PROMETHEUS_QUERY_RESULTS, 0.0), **queries.get(key, {})}
+            for result, value in counts.items():
+                self.query_total.add_metric([*key, result], value)
+            observed = durations.get(key, {})
+            bounds = [*(_le(b) for b in PROMETHEUS_QUERY_DURATION_BUCKETS), "+Inf"]
+            buckets = [(le, observed.get(le, 0.0)) for le in bounds]
+            self.query_duration.add_metric(list(key), buckets, duration_sums.get(key, 0.0))
+        for check_key in sorted(analyses):
+            counts = {**dict.fromkeys(ANALYSIS_RESULTS, 0.0), **analyses[check_key]}
+            for result, value in counts.items():
+                self.analysis_total.add_metric([*check_key, result], value)
 
 
 class StoreCollector:
@@ -150,6 +222,10 @@ class StoreCollector:
     cumulative totals, so short-lived processes export the true running totals
     instead of per-process counts that restart at zero (see the `safeship.metrics` docstring).
     With `service` set only that service's history is read.
+
+    `pending` holds the query and analysis counts this process recorded but has not
+    flushed to the store yet; they are added to the stored totals, so a scrape
+    before a flush is not behind. A collector without one gets an empty one.
 
     Series are emitted for every `(service, environment)` the store has seen, with
     explicit zeros for statuses/reasons/results that never happened: a counter
@@ -162,6 +238,8 @@ class StoreCollector:
         service: str | None = None,
         clock: Clock | None = None,
         frequency_window: float = 86400,
+        *,
+        pending: PendingCounters | None = None,
     ) -> None:
         if frequency_window <= 0:
             raise ValueError("frequency_window must be positive")
@@ -169,6 +247,7 @@ class StoreCollector:
         self.service = service
         self.clock: Clock = clock or SystemClock()
         self.frequency_window = frequency_window
+        self.pending = pending if pending is not None else PendingCounters()
 
     def describe(self) -> Iterable[Metric]:
         """Empty families, so the registry can detect name clashes without a store query."""
@@ -182,6 +261,7 @@ class StoreCollector:
         """
         deployments = self.store.list_deployments(service=self.service)
         smoke_tests = self.store.smoke_tests(service=self.service)
+        counters = self.pending.totals(self.store, self.service)
         now = self.clock.now()
         since = now - self.frequency_window
 
@@ -237,4 +317,5 @@ class StoreCollector:
             )
             f.smoke_duration.add_metric(list(pair), buckets, total_seconds)
 
+        f.add_counters(counters)
         return f.all()

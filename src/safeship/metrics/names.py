@@ -56,3 +56,8 @@ _SECONDS_PER_HOUR = 3600.0
 
 def _is_finished(record: DeploymentRecord) -> bool:
     return record.outcome in OUTCOME_STATUS
+
+
+def _le(bound: float) -> str:
+    """The `le` label value prometheus_client itself uses for a bucket bound."""
+    return repr(float(bound))

@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import default_handler, push_to_gateway
 
-from safeship.http import redact
+from safeship.errors import StoreError
+from safeship.redact import redact_url
 
 if TYPE_CHECKING:
     from safeship.config import PushgatewaySettings
@@ -64,10 +65,15 @@ def push_metrics(
     is right because the store-backed figures are complete running totals. Only
     the group's own series are pushed. `handler` is prometheus_client's push
     handler (tests pass one that captures the request).
+
+    The pending query and analysis counts are flushed to the store first: pushing
+    totals the store does not hold yet would make the next process's push look
+    like a counter reset. A failed flush (`StoreError`) therefore pushes nothing.
     """
     resolved = service or metrics.service
     if resolved is None:
         raise ValueError("push_metrics needs a service: pass service=... or set it on metrics")
+    metrics.flush()
     push_to_gateway(
         gateway_url,
         job=job,
@@ -86,7 +92,9 @@ def push_or_warn(
 ) -> str | None:
     """Push if a Pushgateway is configured; a failure is a warning, never the deploy's failure.
 
-    Returns the warning (also logged), or None when pushed or not configured.
+    Returns the warning (also logged), or None when pushed or not configured. A
+    history store that cannot be written or read (the flush before the push, or
+    the totals) is such a failure too: nothing is pushed then.
     """
     if not settings.url:
         return None
@@ -100,7 +108,11 @@ def push_or_warn(
             timeout=settings.timeout,
         )
     except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
-        warning = f"could not push metrics to the Pushgateway {redact(settings.url)}: {exc}"
+        warning = f"could not push metrics to the Pushgateway {redact_url(settings.url)}: {exc}"
+        logger.warning(warning)
+        return warning
+    except StoreError as exc:  # its message already hides the store's password
+        warning = f"metrics not pushed to the Pushgateway {redact_url(settings.url)}: {exc}"
         logger.warning(warning)
         return warning
     return None

@@ -30,8 +30,13 @@ from safeship.config import (
     PrometheusSettings,
 )
 from safeship.errors import ConfigError
-from safeship.http import redact
-from safeship.prometheus.client import PrometheusClient, PrometheusError, PromQLError
+from safeship.prometheus.client import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusRejected,
+    PromQLError,
+    Sample,
+)
 from safeship.prometheus.promql import (
     COUNTER_FUNCTIONS,
     Matcher,
@@ -40,6 +45,7 @@ from safeship.prometheus.promql import (
     selectors,
 )
 from safeship.providers.prometheus import ERROR_LABEL_PRESENT, PrometheusQueries, Track
+from safeship.redact import redact_url
 
 LOOKBACK_SECONDS = 300.0
 """How far back "does this query return data" looks: five minutes of traffic."""
@@ -49,7 +55,6 @@ class Status(StrEnum):
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
-    SKIP = "skip"
 
 
 @dataclass(frozen=True)
@@ -103,15 +108,31 @@ def check_prometheus(
     now: float | None = None,
 ) -> PrometheusReport:
     """Every Prometheus check that can run with what is given; never raises for Prometheus."""
-    report = PrometheusReport(url=redact(settings.url) if settings.url else None)
+    report = PrometheusReport(url=redact_url(settings.url) if settings.url else None)
     _check_rule_files(report, settings, promtool or shutil.which("promtool"))
+    at = time.time() if now is None else now
+    analysed = (
+        [
+            env
+            for env in (config.for_environment(n) for n in config.environments)
+            if isinstance(env.provider, PrometheusProviderSettings)
+        ]
+        if config is not None
+        else []
+    )
+    own_servers = [e for e in analysed if e.prometheus.url not in (None, settings.url)]
+    shared = [e for e in analysed if e not in own_servers]
+    for env in own_servers:
+        _check_other_server(report, env, at)
     if not settings.url:
-        report.add(
-            "reachability",
-            Status.WARN,
-            "prometheus",
-            "no Prometheus URL: set PROMETHEUS_URL or prometheus.url; Prometheus checks skipped",
-        )
+        if not own_servers:
+            report.add(
+                "reachability",
+                Status.WARN,
+                "prometheus",
+                "no Prometheus URL: set PROMETHEUS_URL or prometheus.url; Prometheus checks "
+                "skipped",
+            )
         return report
     own_client = client is None
     try:
@@ -121,29 +142,17 @@ def check_prometheus(
         return report
     try:
         _check_reachable(report, client)
-        if report.reachable and config is not None:
-            at = time.time() if now is None else now
+        if report.reachable:
             scrape = _scrape_interval(client, settings)
-            for name in config.environments:
-                env = config.for_environment(name)
-                if not isinstance(env.provider, PrometheusProviderSettings):
-                    continue
-                if env.prometheus.url in (None, settings.url):
-                    QueryChecker(client, env, env.provider, report, at, scrape).run()
-                else:
-                    _check_other_server(report, env, env.provider, at)
+            for env in shared:
+                QueryChecker(client, env, report, at, scrape).run()
     finally:
         if own_client:
             client.close()
     return report
 
 
-def _check_other_server(
-    report: PrometheusReport,
-    env: EnvironmentConfig,
-    provider: PrometheusProviderSettings,
-    at: float,
-) -> None:
+def _check_other_server(report: PrometheusReport, env: EnvironmentConfig, at: float) -> None:
     """An environment with a Prometheus of its own is checked against that one."""
     subject = f"{env.environment} prometheus"
     try:
@@ -152,10 +161,11 @@ def _check_other_server(
                 report.add("reachability", Status.WARN, subject, "reachable but not ready yet")
                 return
             scrape = _scrape_interval(client, env.prometheus)
-            QueryChecker(client, env, provider, report, at, scrape).run()
+            QueryChecker(client, env, report, at, scrape).run()
+            report.reachable = True  # at least one configured Prometheus answered
     except PrometheusError as exc:
         report.add("reachability", Status.WARN, subject, f"unreachable ({exc.kind}): {exc}")
-    except ConfigError as exc:
+    except (ConfigError, PrometheusRejected) as exc:
         report.add("reachability", Status.FAIL, subject, str(exc))
 
 
@@ -165,6 +175,9 @@ def _check_reachable(report: PrometheusReport, client: PrometheusClient) -> None
         report.version = str(client.buildinfo().get("version"))
     except PrometheusError as exc:
         report.add("reachability", Status.WARN, "prometheus", f"unreachable ({exc.kind}): {exc}")
+        return
+    except PrometheusRejected as exc:
+        report.add("reachability", Status.FAIL, "prometheus", f"refused: {exc}")
         return
     report.reachable = ready
     if ready:
@@ -185,13 +198,17 @@ def _check_rule_files(
                 "rules", Status.WARN, name, "promtool not installed (Debian package `prometheus`)"
             )
             continue
-        proc = subprocess.run(
-            [promtool, "check", "rules", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                [promtool, "check", "rules", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            report.add("rules", Status.FAIL, name, f"promtool could not check it: {exc}")
+            continue
         output = (proc.stdout + proc.stderr).strip()
         if proc.returncode == 0:
             report.add("rules", Status.OK, name, output.splitlines()[-1] if output else "valid")
@@ -205,10 +222,24 @@ def _scrape_interval(client: PrometheusClient, settings: PrometheusSettings) -> 
         return settings.scrape_interval
     try:
         intervals = [_duration(t.get("scrapeInterval")) for t in client.targets()]
-    except PrometheusError:
+    except (PrometheusError, PrometheusRejected):
         return None
     known = [i for i in intervals if i is not None]
     return max(known) if known else None
+
+
+def _shape_problem(kind: str, samples: tuple[Sample, ...]) -> str | None:
+    """What the provider would refuse in a non-empty answer (the rollout reads it the same way)."""
+    if kind == "latency":
+        if samples and not all("le" in s.labels for s in samples):
+            return "a latency query must return one series per `le` bucket (sum by (le) (...))"
+        return None
+    if len(samples) > 1:
+        return (
+            f"returns {len(samples)} series where the analysis needs one: aggregate it "
+            "(e.g. sum(...))"
+        )
+    return None
 
 
 def _duration(value: object) -> float | None:
@@ -222,18 +253,20 @@ class QueryChecker:
         self,
         client: PrometheusClient,
         env: EnvironmentConfig,
-        provider: PrometheusProviderSettings,
         report: PrometheusReport,
         at: float,
         scrape_interval: float | None,
     ) -> None:
+        assert isinstance(env.provider, PrometheusProviderSettings)
         self.client = client
         self.env = env
-        self.provider = provider
+        self.provider = env.provider
         self.report = report
         self.at = at
         self.scrape_interval = scrape_interval
-        self.queries = PrometheusQueries(provider, service=env.service, environment=env.environment)
+        self.queries = PrometheusQueries(
+            env.provider, service=env.service, environment=env.environment
+        )
         self._metadata: dict[str, list[dict[str, str]]] | None = None
 
     def run(self) -> None:
@@ -262,13 +295,17 @@ class QueryChecker:
         try:
             self.client.format_query(query)
             result = self.client.query(query, self.at)
-        except PromQLError as exc:
+        except (PromQLError, PrometheusRejected) as exc:
             self.report.add("query", Status.FAIL, subject, str(exc), {"query": query})
             return
         except PrometheusError as exc:
             self.report.add("query", Status.FAIL, subject, f"query failed: {exc}", {"query": query})
             return
         self._check_ranges_and_counters(subject, query)
+        shape = _shape_problem(kind, result.samples)
+        if shape is not None:
+            self.report.add("query", Status.FAIL, subject, shape, {"query": query})
+            return
         values = [s.value for s in result.samples]
         if values and not all(math.isnan(v) for v in values):
             shown = f"{values[0]:.4g}" if len(values) == 1 else f"{len(values)} series"
@@ -292,6 +329,16 @@ class QueryChecker:
                 status = Status.WARN
                 message += " (no canary traffic yet: expected before a rollout)"
             self.report.add("query", status, subject, message, details)
+            return
+        if kind == "errors" and self.provider.queries.errors is not None:
+            self.report.add(
+                "query",
+                Status.FAIL,
+                subject,
+                "a custom errors query must itself return 0 when nothing failed: an empty "
+                "result is no data, so every hold would end inconclusive",
+                details,
+            )
             return
         if kind == "errors" and self._error_label_present(track):
             self.report.add(
@@ -357,7 +404,7 @@ class QueryChecker:
         probe = self.queries.render(ERROR_LABEL_PRESENT, track, LOOKBACK_SECONDS)
         try:
             return bool(self.client.query(probe, self.at).value())
-        except (PrometheusError, PromQLError):
+        except (PrometheusError, PromQLError, PrometheusRejected):
             return False
 
     def _check_ranges_and_counters(self, subject: str, query: str) -> None:
@@ -396,7 +443,7 @@ class QueryChecker:
         if self._metadata is None:
             try:
                 self._metadata = self.client.metadata()
-            except PrometheusError:
+            except (PrometheusError, PrometheusRejected):
                 self._metadata = {}
         for suffix in ("", "_bucket", "_count", "_sum", "_total"):
             if suffix and not metric.endswith(suffix):
@@ -414,5 +461,5 @@ class QueryChecker:
     def _series(self, match: str, start: float) -> list[dict[str, str]]:
         try:
             return self.client.series(match, start=start, end=self.at)
-        except (PrometheusError, PromQLError):
+        except (PrometheusError, PromQLError, PrometheusRejected):
             return []

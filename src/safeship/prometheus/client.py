@@ -24,9 +24,10 @@ import httpx
 
 from safeship.config import PrometheusSettings
 from safeship.errors import ConfigError, PermanentError, ProviderError
-from safeship.http import RETRY_STATUSES, RetryPolicy, make_client, redact, retry_after_seconds
+from safeship.http import RETRY_STATUSES, RetryPolicy, make_client, retry_after_seconds
 from safeship.http import with_retries as _with_retries
 from safeship.metrics import DeploymentMetrics
+from safeship.redact import redact_url
 
 
 class PrometheusError(ProviderError):
@@ -42,6 +43,19 @@ class PrometheusError(ProviderError):
     ) -> None:
         super().__init__(message, retry_after)
         self.kind = kind
+        self.status = status
+
+
+class PrometheusRejected(PermanentError):
+    """Prometheus (or a proxy before it) refused the request: 401, 403, 404...; not retried."""
+
+    def __init__(self, message: str, status: int) -> None:
+        hint = {
+            401: "; check prometheus.bearer_token / basic_auth",
+            403: "; the credentials lack permission",
+            404: "; check prometheus.url (a path prefix?)",
+        }.get(status, "")
+        super().__init__(message + hint)
         self.status = status
 
 
@@ -174,10 +188,13 @@ class PrometheusClient:
             "timeout": f"{self._timeout:g}s",
         }
         data = self._instrumented(lambda: self._api("POST", "/api/v1/query_range", params))
-        return [
-            (dict(s.get("metric", {})), [(float(t), _parse_value(v)) for t, v in s["values"]])
-            for s in data.get("result", [])
-        ]
+        try:
+            return [
+                (dict(s["metric"]), [(float(t), _parse_value(v)) for t, v in s["values"]])
+                for s in data["result"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PrometheusError("http", f"malformed range answer ({exc!r})") from None
 
     def series(
         self, match: str, start: float | None = None, end: float | None = None
@@ -217,7 +234,7 @@ class PrometheusClient:
         except PrometheusError as exc:
             result = "timeout" if exc.kind == "timeout" else "failed"
             raise
-        except PromQLError:
+        except (PromQLError, PrometheusRejected):
             result = "failed"
             raise
         finally:
@@ -237,7 +254,7 @@ class PrometheusClient:
         return _with_retries(once, self._policy, sleep=self._sleep)
 
     def _send(self, method: str, path: str, params: dict[str, str] | None) -> httpx.Response:
-        where = f"{redact(self.url)}{path}"
+        where = f"{redact_url(self.url)}{path}"
         try:
             if method == "POST":
                 response = self._client.post(path, data=params)
@@ -261,10 +278,14 @@ class PrometheusClient:
         return response
 
     def _decode(self, response: httpx.Response, query: str) -> Any:
-        where = f"{redact(self.url)}{response.request.url.path}"
+        where = f"{redact_url(self.url)}{response.request.url.path}"
         try:
             body = response.json()
         except ValueError:
+            if 400 <= response.status_code < 500 and response.status_code != 429:
+                raise PrometheusRejected(
+                    f"Prometheus {where}: HTTP {response.status_code}", response.status_code
+                ) from None
             raise PrometheusError(
                 "http",
                 f"Prometheus {where}: HTTP {response.status_code} with a body that is not "
@@ -283,6 +304,11 @@ class PrometheusClient:
             raise PromQLError(error_type, message, query)
         if error_type == "timeout":
             raise PrometheusError("timeout", f"Prometheus {where}: query timed out: {message}")
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            raise PrometheusRejected(
+                f"Prometheus {where}: HTTP {response.status_code} {error_type}: {message}",
+                response.status_code,
+            )
         raise PrometheusError(
             "http",
             f"Prometheus {where}: HTTP {response.status_code} {error_type}: {message}",
@@ -302,15 +328,21 @@ def _query_result(expr: str, data: Any) -> QueryResult:
         raise PrometheusError("http", f"unexpected query answer: {str(data)[:120]!r}")
     kind = data["resultType"]
     raw = data.get("result")
-    if kind == "scalar" and isinstance(raw, list):
-        timestamp, value = raw
-        return QueryResult(expr, kind, (Sample({}, _parse_value(value), float(timestamp)),))
+    if kind == "scalar" and isinstance(raw, list) and len(raw) == 2:
+        try:
+            sample = Sample({}, _parse_value(raw[1]), float(raw[0]))
+        except (TypeError, ValueError) as exc:
+            raise PrometheusError("http", f"malformed scalar answer: {raw!r}") from exc
+        return QueryResult(expr, kind, (sample,))
     if kind != "vector":
         raise PromQLError("unsupported", f"an instant query must return a vector, got {kind}", expr)
-    samples = tuple(
-        Sample(
-            dict(item.get("metric", {})), _parse_value(item["value"][1]), float(item["value"][0])
+    try:
+        samples = tuple(
+            Sample(dict(item["metric"]), _parse_value(item["value"][1]), float(item["value"][0]))
+            for item in raw or []
         )
-        for item in raw or []
-    )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PrometheusError(
+            "http", f"malformed query answer ({exc!r}): {str(raw)[:120]}"
+        ) from None
     return QueryResult(expr, kind, samples)

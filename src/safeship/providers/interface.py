@@ -56,6 +56,9 @@ class Measurement:
 class MetricsProvider(ABC):
     """Reads request, error and latency figures for canary and baseline."""
 
+    def ready(self) -> None:  # noqa: B027 - optional hook
+        """Raise `ProviderError` if figures cannot be read now (checked before traffic moves)."""
+
     def window_opened(self, at: float) -> None:  # noqa: B027 - optional hook
         """An analysis window starts at `at`; providers that diff counters snapshot here."""
 

@@ -19,8 +19,9 @@ from typing import Literal
 
 from safeship.config import PrometheusProviderSettings, render_template
 from safeship.errors import ProviderError
-from safeship.prometheus.client import PrometheusClient, PromQLError
+from safeship.prometheus.client import PrometheusClient, PrometheusRejected, PromQLError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
+from safeship.redact import redact_url
 
 Track = Literal["canary", "baseline"]
 
@@ -104,11 +105,20 @@ class PrometheusProvider(MetricsProvider):
         self.client = client
         self.queries = PrometheusQueries(settings, service=service, environment=environment)
 
+    def ready(self) -> None:
+        """Prometheus answers and is ready (not still replaying its WAL)."""
+        try:
+            ready = self.client.ready()
+        except PrometheusRejected as exc:
+            raise ProviderError(str(exc)) from exc
+        if not ready:
+            raise ProviderError(f"Prometheus {redact_url(self.client.url)} is not ready yet")
+
     def measure(self, window: Window) -> Measurement:
         try:
             canary, canary_q = self._sample("canary", window)
             baseline, baseline_q = self._sample("baseline", window)
-        except PromQLError as exc:
+        except (PromQLError, PrometheusRejected) as exc:
             raise ProviderError(str(exc)) from exc
         queries = {f"canary.{k}": v for k, v in canary_q.items()}
         queries |= {f"baseline.{k}": v for k, v in baseline_q.items()}

@@ -86,6 +86,10 @@ class ScrapeProvider(MetricsProvider):
             transport=transport, timeout=timeout, headers={"Accept": _ACCEPT}
         )
 
+    def ready(self) -> None:
+        """Both targets answer with parsable metrics."""
+        self._scrape_both()
+
     def window_opened(self, at: float) -> None:
         """Snapshot both targets for the window starting at `at`; raises `ProviderError`."""
         self._snapshots[at] = self._scrape_both()

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from safeship.analysis import Verdict, error_verdict, evaluate
 from safeship.clock import Clock
 from safeship.config import EnvironmentConfig, Hook, SmokeTest, redacted
-from safeship.errors import ProviderError, RolloutStateError, RouterError
+from safeship.errors import ProviderError, RolloutStateError, RouterError, StoreError
 from safeship.http import RetryPolicy, with_retries
 from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
@@ -363,6 +363,12 @@ class RolloutController:
             finished_at=state.updated_at if state.terminal else None,
             max_weight=max_weight,
         )
+        # The query and analysis counts become durable as the rollout goes; they are only
+        # metrics, so a store that refuses them must not stop the rollout (they stay pending).
+        try:
+            self.metrics.flush()
+        except StoreError as exc:
+            log.warning("query and analysis counts not saved to the history store: %s", exc)
 
     def _record(
         self, state: RolloutState, action: str, result: str, reason: str, inputs: dict[str, Any]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
 from safeship.config import Hook, SmokeTest
+from safeship.redact import redact_text
 
 _OUTPUT_TAIL = 2000
 
@@ -51,8 +52,12 @@ def run_command(
     shell: bool,
     timeout: float,
     env: Mapping[str, str],
+    secrets: Iterable[str] = (),
 ) -> RunResult:
-    """Run a command; a non-zero exit, a timeout or a missing program is a failure."""
+    """Run a command; a non-zero exit, a timeout or a missing program is a failure.
+
+    The output kept for the record is scrubbed of `secrets` and URL passwords.
+    """
     started = time.monotonic()
     full_env = {**os.environ, **env}
     try:
@@ -73,32 +78,48 @@ def run_command(
     duration = time.monotonic() - started
     if proc.returncode == 0:
         return RunResult(name, True, duration, "exit 0")
-    tail = (proc.stderr or proc.stdout or "").strip()[-_OUTPUT_TAIL:]
+    tail = redact_text((proc.stderr or proc.stdout or "").strip(), secrets)[-_OUTPUT_TAIL:]
     return RunResult(name, False, duration, f"exit {proc.returncode}: {tail}".rstrip(": "))
 
 
-def run_hook(stage: str, index: int, hook: Hook, env: Mapping[str, str]) -> RunResult:
+def run_hook(
+    stage: str, index: int, hook: Hook, env: Mapping[str, str], secrets: Iterable[str] = ()
+) -> RunResult:
     return run_command(
         f"{stage}[{index}]",
         hook.command,
         shell=hook.shell,
         timeout=hook.timeout,
         env={**env, **hook.env},
+        secrets=[*secrets, *hook.env.values()],
     )
 
 
-def run_smoke_test(test: SmokeTest, env: Mapping[str, str]) -> RunResult:
+def run_smoke_test(
+    test: SmokeTest, env: Mapping[str, str], secrets: Iterable[str] = ()
+) -> RunResult:
     """An HTTP expectation or a command, against the canary before it gets traffic."""
     if test.command is not None:
-        return run_command(test.name, test.command, shell=test.shell, timeout=test.timeout, env=env)
+        return run_command(
+            test.name,
+            test.command,
+            shell=test.shell,
+            timeout=test.timeout,
+            env=env,
+            secrets=secrets,
+        )
     assert test.http is not None  # guaranteed by SmokeTest's validator
     http = test.http
+    shown = redact_text(f"{http.method} {http.url}", secrets)
     started = time.monotonic()
     try:
         response = httpx.request(http.method, http.url, timeout=http.timeout)
     except httpx.HTTPError as exc:
         return RunResult(
-            test.name, False, time.monotonic() - started, f"{http.method} {http.url}: {exc}"
+            test.name,
+            False,
+            time.monotonic() - started,
+            redact_text(f"{shown}: {exc}", secrets),
         )
     duration = time.monotonic() - started
     if response.status_code != http.expect_status:
@@ -106,14 +127,13 @@ def run_smoke_test(test: SmokeTest, env: Mapping[str, str]) -> RunResult:
             test.name,
             False,
             duration,
-            f"{http.method} {http.url}: status {response.status_code}, "
-            f"expected {http.expect_status}",
+            f"{shown}: status {response.status_code}, expected {http.expect_status}",
         )
     if http.expect_body is not None and http.expect_body not in response.text:
         return RunResult(
             test.name,
             False,
             duration,
-            f"{http.method} {http.url}: body does not contain {http.expect_body!r}",
+            f"{shown}: body does not contain {http.expect_body!r}",
         )
-    return RunResult(test.name, True, duration, f"{http.method} {http.url}: {response.status_code}")
+    return RunResult(test.name, True, duration, f"{shown}: {response.status_code}")

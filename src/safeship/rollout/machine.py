@@ -107,14 +107,6 @@ class RolloutState:
         return self.phase in TERMINAL
 
     @property
-    def step_weight(self) -> int | None:
-        return self.steps[self.step_index] if self.step_index >= 0 else None
-
-    @property
-    def next_weight(self) -> int:
-        return self.steps[self.step_index + 1]
-
-    @property
     def outcome(self) -> Outcome | None:
         """The rollout outcome so far (None while still running)."""
         return {
@@ -251,7 +243,7 @@ class RolloutState:
     def pause(self, reason: Reason | None, detail: str, at: float) -> RolloutState:
         """Wait for a person; `reason` is what a timed-out pause rolls back for."""
         return self._to(
-            frozenset({Phase.HOLDING, Phase.PENDING}),
+            frozenset({Phase.HOLDING}),
             at,
             phase=Phase.PAUSED,
             reason=reason,
@@ -355,6 +347,14 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
             limits.on_inconclusive,
             f"hold of {strategy.hold:g}s ended without a conclusive verdict: {verdict.reason}",
             Reason.NO_DATA,
+        )
+    # A window that opened late (the provider failed at first) must still be long enough.
+    needed = min(strategy.min_hold, strategy.hold - strategy.warmup)
+    if verdict.window.seconds < needed:
+        return Decision(
+            DecisionAction.CONTINUE,
+            f"pass over only {verdict.window.seconds:.0f}s of analysis; a step advances on at "
+            f"least {needed:g}s: {verdict.reason}",
         )
     return Decision(
         DecisionAction.ADVANCE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from safeship.clock import Clock, SystemClock
 from safeship.config import EnvironmentConfig
-from safeship.errors import RouterError
+from safeship.errors import ProviderError, RouterError
 from safeship.metrics import DeploymentMetrics
 from safeship.providers import build_provider
 from safeship.rollout.controller import EventSink, RolloutController
@@ -28,9 +29,11 @@ def controller_for(
     """A controller wired to the configured router and provider; closes them afterwards."""
     clock = clock or SystemClock()
     metrics = DeploymentMetrics(CollectorRegistry(), store, service=settings.service, clock=clock)
-    router = build_router(settings.router)
-    provider = build_provider(settings, metrics)
-    try:
+    with contextlib.ExitStack() as stack:
+        router = build_router(settings.router)
+        stack.callback(router.close)
+        provider = build_provider(settings, metrics)
+        stack.callback(provider.close)
         yield RolloutController(
             settings,
             store=store,
@@ -40,13 +43,10 @@ def controller_for(
             metrics=metrics,
             on_event=on_event,
         )
-    finally:
-        provider.close()
-        router.close()
 
 
 def preflight(controller: RolloutController) -> None:
-    """Before anything changes: the router must answer. Raises a TransientError (exit 3)."""
+    """Before anything changes, router and metrics must answer; a TransientError means exit 3."""
     health = controller.router.health()
     if not health.ok:
         raise RouterError(f"router not ready before the rollout: {health.detail}")
@@ -54,3 +54,7 @@ def preflight(controller: RolloutController) -> None:
         controller.router.get_weight()
     except RouterError as exc:
         raise RouterError(f"router not ready before the rollout: {exc}") from exc
+    try:
+        controller.provider.ready()
+    except ProviderError as exc:
+        raise ProviderError(f"metrics not readable before the rollout: {exc}") from exc

@@ -2,13 +2,17 @@
 
 The store is the memory of every rollout: deployments and their outcome, each
 state the rollout machine passed through (so a new process can resume it),
-every decision with the inputs it was made from, and smoke-test results.
+every decision with the inputs it was made from, smoke-test results, and the
+running totals of counters that have no history row of their own (Prometheus
+queries, canary-analysis check results; see `safeship.metrics`).
 Records are plain frozen dataclasses; JSON-able payloads are `dict[str, Any]`.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +67,38 @@ class SmokeTestRecord:
     duration: float
     at: float
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class CounterIncrement:
+    """An amount to add to one counter series.
+
+    A series is identified by `service`, `environment` ("" for a metric without
+    one), `name` (the sample name, e.g. `prometheus_query_duration_seconds_bucket`)
+    and its other `labels`.
+    """
+
+    service: str
+    environment: str
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class CounterRecord:
+    """The running total of one counter series (identified as in `CounterIncrement`)."""
+
+    service: str
+    environment: str
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+def canonical_labels(labels: Mapping[str, str]) -> str:
+    """The stored form of a counter's labels: JSON with sorted keys, so equal labels match."""
+    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
 class Store(ABC):
@@ -132,6 +168,20 @@ class Store(ABC):
         environment: str | None = None,
     ) -> list[SmokeTestRecord]:
         """Smoke-test results, oldest first, filtered by the given fields."""
+
+    @abstractmethod
+    def add_to_counters(self, increments: Sequence[CounterIncrement]) -> None:
+        """Add each increment to its counter (created at 0), all in one transaction.
+
+        Either every increment is applied or, on `StoreError`, none is.
+        """
+
+    @abstractmethod
+    def counters(self, *, service: str | None = None) -> list[CounterRecord]:
+        """Every counter's running total, optionally of one service only.
+
+        Ordered by service, environment, name and labels.
+        """
 
     @abstractmethod
     def close(self) -> None:

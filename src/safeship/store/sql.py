@@ -22,18 +22,21 @@ from alembic.util import CommandError
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Executable,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Row,
     ScalarSelect,
     String,
     Table,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     event,
     func,
@@ -41,7 +44,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import (
     ArgumentError,
@@ -54,7 +58,15 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from safeship.errors import StoreError
 from safeship.store import migrations
-from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.interface import (
+    CounterIncrement,
+    CounterRecord,
+    DecisionRecord,
+    DeploymentRecord,
+    SmokeTestRecord,
+    Store,
+    canonical_labels,
+)
 
 metadata = MetaData()
 
@@ -130,6 +142,19 @@ smoke_tests = Table(
     Column("at", Float(), nullable=False),
     Column("detail", Text(), nullable=False),
 )
+
+# One row per counter series; `labels` is `canonical_labels(...)` of the other labels.
+counters = Table(
+    "counters",
+    metadata,
+    Column("service", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("name", String(), nullable=False),
+    Column("labels", String(), nullable=False),
+    Column("value", Float(), nullable=False),
+    PrimaryKeyConstraint("service", "environment", "name", "labels", name="pk_counters"),
+)
+_COUNTER_KEY = ("service", "environment", "name", "labels")
 
 # Columns named after the record fields, so rows map straight onto the dataclasses.
 _DEPLOYMENT_COLUMNS = [deployments.c[f.name] for f in fields(DeploymentRecord)]
@@ -388,6 +413,45 @@ class SqlStore(Store):
         rows = self._rows("listing smoke tests", query)
         return [SmokeTestRecord(**row._mapping) for row in rows]
 
+    def add_to_counters(self, increments: Sequence[CounterIncrement]) -> None:
+        # Summed per series first: one upsert may not touch the same row twice (PostgreSQL).
+        totals: dict[tuple[str, str, str, str], float] = {}
+        for increment in increments:
+            key = (
+                increment.service,
+                increment.environment,
+                increment.name,
+                canonical_labels(increment.labels),
+            )
+            totals[key] = totals.get(key, 0.0) + increment.value
+        if not totals:
+            return
+        rows = [dict(zip(_COUNTER_KEY, key, strict=True), value=v) for key, v in totals.items()]
+        with self._guard("adding to counters"), self._engine.begin() as conn:
+            _add_to_counters(conn, rows)
+
+    def counters(self, *, service: str | None = None) -> list[CounterRecord]:
+        query = select(
+            counters.c.service,
+            counters.c.environment,
+            counters.c.name,
+            counters.c.labels,
+            counters.c.value,
+        ).order_by(*(counters.c[name] for name in _COUNTER_KEY))
+        if service is not None:
+            query = query.where(counters.c.service == service)
+        rows = self._rows("reading counters", query)
+        return [
+            CounterRecord(
+                service=row.service,
+                environment=row.environment,
+                name=row.name,
+                labels=json.loads(row.labels),
+                value=row.value,
+            )
+            for row in rows
+        ]
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -411,6 +475,37 @@ def _next_seq(table: Table, deployment_id: str) -> ScalarSelect[Any]:
         .where(table.c.deployment_id == deployment_id)
         .scalar_subquery()
     )
+
+
+def counter_upsert(dialect: str) -> Executable | None:
+    """`INSERT ... ON CONFLICT DO UPDATE value = value + new`, or None where unsupported."""
+    if dialect == "sqlite":
+        lite = sqlite.insert(counters)
+        return lite.on_conflict_do_update(
+            index_elements=_COUNTER_KEY, set_={"value": counters.c.value + lite.excluded.value}
+        )
+    if dialect == "postgresql":
+        pg = postgresql.insert(counters)
+        return pg.on_conflict_do_update(
+            index_elements=_COUNTER_KEY, set_={"value": counters.c.value + pg.excluded.value}
+        )
+    return None
+
+
+def _add_to_counters(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add `rows` (one per series) to the counters inside the caller's transaction."""
+    upsert = counter_upsert(conn.dialect.name)
+    if upsert is not None:
+        conn.execute(upsert, rows)
+        return
+    # Other databases: update, and insert the series that did not exist yet.
+    for row in rows:
+        same: ColumnElement[bool] = and_(*(counters.c[name] == row[name] for name in _COUNTER_KEY))
+        changed = conn.execute(
+            update(counters).where(same).values(value=counters.c.value + row["value"])
+        )
+        if changed.rowcount == 0:
+            conn.execute(insert(counters).values(row))
 
 
 def _from_json(text: str) -> dict[str, Any]:
