@@ -5,10 +5,11 @@
     ├── PermanentError           retrying will not help
     │   ├── StoreError           history store unusable
     │   ├── RolloutStateError    a transition that the state does not allow
-    │   └── HookError            a hook or smoke test could not be run
+    │   └── RollbackIncompleteError  weight 0 not confirmed: resume it later
     └── TransientError           may succeed if retried (carries a delay)
         ├── ProviderError        metrics could not be read
-        └── RouterError          traffic weight could not be set or confirmed
+        ├── RouterError          traffic weight could not be set or confirmed
+        └── StoreUnavailableError  the history database did not answer
 
 Callers retry `TransientError` with backoff (or after `retry_after` seconds when
 the other side asked for a delay), up to their limit; anything else stops at once.
@@ -41,8 +42,8 @@ class RolloutStateError(PermanentError):
     """A rollout transition was asked for that its current state does not allow."""
 
 
-class HookError(PermanentError):
-    """A hook or smoke-test command could not be started at all."""
+class RollbackIncompleteError(PermanentError):
+    """A rollback is recorded but the router did not confirm weight 0; `resume` finishes it."""
 
 
 class TransientError(SafeshipError):
@@ -55,6 +56,10 @@ class TransientError(SafeshipError):
 
 class ProviderError(TransientError):
     """A metrics provider failed to answer (unreachable, bad response, counter reset)."""
+
+
+class StoreUnavailableError(TransientError):
+    """The history database could not be reached (refused, locked, timed out)."""
 
 
 class RouterError(TransientError):

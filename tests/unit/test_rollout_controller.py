@@ -20,7 +20,7 @@ from safeship.config import (
     SmokeTest,
     StoreSettings,
 )
-from safeship.errors import RolloutStateError
+from safeship.errors import RollbackIncompleteError, RolloutStateError, RouterError
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Outcome, Phase, Reason
 from safeship.store import open_store
@@ -416,3 +416,66 @@ def test_events_report_progress_for_a_live_view(store: Store) -> None:
     assert kinds[-1] == "finished"
     assert kinds.count("weight") == 3
     assert any(e.verdict is not None for e in world.events)
+
+
+def test_unconfirmed_rollback_stays_recorded_and_resume_finishes_it(store: Store) -> None:
+    world = World(store, settings(), canary=Traffic(error_ratio=0.05))
+    real_set_weight = world.router.set_weight
+
+    def router_gone(weight: int) -> None:
+        if weight == 0:
+            raise RouterError("admin API unreachable")
+        real_set_weight(weight)
+
+    world.router.set_weight = router_gone  # type: ignore[method-assign]
+    with pytest.raises(RollbackIncompleteError, match="not confirmed") as info:
+        world.controller.start("v2")
+    [record] = store.list_deployments()
+    assert f"safeship rollout resume {record.id}" in str(info.value)
+    stored = store.load_state(record.id)
+    assert stored is not None
+    assert (stored["phase"], stored["target_weight"]) == ("rolling_back", 0)
+    assert record.finished_at is None  # still listed by `rollout status`
+    world.router.set_weight = real_set_weight  # type: ignore[method-assign]
+    state = world.new_controller().resume(record.id)
+    assert (state.outcome, world.router.weight) == (Outcome.ROLLED_BACK, 0)
+
+
+def test_promote_of_an_ended_rollout_is_refused_before_any_hook_runs(
+    store: Store, tmp_path: Path
+) -> None:
+    marker = tmp_path / "hook-ran"
+    hook = Hook(command=(sys.executable, "-c", f"open({str(marker)!r}, 'w')"))
+    world = World(
+        store, settings(hooks=Hooks(pre_promotion=(hook,))), canary=Traffic(error_ratio=0.05)
+    )
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.ROLLED_BACK
+    with pytest.raises(RolloutStateError, match="only a pending, holding or paused"):
+        world.new_controller().promote(state.deployment_id)
+    assert not marker.exists()
+
+
+def test_a_rollout_resumed_elsewhere_during_the_pause_is_followed_to_its_end(
+    store: Store,
+) -> None:
+    strategy = CanaryStrategy(min_requests=1500, pause_timeout=3600)
+    world = World(store, settings(strategy), rps=40)
+    other = world.new_controller()
+    real_sleep = world.clock.sleep
+    resumed = False
+
+    def person_resumes_after_a_while(seconds: float) -> None:
+        nonlocal resumed
+        real_sleep(seconds)
+        [record] = store.list_deployments()
+        data = store.load_state(record.id)
+        if not resumed and data is not None and data["phase"] == "paused":
+            resumed = True
+            world.provider.rps = 1000
+            other.resume(record.id)
+
+    world.clock.sleep = person_resumes_after_a_while  # type: ignore[method-assign]
+    state = world.controller.start("v2")
+    assert resumed
+    assert state.outcome is Outcome.PROMOTED  # not rolled back at the timeout, not "paused"

@@ -21,7 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from safeship.errors import StoreError
+from safeship.errors import ConfigError, SafeshipError, StoreError
 from safeship.store import migrations, open_store
 from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
 from safeship.store.sql import metadata, redact_url
@@ -467,7 +467,7 @@ def test_redact_url_masks_passwords(url: str, shown: str) -> None:
     ],
 )
 def test_errors_opening_a_store_never_show_the_password(url: str) -> None:
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(SafeshipError) as caught:
         open_store(url)
     assert "s3cret" not in str(caught.value)
     assert "***" in str(caught.value)
@@ -475,5 +475,5 @@ def test_errors_opening_a_store_never_show_the_password(url: str) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None, reason="psycopg installed")
 def test_a_missing_database_driver_is_named_in_the_error() -> None:
-    with pytest.raises(StoreError, match=r"driver is not installed \(No module named 'psycopg'\)"):
+    with pytest.raises(ConfigError, match=r"driver is not installed \(No module named 'psycopg'\)"):
         open_store("postgresql+psycopg://user:s3cret@127.0.0.1:1/db")

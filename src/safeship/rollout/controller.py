@@ -20,8 +20,14 @@ from prometheus_client import CollectorRegistry
 
 from safeship.analysis import Verdict, error_verdict, evaluate
 from safeship.clock import Clock
-from safeship.config import EnvironmentConfig, Hook, SmokeTest, redacted
-from safeship.errors import ProviderError, RolloutStateError, RouterError, StoreError
+from safeship.config import Action, EnvironmentConfig, Hook, SmokeTest, redacted
+from safeship.errors import (
+    ProviderError,
+    RollbackIncompleteError,
+    RolloutStateError,
+    RouterError,
+    StoreError,
+)
 from safeship.http import RetryPolicy, with_retries
 from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
@@ -139,9 +145,7 @@ class RolloutController:
         state = self.load(deployment_id)
         now = self.clock.now()
         if state.phase is Phase.PAUSED:
-            expired = self._pause_expired(state, now)
-            if expired is not None:
-                return self._drive(expired)
+            # A person's answer wins, even one given after the pause timeout.
             self._record(state, "resume", "manual", "resumed by hand", {})
             state = state.resume(now)
             self._save(state)
@@ -154,10 +158,15 @@ class RolloutController:
     def promote(self, deployment_id: str) -> RolloutState:
         """A person promotes a paused (or holding) rollout, skipping the remaining steps."""
         state = self.load(deployment_id)
+        if state.phase not in (Phase.HOLDING, Phase.PAUSED, Phase.PENDING):
+            raise RolloutStateError(
+                f"rollout {deployment_id} is {state.phase.value}: only a pending, holding or "
+                "paused rollout can be promoted"
+            )
         self._record(state, "promote", "manual", "promoted by hand", {})
         failed = self._run_hooks("pre_promotion", self.settings.hooks.pre_promotion, state)
         if failed is not None:
-            return self._rollback(state, Reason.HOOK_FAILED, failed.detail)
+            return self._rollback(state, Reason.HOOK_FAILED, f"{failed.name}: {failed.detail}")
         state = state.promote_now(self.clock.now())
         self._save(state)
         return self._drive(state)
@@ -226,13 +235,16 @@ class RolloutController:
             confirmed = self._set_weight(target)
         except RouterError as exc:
             if state.phase is Phase.ROLLING_BACK:
-                # Cannot do more than report: the recorded intent lets `resume` finish it.
-                msg = f"rollback to weight 0 not confirmed: {exc}; run `safeship rollout resume`"
-                failed = state.fail(msg, self.clock.now())
-                self._record(state, "fail", "error", msg, {})
-                self._save(failed)
-                self._emit("finished", failed, msg)
-                return failed
+                # Nothing more can be done now; the recorded intent stays, so `resume` or
+                # `abort` finishes it once the router answers.
+                msg = (
+                    f"rollback of {state.deployment_id} to weight 0 not confirmed: {exc}; "
+                    "the canary may still get traffic: run `safeship rollout resume "
+                    f"{state.deployment_id}` once the router answers"
+                )
+                self._record(state, "rollback", "error", msg, {})
+                self._emit("rollback", state, msg)
+                raise RollbackIncompleteError(msg) from exc
             return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
         state = state.weight_confirmed(confirmed, self.clock.now())
         self._save(state)
@@ -321,10 +333,18 @@ class RolloutController:
         while self.clock.now() < deadline:
             self.clock.sleep(min(self.strategy.interval, deadline - self.clock.now()))
             current = self.load(state.deployment_id)
-            if current.phase is not Phase.PAUSED:
-                return current  # a person promoted, aborted or resumed it from another process
+            if current.phase is not Phase.PAUSED or current.paused_at != state.paused_at:
+                return self._follow(current)
         expired = self._pause_expired(state, self.clock.now())
         return self._drive(expired) if expired is not None else state
+
+    def _follow(self, state: RolloutState) -> RolloutState:
+        """A person continued the rollout from another process: report how it ends there."""
+        self._emit("paused", state, "continued from another process; following it")
+        while not state.terminal and state.phase is not Phase.PAUSED:
+            self.clock.sleep(self.strategy.interval)
+            state = self.load(state.deployment_id)
+        return state
 
     def _pause_expired(self, state: RolloutState, now: float) -> RolloutState | None:
         """The rollout as the pause-timeout action leaves it, or None if not expired."""
@@ -332,7 +352,7 @@ class RolloutController:
         if timeout is None or state.paused_at is None or now < state.paused_at + timeout:
             return None
         detail = f"nobody answered the pause within {timeout:g}s: {state.detail}"
-        if self.strategy.pause_timeout_action.value == "rollback":
+        if self.strategy.pause_timeout_action is Action.ROLLBACK:
             return self._rollback(state, state.reason or Reason.NO_DATA, detail)
         return None
 
@@ -351,8 +371,6 @@ class RolloutController:
 
     def _save(self, state: RolloutState) -> None:
         self.store.save_state(state.deployment_id, state.updated_at, state.for_storage())
-        record = self.store.get_deployment(state.deployment_id)
-        max_weight = max(state.weight, record.max_weight if record else 0)
         # The deployment row records only final outcomes; a paused rollout's phase lives in
         # its state, so resuming it never has to take an outcome back.
         outcome = state.outcome if state.terminal else None
@@ -361,7 +379,7 @@ class RolloutController:
             outcome=outcome.value if outcome else None,
             reason=state.reason.value if state.reason and state.terminal else None,
             finished_at=state.updated_at if state.terminal else None,
-            max_weight=max_weight,
+            max_weight=state.peak_weight,
         )
         # The query and analysis counts become durable as the rollout goes; they are only
         # metrics, so a store that refuses them must not stop the rollout (they stay pending).

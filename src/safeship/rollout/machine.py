@@ -91,6 +91,7 @@ class RolloutState:
     phase: Phase = Phase.PENDING
     step_index: int = -1
     weight: int = 0
+    peak_weight: int = 0  # the highest weight the canary was confirmed at
     target_weight: int | None = None
     step_started_at: float | None = None
     failures: int = 0
@@ -187,6 +188,7 @@ class RolloutState:
                 at,
                 phase=Phase.HOLDING,
                 weight=weight,
+                peak_weight=max(self.peak_weight, weight),
                 target_weight=None,
                 step_started_at=at,
                 failures=0,
@@ -198,6 +200,7 @@ class RolloutState:
                 at,
                 phase=Phase.PROMOTED,
                 weight=weight,
+                peak_weight=max(self.peak_weight, weight),
                 target_weight=None,
             )
         return self._to(
@@ -271,10 +274,6 @@ class RolloutState:
         return self._to(
             frozenset({Phase.HOLDING}), at, step_started_at=at, failures=0, consecutive_errors=0
         )
-
-    def fail(self, detail: str, at: float) -> RolloutState:
-        """Stop where nothing can be done automatically; traffic stays where it was."""
-        return self._to(ACTIVE | {Phase.ROLLING_BACK}, at, phase=Phase.FAILED, detail=detail)
 
     # --- storage -----------------------------------------------------------------
 

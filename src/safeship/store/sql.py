@@ -52,11 +52,12 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
+    OperationalError,
     SQLAlchemyError,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from safeship.errors import StoreError
+from safeship.errors import ConfigError, StoreError, StoreUnavailableError
 from safeship.store import migrations
 from safeship.store.interface import (
     CounterIncrement,
@@ -202,12 +203,12 @@ class SqlStore(Store):
                 # which a database server may drop idle connections.
                 self._engine = create_engine(parsed, pool_pre_ping=True)
             except NoSuchModuleError as exc:
-                raise StoreError(
+                raise ConfigError(
                     f"history store {self.url}: unknown database type or driver "
                     f"{parsed.drivername!r}"
                 ) from exc
             except ImportError as exc:
-                raise StoreError(
+                raise ConfigError(
                     f"history store {self.url}: the database driver is not installed ({exc}); "
                     "install it, or name an installed one in the URL as dialect+driver://"
                 ) from exc
@@ -219,7 +220,7 @@ class SqlStore(Store):
             return make_url(url)
         except (ArgumentError, ValueError):
             # from None: SQLAlchemy's message quotes the URL, password included.
-            raise StoreError(
+            raise ConfigError(
                 f"history store {self.url}: not a database URL "
                 "(expected e.g. sqlite:///.safeship/history.db)"
             ) from None
@@ -244,11 +245,15 @@ class SqlStore(Store):
         return StoreError(f"history store {self.url}: {what} failed: {detail}")
 
     @contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
+    def _guard(self, what: str, *, connecting: bool = False) -> Iterator[None]:
+        """Database errors as StoreError; when `connecting`, an unreachable database is
+        StoreUnavailableError (exit 3: nothing changed yet)."""
         try:
             yield
         except _DB_ERRORS as exc:
-            error = self._error(what, exc)
+            error: StoreError | StoreUnavailableError = self._error(what, exc)
+            if connecting and isinstance(exc, OperationalError):
+                error = StoreUnavailableError(str(error))
             # A chained exception prints its own message, which may quote the password.
             leaks = self._password is not None and self._password in str(exc)
             raise error from (None if leaks else exc)
@@ -259,7 +264,7 @@ class SqlStore(Store):
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; a no-op when it is there already."""
-        with self._guard("migrating the schema"), self._engine.connect() as conn:
+        with self._guard("migrating the schema", connecting=True), self._engine.connect() as conn:
             if not migrations.pending(conn):
                 return
             conn.rollback()  # ends the read pending() began; the migration gets a fresh one
@@ -279,7 +284,9 @@ class SqlStore(Store):
                 if self.get_deployment(record.id) is None:
                     raise
                 raise StoreError(
-                    f"history store {self.url}: deployment {record.id!r} already exists"
+                    f"history store {self.url}: deployment {record.id!r} already exists "
+                    "(continue it with `safeship rollout resume`, or pick another "
+                    "--deployment-id)"
                 ) from None
 
     def update_deployment(
