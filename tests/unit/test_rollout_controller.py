@@ -479,3 +479,32 @@ def test_a_rollout_resumed_elsewhere_during_the_pause_is_followed_to_its_end(
     state = world.controller.start("v2")
     assert resumed
     assert state.outcome is Outcome.PROMOTED  # not rolled back at the timeout, not "paused"
+
+
+def test_secrets_never_reach_stored_records(store: Store) -> None:
+    from safeship.config import parse_config
+
+    config = parse_config(
+        """
+service: checkout
+hooks:
+  pre_rollout:
+    - command: ["python3", "-c", "import sys; sys.exit('token ' + sys.argv[1])", "${API_TOKEN}"]
+smoke_tests:
+  - name: probe
+    http: {url: "http://ci:${PROBE_PASSWORD}@127.0.0.1:9/health"}
+""",
+        env={"API_TOKEN": "tok-4f9a8c2e", "PROBE_PASSWORD": "pw-77d1c0"},
+    )
+    env = config.for_environment("production")
+    world = World(store, env)
+    world.controller.start("v2")
+    hook_only = Hooks()
+    world.env = env.model_copy(update={"hooks": hook_only})
+    world.new_controller().start("v3")
+    stored = repr([store.decisions(r.id) for r in store.list_deployments()])
+    stored += repr(store.smoke_tests()) + repr([e.message for e in world.events])
+    assert "exit 1: token ***" in stored
+    assert "ci:***@127.0.0.1" in stored
+    assert "tok-4f9a8c2e" not in stored
+    assert "pw-77d1c0" not in stored

@@ -20,7 +20,14 @@ from prometheus_client import CollectorRegistry
 
 from safeship.analysis import Verdict, error_verdict, evaluate
 from safeship.clock import Clock
-from safeship.config import Action, EnvironmentConfig, Hook, SmokeTest, redacted
+from safeship.config import (
+    Action,
+    EnvironmentConfig,
+    Hook,
+    SmokeTest,
+    redacted,
+    secret_values,
+)
 from safeship.errors import (
     ProviderError,
     RollbackIncompleteError,
@@ -441,7 +448,7 @@ class RolloutController:
         result = RunResult(test.name, False, 0.0, "not run")
         tracked = self.metrics.track_smoke_test(state.environment, state.deployment_id, test.name)
         with contextlib.suppress(SmokeTestFailed), tracked:
-            result = run_smoke_test(test, self._env(state))
+            result = run_smoke_test(test, self._env(state), secret_values(self.settings))
             if not result.passed:
                 raise SmokeTestFailed(result.detail)
         self._record(
@@ -459,7 +466,7 @@ class RolloutController:
         """Run a stage's hooks in order; the first failure (if any) is returned."""
         env = self._env(state)
         for index, hook in enumerate(hooks):
-            result = run_hook(stage, index, hook, env)
+            result = run_hook(stage, index, hook, env, secret_values(self.settings))
             self._record(
                 state,
                 "hook",
