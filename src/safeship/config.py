@@ -64,6 +64,7 @@ class ErrorRateCheck(Model):
     max_ratio: float | None = Field(default=0.05, ge=0, le=1)
     max_increase_factor: float = Field(default=1.5, ge=1)
     margin: float = Field(default=0.001, ge=0, le=1, description="Absolute slack (0.001 = 0.1pp).")
+    critical: bool = True
 
 
 class LatencyCheck(Model):
@@ -75,13 +76,60 @@ class LatencyCheck(Model):
     max_seconds: float | None = Field(default=None, gt=0)
     max_increase_factor: float = Field(default=1.5, ge=1)
     margin_seconds: float = Field(default=0.05, ge=0)
+    critical: bool = True
 
 
-Check = Annotated[ErrorRateCheck | LatencyCheck, Field(discriminator="type")]
+class SequentialErrorRateCheck(Model):
+    """Canary vs. baseline error rates by an anytime-valid sequential test.
+
+    Evidence is a mixture likelihood ratio over "canary errors are `theta` times
+    the baseline's" (theta >= 1 + `detect_increase`), conditional on where each
+    error happened given each version's share of the requests; it stays valid
+    however often it is looked at, so the rollout rolls back the moment it
+    exceeds 1/alpha. A second test may show the canary not worse than
+    `margin` (then a step may advance early, never before `min_hold`).
+    """
+
+    type: Literal["error_rate_sequential"] = "error_rate_sequential"
+    name: str = "error_rate"
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="False-rollback rate.")
+    detect_increase: float = Field(
+        default=0.5, gt=0, description="Relative increase to catch (0.5: canary errors x1.5)."
+    )
+    margin: float = Field(
+        default=0.25, ge=0, description="Tolerated relative increase for an early advance."
+    )
+    critical: bool = True
+
+
+class LatencyJudgeCheck(Model):
+    """Canary vs. baseline latency distributions, Kayenta-style (Mann-Whitney).
+
+    A Mann-Whitney test with the Hodges-Lehmann shift and its confidence
+    interval; the canary fails when the shift is significant in the harmful
+    `direction` and the mean ratio is beyond `tolerance`, or its tail quantile
+    is more than `max_tail_ratio` times the baseline's.
+    """
+
+    type: Literal["latency_judge"] = "latency_judge"
+    name: str = "latency"
+    confidence: float = Field(default=0.98, gt=0.5, lt=1)
+    tolerance: float = Field(default=0.25, ge=0)
+    direction: Literal["increase", "decrease", "either"] = "increase"
+    tail_quantile: float = Field(default=0.99, gt=0.5, lt=1)
+    max_tail_ratio: float | None = Field(default=1.5, gt=1)
+    critical: bool = True
+
+
+Check = Annotated[
+    ErrorRateCheck | LatencyCheck | SequentialErrorRateCheck | LatencyJudgeCheck,
+    Field(discriminator="type"),
+]
 
 
 def default_checks() -> tuple[Check, ...]:
-    return (ErrorRateCheck(), LatencyCheck())
+    """Statistical by default: the sequential error-rate test and the latency judge."""
+    return (SequentialErrorRateCheck(), LatencyJudgeCheck())
 
 
 class Limits(Model):

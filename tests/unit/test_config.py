@@ -12,7 +12,9 @@ from safeship.config import (
     Config,
     ErrorRateCheck,
     LatencyCheck,
+    LatencyJudgeCheck,
     LocalRouterSettings,
+    SequentialErrorRateCheck,
     json_schema,
     load_config,
     parse_config,
@@ -61,12 +63,18 @@ def test_minimal_config_fills_every_default() -> None:
     assert isinstance(config.router, LocalRouterSettings)
 
 
-def test_default_checks_are_error_rate_and_p95_latency() -> None:
+def test_default_checks_are_statistical_error_rate_and_latency() -> None:
     checks = parse("service: checkout\n").canary.checks
 
-    assert [type(c) for c in checks] == [ErrorRateCheck, LatencyCheck]
-    assert [c.name for c in checks] == ["error_rate", "latency_p95"]
-    assert checks[1].quantile == 0.95
+    assert [type(c) for c in checks] == [SequentialErrorRateCheck, LatencyJudgeCheck]
+    assert [c.name for c in checks] == ["error_rate", "latency"]
+    assert checks[0].alpha == 0.01
+    assert checks[1].confidence == 0.98
+
+
+def test_threshold_checks_remain_available() -> None:
+    text = "service: s\ncanary:\n  checks:\n    - type: error_rate\n    - type: latency\n"
+    assert [type(c) for c in parse(text).canary.checks] == [ErrorRateCheck, LatencyCheck]
 
 
 def test_min_hold_defaults_to_60_seconds_for_a_long_hold() -> None:

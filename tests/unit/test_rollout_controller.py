@@ -132,9 +132,10 @@ def test_rollback_decision_is_stored_with_its_inputs(store: Store) -> None:
     assert verdict["result"] == "fail"
     assert verdict["samples"]["canary_requests"] >= 100
     check = next(c for c in verdict["checks"] if c["name"] == "error_rate")
+    assert check["kind"] == "error_rate_sequential"
     assert check["canary"] == pytest.approx(0.05)
     assert check["baseline"] == 0
-    assert check["limit"] == pytest.approx(0.001)
+    assert check["details"]["e_value"] >= check["details"]["e_threshold"]
     assert verdict["queries"] == {"canary": "synthetic", "baseline": "synthetic"}
     assert inputs["decision"]["reason"] == "high_error_rate"
     assert inputs["step"]["weight"] == 10

@@ -44,7 +44,7 @@ def measure(
 def strategy(*checks: ErrorRateCheck | LatencyCheck, min_requests: int = 100) -> CanaryStrategy:
     if checks:
         return CanaryStrategy(checks=checks, min_requests=min_requests)
-    return CanaryStrategy(min_requests=min_requests)
+    return CanaryStrategy(checks=(ErrorRateCheck(), LatencyCheck()), min_requests=min_requests)
 
 
 def by_name(verdict: Verdict) -> dict[str, CheckResult]:

@@ -1,59 +1,23 @@
 """Threshold analysis: canary vs. absolute limits and vs. the baseline of the same window.
 
 A check fails when the canary exceeds the lower of its absolute limit and
-`baseline x factor + margin`. Below `min_requests` for either version every
-check is inconclusive: a verdict on a handful of requests is noise.
+`baseline x factor + margin`. These are the plain checks of the first
+versions, kept for users who want fixed limits; `evaluate` runs them.
 """
 
 from __future__ import annotations
 
 import math
 
-from safeship.analysis.verdict import CheckResult, Result, Verdict, combine
-from safeship.config import CanaryStrategy, Check, ErrorRateCheck, LatencyCheck
-from safeship.providers.interface import Measurement, VersionSample
+from safeship.analysis.verdict import CheckResult, Result
+from safeship.config import ErrorRateCheck, LatencyCheck
+from safeship.providers.interface import VersionSample
 
 
-def evaluate(measurement: Measurement, strategy: CanaryStrategy) -> Verdict:
-    """Judge one window of canary vs. baseline with the strategy's checks."""
-    canary, baseline = measurement.canary, measurement.baseline
-    short = _short_of_data(canary, baseline, strategy.min_requests)
-    if short is not None:
-        checks = tuple(
-            CheckResult(name=c.name, kind=c.type, result=Result.INCONCLUSIVE, reason=short)
-            for c in strategy.checks
-        )
-    else:
-        checks = tuple(_run_check(c, canary, baseline) for c in strategy.checks)
-    result = combine(checks)
-    return Verdict(
-        result=result,
-        reason=_summary(result, checks),
-        window=measurement.window,
-        checks=checks,
-        canary_requests=canary.requests,
-        baseline_requests=baseline.requests,
-        canary_errors=canary.errors,
-        baseline_errors=baseline.errors,
-        queries=dict(measurement.queries),
-    )
-
-
-def _short_of_data(canary: VersionSample, baseline: VersionSample, minimum: int) -> str | None:
-    lacking = [
-        f"{name} {sample.requests:.0f} < {minimum} requests"
-        for name, sample in (("canary", canary), ("baseline", baseline))
-        if not sample.requests >= minimum  # NaN counts as lacking
-    ]
-    return f"not enough data: {', '.join(lacking)}" if lacking else None
-
-
-def _summary(result: Result, checks: tuple[CheckResult, ...]) -> str:
-    chosen = [c for c in checks if c.result is result] or list(checks)
-    return "; ".join(f"{c.name}: {c.reason}" for c in chosen) or "no checks configured"
-
-
-def _run_check(check: Check, canary: VersionSample, baseline: VersionSample) -> CheckResult:
+def threshold_check(
+    check: ErrorRateCheck | LatencyCheck, canary: VersionSample, baseline: VersionSample
+) -> CheckResult:
+    """One threshold check over a window that has enough requests."""
     if isinstance(check, ErrorRateCheck):
         return _error_rate(check, canary, baseline)
     return _latency(check, canary, baseline)

@@ -60,6 +60,8 @@ class Verdict:
     canary_errors: float = 0.0
     baseline_errors: float = 0.0
     queries: dict[str, str] = field(default_factory=dict)
+    shown_not_worse: bool = False  # every critical check passed and the canary is proven safe
+    memory: dict[str, Any] = field(default_factory=dict)  # what the next look needs (stored)
 
     def failed_checks(self) -> tuple[CheckResult, ...]:
         return tuple(c for c in self.checks if c.result is Result.FAIL)
@@ -80,6 +82,7 @@ class Verdict:
                 "baseline_errors": self.baseline_errors,
             },
             "checks": [c.to_dict() for c in self.checks],
+            "shown_not_worse": self.shown_not_worse,
             "queries": dict(self.queries),
         }
 

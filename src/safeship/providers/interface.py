@@ -29,11 +29,14 @@ class VersionSample:
 
     `latency_buckets` are cumulative histogram buckets `(le, count)` sorted by
     `le`, ending with `+Inf`, as in Prometheus' `_bucket` series.
+    `latency_samples` are individual durations in seconds, when a provider has
+    them (simulations); analyses prefer them to buckets.
     """
 
     requests: float
     errors: float
     latency_buckets: tuple[tuple[float, float], ...] = ()
+    latency_samples: tuple[float, ...] = ()  # raw durations, when a provider has them
 
     @property
     def error_ratio(self) -> float | None:

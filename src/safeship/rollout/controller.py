@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from safeship.analysis import Verdict, error_verdict, evaluate
+from safeship.analysis import Memory, Verdict, error_verdict, evaluate
 from safeship.clock import Clock
 from safeship.config import (
     Action,
@@ -296,7 +296,7 @@ class RolloutController:
             if window_start is None:
                 verdict = error_verdict(Window(now, now), "could not open the analysis window")
             else:
-                verdict = self._measure(Window(window_start, now))
+                verdict = self._measure(Window(window_start, now), state)
             state = state.observed(verdict, now)
             decision = decide(state, verdict, strategy, now)
             self._record_verdict(state, verdict, decision)
@@ -324,12 +324,12 @@ class RolloutController:
             return None
         return at
 
-    def _measure(self, window: Window) -> Verdict:
+    def _measure(self, window: Window, state: RolloutState) -> Verdict:
         try:
             measurement = self.provider.measure(window)
         except ProviderError as exc:
             return error_verdict(window, str(exc))
-        return evaluate(measurement, self.strategy)
+        return evaluate(measurement, self.strategy, Memory.from_storage(state.analysis))
 
     def _wait_while_paused(self, state: RolloutState) -> RolloutState:
         """With a pause_timeout, wait for a person; past it, apply the configured action."""

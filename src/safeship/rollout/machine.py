@@ -36,6 +36,7 @@ class Phase(StrEnum):
     FAILED = "failed"
 
 
+LATENCY_KINDS = frozenset({"latency", "latency_judge"})
 TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED})
 ACTIVE = frozenset({Phase.PENDING, Phase.SHIFTING, Phase.HOLDING, Phase.PROMOTING, Phase.PAUSED})
 
@@ -100,6 +101,8 @@ class RolloutState:
     detail: str = ""
     paused_at: float | None = None
     final: Phase | None = None  # where ROLLING_BACK ends: ROLLED_BACK or ABORTED
+    # The analysis' memory (e.g. sequential evidence), kept across looks, steps and resumes.
+    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # --- queries ---------------------------------------------------------------
 
@@ -216,7 +219,11 @@ class RolloutState:
         failures = self.failures + (verdict.result is Result.FAIL)
         errors = self.consecutive_errors + 1 if verdict.result is Result.ERROR else 0
         return self._to(
-            frozenset({Phase.HOLDING}), at, failures=failures, consecutive_errors=errors
+            frozenset({Phase.HOLDING}),
+            at,
+            failures=failures,
+            consecutive_errors=errors,
+            analysis=verdict.memory or self.analysis,  # a failed read leaves the evidence as is
         )
 
     def rollback(self, reason: Reason, detail: str, at: float) -> RolloutState:
@@ -311,7 +318,7 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
         failed = verdict.failed_checks()
         reason = (
             Reason.HIGH_LATENCY
-            if failed and all(c.kind == "latency" for c in failed)
+            if failed and all(c.kind in LATENCY_KINDS for c in failed)
             else Reason.HIGH_ERROR_RATE
         )
         if state.failures > limits.failure_limit:
@@ -339,7 +346,14 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
             f"provider error {state.consecutive_errors} of {limits.consecutive_errors}, "
             f"retrying: {verdict.reason}",
         )
+    held = at - started
     if not hold_over:
+        if verdict.result is Result.PASS and verdict.shown_not_worse and held >= strategy.min_hold:
+            return Decision(
+                DecisionAction.ADVANCE,
+                f"advancing early after {held:.0f}s at {state.weight}% (min_hold "
+                f"{strategy.min_hold:g}s): {verdict.reason}",
+            )
         return Decision(DecisionAction.CONTINUE, f"{verdict.result.value}: {verdict.reason}")
     if verdict.result is Result.INCONCLUSIVE:
         return _act(

@@ -1,0 +1,418 @@
+"""Latency judge: canary vs. baseline latency distributions, as Kayenta's ACA judge does it.
+
+A limit on one quantile misses a shift of the whole distribution and trips on
+noise in one bucket. A Mann-Whitney U test asks whether canary requests tend to
+be slower than the baseline's, the Hodges-Lehmann estimate says by how much and
+its confidence interval how surely; the mean ratio says whether that matters.
+
+Samples are weighted values, so a Prometheus histogram (a few dozen buckets
+holding millions of requests) is judged without expanding its counts, and raw
+durations keep their ties. Everything is deterministic: no resampling, and no
+jitter to break ties (Kayenta adds Gaussian noise to constant samples; the tie
+correction below makes that unnecessary).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import accumulate, pairwise
+from statistics import NormalDist
+from typing import Any
+
+from safeship.analysis.threshold import histogram_quantile
+from safeship.analysis.verdict import CheckResult, Result
+from safeship.config import LatencyJudgeCheck
+from safeship.providers.interface import VersionSample
+
+_SQRT2 = math.sqrt(2.0)
+
+
+class Classification(StrEnum):
+    """Kayenta's metric classes."""
+
+    PASS = "Pass"
+    HIGH = "High"
+    LOW = "Low"
+    NODATA = "NoData"
+
+
+@dataclass(frozen=True)
+class Observations:
+    """A sample as strictly ascending distinct `values`, each with a positive weight.
+
+    Weights let one type carry raw durations (duplicates merged) and histogram
+    buckets (one representative value per bucket with its count), and keep the
+    statistics below proportional to distinct values, not to requests.
+    """
+
+    values: tuple[float, ...]
+    counts: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values or len(self.values) != len(self.counts):
+            raise ValueError("observations need at least one value and one count per value")
+        if any(b <= a for a, b in pairwise(self.values)):
+            raise ValueError("observation values must be strictly ascending")
+        if not all(c > 0 for c in self.counts):
+            raise ValueError("observation counts must be positive")
+
+    @classmethod
+    def of(cls, weighted: Iterable[tuple[float, float]]) -> Observations | None:
+        """Merge `(value, weight)` pairs; None when no finite value has a positive weight."""
+        merged: dict[float, float] = {}
+        for value, weight in weighted:
+            if math.isfinite(value) and weight > 0:  # a NaN weight is no observation either
+                merged[value] = merged.get(value, 0.0) + weight
+        if not merged:
+            return None
+        values = tuple(sorted(merged))
+        return cls(values, tuple(merged[v] for v in values))
+
+    @property
+    def total(self) -> float:
+        return math.fsum(self.counts)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(v * c for v, c in zip(self.values, self.counts, strict=True)) / self.total
+
+
+def observations(sample: VersionSample) -> Observations | None:
+    """What the judge compares: raw durations when the provider has them, else the histogram.
+
+    A bucket stands at its midpoint (the first one starting at 0, as Prometheus
+    assumes for latencies); the `+Inf` bucket has no midpoint and stands at the
+    last finite bound, understating it exactly as `histogram_quantile` does.
+    None when there is nothing to compare.
+    """
+    if sample.latency_samples:
+        return Observations.of((value, 1.0) for value in sample.latency_samples)
+    if len(sample.latency_buckets) < 2:
+        return None  # no finite bound to place observations at
+    return Observations.of(_bucket_weights(sample.latency_buckets))
+
+
+def _bucket_weights(buckets: tuple[tuple[float, float], ...]) -> Iterator[tuple[float, float]]:
+    lower, below = 0.0, 0.0
+    for bound, cumulative in buckets:
+        yield (lower if math.isinf(bound) else (lower + bound) / 2), cumulative - below
+        # A cumulative count that dips (a scrape racing a reset) must not count twice.
+        lower, below = bound, max(below, cumulative)
+
+
+@dataclass(frozen=True)
+class MannWhitney:
+    """A Mann-Whitney U test of canary vs. baseline, with the shift it estimates.
+
+    `u` is the canary's statistic: the weight of (canary, baseline) pairs where
+    the canary is slower, ties counting half, so `u > n_canary * n_baseline / 2`
+    means the canary tends to be slower. `z` is signed the same way, with tie and
+    continuity corrections; `p_value` is two-sided. `hl_shift` (canary - baseline)
+    is the Hodges-Lehmann estimate and `[ci_low, ci_high]` its distribution-free
+    interval at `confidence`.
+    """
+
+    u: float
+    z: float
+    p_value: float
+    n_canary: float
+    n_baseline: float
+    hl_shift: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    mean_canary: float
+    mean_baseline: float
+
+
+def mann_whitney(canary: Observations, baseline: Observations, confidence: float) -> MannWhitney:
+    """Test whether canary and baseline come from the same distribution, and estimate the shift.
+
+    The normal approximation is what large request counts need (and what R's
+    `wilcox.test(exact=FALSE, correct=TRUE, conf.int=TRUE)` and Kayenta use).
+    The interval holds the shifts d for which the canary moved back by d would
+    not be rejected: its ends are the pairwise differences where the
+    standardized U crosses ±z at (1 + confidence) / 2.
+    """
+    grid = _Differences(canary, baseline)
+    m, n = canary.total, baseline.total
+    half = grid.total / 2
+    at_or_below, below = grid.weight_upto(0.0), grid.weight_upto(_before(0.0))
+    u = grid.total - at_or_below + (at_or_below - below) / 2
+    within = _tie_sum(canary.counts) + _tie_sum(baseline.counts)
+    shared = dict(zip(baseline.values, baseline.counts, strict=True))
+    across = math.fsum(
+        3 * a * b * (a + b)  # merging tie groups of sizes a and b adds 3ab(a + b) to sum(t^3 - t)
+        for value, a in zip(canary.values, canary.counts, strict=True)
+        if (b := shared.get(value)) is not None
+    )
+    z = _standardize(u - half, _sigma(m, n, within + across))
+    # Away from the differences themselves the shifted samples tie only within
+    # themselves, so the interval's ends use the within-sample correction alone.
+    reach = NormalDist().inv_cdf((1 + confidence) / 2) * _sigma(m, n, within) + 0.5
+    return MannWhitney(
+        u=u,
+        z=z,
+        p_value=min(1.0, math.erfc(abs(z) / _SQRT2)),
+        n_canary=m,
+        n_baseline=n,
+        hl_shift=(grid.smallest_reaching(half, False) + grid.smallest_reaching(half, True)) / 2,
+        ci_low=grid.smallest_reaching(half - reach, False),
+        ci_high=grid.smallest_reaching(half + reach, True),
+        confidence=confidence,
+        mean_canary=canary.mean,
+        mean_baseline=baseline.mean,
+    )
+
+
+def _tie_sum(counts: tuple[float, ...]) -> float:
+    return math.fsum(c**3 - c for c in counts)
+
+
+def _sigma(m: float, n: float, ties: float) -> float:
+    size = m + n
+    if size <= 1:
+        return 0.0  # fractional counts from rate() can total less than two observations
+    variance = m * n / 12 * (size + 1 - ties / (size * (size - 1)))
+    return math.sqrt(max(variance, 0.0))
+
+
+def _standardize(deviation: float, sigma: float) -> float:
+    """The continuity correction shrinks |U - mn/2| by 1/2 but never flips its sign."""
+    if sigma == 0:
+        return 0.0  # every observation tied: no evidence either way
+    return math.copysign(max(abs(deviation) - 0.5, 0.0), deviation) / sigma
+
+
+def _before(x: float) -> float:
+    """The float just below x: `d <= _before(x)` is `d < x` for floats."""
+    return math.nextafter(x, -math.inf)
+
+
+class _Differences:
+    """The differences canary_i - baseline_j, weighted a_i * b_j, never materialised.
+
+    Row i runs over the baseline in descending order, so every row and every
+    column ascends; a weighted order statistic of that p x q grid is found by
+    selection (Johnson & Mizoguchi) in O((p + q) log pq) time, which keeps raw
+    samples with thousands of distinct values affordable. All comparisons use
+    the same float expression `x - y`, whose rounding is monotone, so the grid's
+    order is exact.
+    """
+
+    def __init__(self, canary: Observations, baseline: Observations) -> None:
+        self.x = canary.values
+        self.a = canary.counts
+        self.y = baseline.values[::-1]
+        self.b_upto = tuple(accumulate(baseline.counts[::-1], initial=0.0))
+        self.total = self.weight([len(self.y)] * len(self.x))
+
+    def positions(self, limit: float) -> list[int]:
+        """Per row, how many differences are <= limit (rows shrink as x grows)."""
+        x, y, width = self.x, self.y, len(self.y)
+        found = [0] * len(x)
+        j = 0
+        for i in range(len(x) - 1, -1, -1):
+            xi = x[i]
+            while j < width and xi - y[j] <= limit:
+                j += 1
+            found[i] = j
+        return found
+
+    def weight(self, positions: list[int]) -> float:
+        return math.fsum(a * self.b_upto[k] for a, k in zip(self.a, positions, strict=True))
+
+    def weight_upto(self, limit: float) -> float:
+        return self.weight(self.positions(limit))
+
+    def smallest_reaching(self, target: float, strict: bool) -> float:
+        """The smallest difference d whose weight at or below d is >= target (> when strict).
+
+        Targets beyond either end give the extreme difference, as R's
+        `wilcox.test` does: small samples cannot bound the shift any tighter.
+        """
+        if target < 0 or (target == 0 and not strict):
+            return self.x[0] - self.y[0]
+        if target > self.total or (target == self.total and strict):
+            return self.x[-1] - self.y[-1]
+        low, high = [0] * len(self.x), [len(self.y)] * len(self.x)  # candidate columns per row
+        while True:
+            pivot = self._pivot(low, high)
+            upto = self.positions(pivot)
+            if not _reaches(self.weight(upto), target, strict):
+                low = [max(lo, k) for lo, k in zip(low, upto, strict=True)]
+                continue
+            under = self.positions(_before(pivot))
+            if not _reaches(self.weight(under), target, strict):
+                return pivot
+            high = [min(hi, k) for hi, k in zip(high, under, strict=True)]
+
+    def _pivot(self, low: list[int], high: list[int]) -> float:
+        """The weighted median of the rows' middle candidates.
+
+        At least half the candidates lie in rows whose middle is on each side
+        of it, so each round discards a quarter of them: O(log pq) rounds.
+        """
+        middles = sorted(
+            (self.x[i] - self.y[(lo + hi) // 2], hi - lo)
+            for i, (lo, hi) in enumerate(zip(low, high, strict=True))
+            if hi > lo
+        )
+        seen = list(accumulate(width for _, width in middles))
+        return middles[bisect_left(seen, seen[-1] / 2)][0]
+
+
+def _reaches(weight: float, target: float, strict: bool) -> bool:
+    return weight > target if strict else weight >= target
+
+
+_HARMFUL = {
+    "increase": frozenset({Classification.HIGH}),
+    "decrease": frozenset({Classification.LOW}),
+    "either": frozenset({Classification.HIGH, Classification.LOW}),
+}
+
+
+def judge_latency(
+    check: LatencyJudgeCheck, canary: VersionSample, baseline: VersionSample
+) -> tuple[CheckResult, float | None]:
+    """Judge canary latencies against the baseline's over the same window.
+
+    Returns the check's result and the p-value of the harmful direction for the
+    caller's multiple-testing correction (None when nothing was tested). That
+    p-value is the one-sided one doubled, so it is on the scale of the
+    two-sided interval: below 1 - confidence about when the interval excludes
+    0 on the harmful side, and near 1 when the canary moved the harmless way.
+    """
+    canary_obs, baseline_obs = observations(canary), observations(baseline)
+    if canary_obs is None or baseline_obs is None:
+        missing = " and ".join(
+            name
+            for name, obs in (("canary", canary_obs), ("baseline", baseline_obs))
+            if obs is None
+        )
+        result = CheckResult(
+            check.name,
+            check.type,
+            Result.INCONCLUSIVE,
+            f"no latency observations for {missing}",
+            details={"classification": Classification.NODATA.value},
+        )
+        return result, None
+
+    test = mann_whitney(canary_obs, baseline_obs, check.confidence)
+    ratio = _ratio(test.mean_canary, test.mean_baseline)
+    classification = _classify(test, ratio, check.tolerance)
+    canary_tail = _tail(canary, check.tail_quantile)
+    baseline_tail = _tail(baseline, check.tail_quantile)
+    tail_ratio = (
+        None if canary_tail is None or baseline_tail is None else _ratio(canary_tail, baseline_tail)
+    )
+    tail_blown = (
+        check.max_tail_ratio is not None
+        and tail_ratio is not None
+        and tail_ratio > check.max_tail_ratio
+    )
+    failed = classification in _HARMFUL[check.direction] or tail_blown
+
+    reason = (
+        f"canary {_ms(test.mean_canary)} vs baseline {_ms(test.mean_baseline)} mean "
+        f"(x{ratio:.2f}, tolerance {check.tolerance * 100:g}%): "
+        f"shift {_ms(test.hl_shift, signed=True)} "
+        f"[{_ms(test.ci_low, unit='')}, {_ms(test.ci_high, unit='')}] "
+        f"at {check.confidence * 100:g}%, p={test.p_value:.2g} -> {classification.value}"
+    )
+    if tail_blown:
+        reason += (
+            f"; p{check.tail_quantile * 100:g} {_ms(canary_tail)} is x{tail_ratio:.2f} "
+            f"the baseline's {_ms(baseline_tail)} (max x{check.max_tail_ratio:g})"
+        )
+    details: dict[str, Any] = {
+        "u": test.u,
+        "z": test.z,
+        "p_value": test.p_value,
+        "hl_shift": test.hl_shift,
+        "ci_low": test.ci_low,
+        "ci_high": test.ci_high,
+        "confidence": test.confidence,
+        "mean_ratio": ratio,
+        "tolerance": check.tolerance,
+        "direction": check.direction,
+        "n_canary": test.n_canary,
+        "n_baseline": test.n_baseline,
+        "tail_quantile": check.tail_quantile,
+        "canary_tail": canary_tail,
+        "baseline_tail": baseline_tail,
+        "tail_ratio": tail_ratio,
+        "max_tail_ratio": check.max_tail_ratio,
+        "classification": classification.value,
+    }
+    factor = 1 - check.tolerance if check.direction == "decrease" else 1 + check.tolerance
+    result = CheckResult(
+        check.name,
+        check.type,
+        Result.FAIL if failed else Result.PASS,
+        reason,
+        canary=test.mean_canary,
+        baseline=test.mean_baseline,
+        limit=test.mean_baseline * factor,
+        details=details,
+    )
+    return result, _harmful_p(test, check.direction)
+
+
+def _classify(test: MannWhitney, ratio: float, tolerance: float) -> Classification:
+    # Kayenta's MannWhitneyClassifier calls a metric High when the interval's
+    # lower end clears tolerance x |estimate| (stricter than clearing 0: an
+    # interval barely off 0 relative to the shift it estimates is too loose to
+    # act on) and the mean ratio is at least its allowed increase; Low mirrors
+    # it. Kayenta configures the allowed increase/decrease per metric (default
+    # 1.0, i.e. off); here they are 1 ± tolerance, as the config documents, so a
+    # significant but small shift passes. Ratios compare inclusively, as there.
+    margin = tolerance * abs(test.hl_shift)
+    if test.ci_low > margin and ratio >= 1 + tolerance:
+        return Classification.HIGH
+    if test.ci_high < -margin and ratio <= 1 - tolerance:
+        return Classification.LOW
+    return Classification.PASS
+
+
+def _harmful_p(test: MannWhitney, direction: str) -> float:
+    if direction == "either":
+        return test.p_value
+    z = test.z if direction == "increase" else -test.z
+    return min(1.0, math.erfc(z / _SQRT2))  # 2 x P(Z >= z)
+
+
+def _ratio(canary: float, baseline: float) -> float:
+    if baseline == 0:
+        return 1.0 if canary == 0 else math.inf
+    return canary / baseline
+
+
+def _tail(sample: VersionSample, q: float) -> float | None:
+    if sample.latency_samples:
+        return _sample_quantile(q, sorted(v for v in sample.latency_samples if math.isfinite(v)))
+    return histogram_quantile(q, sample.latency_buckets)
+
+
+def _sample_quantile(q: float, ordered: list[float]) -> float | None:
+    """Linear interpolation between order statistics (numpy's and R's default)."""
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * q
+    index = math.floor(position)
+    upper = ordered[min(index + 1, len(ordered) - 1)]
+    return ordered[index] + (position - index) * (upper - ordered[index])
+
+
+def _ms(seconds: float | None, signed: bool = False, unit: str = "ms") -> str:
+    if seconds is None:
+        return "n/a"
+    ms = seconds * 1000
+    spec = ("+" if signed else "") + (".2g" if abs(ms) < 10 else ".0f")
+    return f"{ms:{spec}}{unit}"

@@ -1,0 +1,252 @@
+"""An anytime-valid sequential test of canary vs. baseline error rates.
+
+Given how many requests each version served in an interval, each error that
+happened in it fell on the canary with probability
+`pi(theta) = theta * n_c / (theta * n_c + n_b)`, where theta is the ratio of the
+canary's error rate to the baseline's. The likelihood ratio of theta against
+theta = 1, multiplied over intervals, is a nonnegative martingale when the
+canary is no worse (a supermartingale when it is better), so by Ville's
+inequality the chance it *ever* exceeds 1/alpha is at most alpha: the test may
+be looked at every interval, forever, and its false-rollback rate stays under
+alpha. A mixture over a grid of alternatives (theta from 1 + `detect_increase`
+up to x64) adapts to the size of the regression, so a tenfold one is caught
+after a handful of errors and a small one still eventually. Conditioning on
+where errors fell makes a baseline error rate of 0 work, and makes the test
+indifferent to traffic shifting between steps.
+
+The mirror test (null: canary worse by `margin`; alternatives below it) shows
+that a canary is not worse than tolerated, which lets a step advance early.
+
+Everything here is pure: the evidence so far is a small JSON-able state that
+the rollout stores with its other state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from safeship.analysis.verdict import CheckResult, Result
+from safeship.config import SequentialErrorRateCheck
+
+GRID_POINTS = 12
+GRID_TOP = 64.0  # the largest error-rate ratio the mixture considers
+SAFE_GRID_BOTTOM = 0.1
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Requests and errors of both versions (an interval's increment, or totals)."""
+
+    canary_requests: float = 0.0
+    canary_errors: float = 0.0
+    baseline_requests: float = 0.0
+    baseline_errors: float = 0.0
+
+    def plus(self, other: Counts) -> Counts:
+        return Counts(
+            self.canary_requests + other.canary_requests,
+            self.canary_errors + other.canary_errors,
+            self.baseline_requests + other.baseline_requests,
+            self.baseline_errors + other.baseline_errors,
+        )
+
+    def minus(self, other: Counts) -> Counts:
+        """The increment since `other`; a counter that went down counts as nothing new."""
+        return Counts(
+            max(0.0, self.canary_requests - other.canary_requests),
+            max(0.0, self.canary_errors - other.canary_errors),
+            max(0.0, self.baseline_requests - other.baseline_requests),
+            max(0.0, self.baseline_errors - other.baseline_errors),
+        )
+
+    def as_list(self) -> list[float]:
+        return [
+            self.canary_requests,
+            self.canary_errors,
+            self.baseline_requests,
+            self.baseline_errors,
+        ]
+
+    @classmethod
+    def from_list(cls, values: Sequence[float]) -> Counts:
+        return cls(*(float(v) for v in values))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The test's state: log likelihood ratios per grid point, and the rollout's totals."""
+
+    harm: tuple[float, ...] = ()
+    safe: tuple[float, ...] = ()
+    max_log_harm: float = 0.0
+    totals: Counts = field(default_factory=Counts)
+
+    def for_storage(self) -> dict[str, Any]:
+        return {
+            "harm": list(self.harm),
+            "safe": list(self.safe),
+            "max_log_harm": self.max_log_harm,
+            "totals": self.totals.as_list(),
+        }
+
+    @classmethod
+    def from_storage(cls, data: dict[str, Any]) -> Evidence:
+        return cls(
+            harm=tuple(data.get("harm", ())),
+            safe=tuple(data.get("safe", ())),
+            max_log_harm=float(data.get("max_log_harm", 0.0)),
+            totals=Counts.from_list(data.get("totals", [0, 0, 0, 0])),
+        )
+
+
+def harm_grid(check: SequentialErrorRateCheck) -> tuple[float, ...]:
+    """Error-rate ratios the harm test weighs equally: log-spaced, 1 + detect_increase to x64."""
+    low = 1.0 + check.detect_increase
+    if low >= GRID_TOP:
+        return (low,)
+    step = (GRID_TOP / low) ** (1 / (GRID_POINTS - 1))
+    return tuple(low * step**k for k in range(GRID_POINTS))
+
+
+def safe_grid(check: SequentialErrorRateCheck) -> tuple[float, ...]:
+    """Ratios below the tolerated one (1 + margin), down to 0.1, for the not-worse test."""
+    top = 1.0 + check.margin
+    step = (top / SAFE_GRID_BOTTOM) ** (1 / GRID_POINTS)
+    return tuple(top / step**k for k in range(1, GRID_POINTS + 1))
+
+
+def _log_ratio(theta: float, null: float, n_c: float, n_b: float, x: float, y: float) -> float:
+    """log of P(x of the x+y errors on the canary | theta) / same under `null`."""
+    p_alt = theta * n_c / (theta * n_c + n_b)
+    p_null = null * n_c / (null * n_c + n_b)
+    return x * math.log(p_alt / p_null) + y * math.log((1 - p_alt) / (1 - p_null))
+
+
+def _log_mean_exp(values: Sequence[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+
+
+def update(check: SequentialErrorRateCheck, evidence: Evidence, step: Counts) -> Evidence:
+    """Evidence after one interval's counts (no errors, or one version idle: no information)."""
+    harm_thetas, safe_thetas = harm_grid(check), safe_grid(check)
+    harm = evidence.harm or tuple(0.0 for _ in harm_thetas)
+    safe = evidence.safe or tuple(0.0 for _ in safe_thetas)
+    n_c, n_b = step.canary_requests, step.baseline_requests
+    x, y = step.canary_errors, step.baseline_errors
+    if n_c > 0 and n_b > 0 and x + y > 0:
+        harm = tuple(
+            h + _log_ratio(t, 1.0, n_c, n_b, x, y) for h, t in zip(harm, harm_thetas, strict=True)
+        )
+        null = 1.0 + check.margin
+        safe = tuple(
+            s + _log_ratio(t, null, n_c, n_b, x, y) for s, t in zip(safe, safe_thetas, strict=True)
+        )
+    log_harm = _log_mean_exp(harm)
+    return Evidence(
+        harm=harm,
+        safe=safe,
+        max_log_harm=max(evidence.max_log_harm, log_harm),
+        totals=evidence.totals.plus(step),
+    )
+
+
+@dataclass(frozen=True)
+class SequentialJudgement:
+    """One look at the evidence: the check result, its anytime-valid p-value, early-advance."""
+
+    result: CheckResult
+    p_value: float
+    shown_not_worse: bool
+
+
+def judge(
+    check: SequentialErrorRateCheck, evidence: Evidence, *, enough_data: bool, short_reason: str
+) -> SequentialJudgement:
+    """Judge the evidence at level alpha (the caller corrects for several checks)."""
+    log_harm = _log_mean_exp(evidence.harm) if evidence.harm else 0.0
+    log_safe = _log_mean_exp(evidence.safe) if evidence.safe else 0.0
+    threshold = math.log(1 / check.alpha)
+    # The running maximum makes 1/e an anytime-valid p-value (Ville's inequality).
+    p_value = min(1.0, math.exp(-evidence.max_log_harm))
+    shown_not_worse = log_safe >= threshold
+    t = evidence.totals
+    ratio = _ratio_estimate(t)
+    details: dict[str, Any] = {
+        "alpha": check.alpha,
+        "e_value": _bounded_exp(log_harm),
+        "e_threshold": 1 / check.alpha,
+        "p_value": p_value,
+        "e_value_not_worse": _bounded_exp(log_safe),
+        "shown_not_worse": shown_not_worse,
+        "ratio_estimate": ratio,
+        "detect_increase": check.detect_increase,
+        "margin": check.margin,
+        "canary_errors": t.canary_errors,
+        "canary_requests": t.canary_requests,
+        "baseline_errors": t.baseline_errors,
+        "baseline_requests": t.baseline_requests,
+    }
+    canary_rate = t.canary_errors / t.canary_requests if t.canary_requests else None
+    baseline_rate = t.baseline_errors / t.baseline_requests if t.baseline_requests else None
+    counts = (
+        f"canary {t.canary_errors:.0f}/{t.canary_requests:.0f} errors, baseline "
+        f"{t.baseline_errors:.0f}/{t.baseline_requests:.0f}"
+    )
+    ratio_text = "n/a" if ratio is None else ("inf" if math.isinf(ratio) else f"{ratio:.2f}")
+    if log_harm >= threshold:
+        reason = (
+            f"canary error rate higher than baseline: evidence {details['e_value']:.3g} >= "
+            f"{1 / check.alpha:.3g} (1/alpha), ratio ~{ratio_text} ({counts})"
+        )
+        return SequentialJudgement(
+            CheckResult(
+                check.name,
+                check.type,
+                Result.FAIL,
+                reason,
+                canary_rate,
+                baseline_rate,
+                None,
+                details,
+            ),
+            p_value,
+            False,
+        )
+    if not enough_data:
+        return SequentialJudgement(
+            CheckResult(check.name, check.type, Result.INCONCLUSIVE, short_reason, details=details),
+            p_value,
+            False,
+        )
+    verdict = (
+        f"shown not worse than +{check.margin:.0%}" if shown_not_worse else "no evidence of harm"
+    )
+    reason = (
+        f"{verdict}: evidence {details['e_value']:.3g} < {1 / check.alpha:.3g}, "
+        f"ratio ~{ratio_text} ({counts})"
+    )
+    return SequentialJudgement(
+        CheckResult(
+            check.name, check.type, Result.PASS, reason, canary_rate, baseline_rate, None, details
+        ),
+        p_value,
+        shown_not_worse,
+    )
+
+
+def _ratio_estimate(t: Counts) -> float | None:
+    """Canary error rate / baseline error rate over the rollout so far."""
+    if not t.canary_requests or not t.baseline_requests:
+        return None
+    canary, baseline = t.canary_errors / t.canary_requests, t.baseline_errors / t.baseline_requests
+    if baseline == 0:
+        return math.inf if canary > 0 else None
+    return canary / baseline
+
+
+def _bounded_exp(value: float) -> float:
+    return math.exp(min(value, 700.0))

@@ -1,0 +1,135 @@
+"""The anytime-valid sequential error-rate test: false rollbacks bounded however often it looks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from safeship.analysis import Memory, Result, evaluate
+from safeship.analysis.sequential import Counts, Evidence, judge, update
+from safeship.config import CanaryStrategy, SequentialErrorRateCheck
+from safeship.providers.interface import Measurement, VersionSample, Window
+
+CHECK = SequentialErrorRateCheck(alpha=0.05)
+
+
+def run_looks(
+    rng: np.random.Generator, canary_rate: float, baseline_rate: float, looks: int, share: float
+) -> bool:
+    """Whether the test ever rolled back over `looks` looks of 10 s at 50 rps."""
+    evidence = Evidence()
+    for _ in range(looks):
+        n_c = rng.poisson(500 * share)
+        n_b = rng.poisson(500 * (1 - share))
+        step = Counts(n_c, rng.binomial(n_c, canary_rate), n_b, rng.binomial(n_b, baseline_rate))
+        evidence = update(CHECK, evidence, step)
+        if judge(CHECK, evidence, enough_data=True, short_reason="").result.result is Result.FAIL:
+            return True
+    return False
+
+
+def test_a_a_false_rollback_rate_stays_under_alpha_over_many_looks() -> None:
+    rng = np.random.default_rng(20261127)
+    trials = 2000
+    # 120 looks each (20 minutes at one look per 10 s): a fixed-threshold test looked at
+    # this often would cross its 5% level in far more than 5% of the trials.
+    false_rollbacks = sum(run_looks(rng, 0.005, 0.005, 120, 0.3) for _ in range(trials))
+    assert false_rollbacks / trials <= CHECK.alpha
+
+
+def test_a_tenfold_regression_is_caught_within_a_few_looks() -> None:
+    rng = np.random.default_rng(7)
+    caught = sum(run_looks(rng, 0.05, 0.005, 6, 0.1) for _ in range(200))
+    assert caught / 200 >= 0.95
+
+
+def test_a_baseline_without_errors_works() -> None:
+    evidence = Evidence()
+    for _ in range(4):
+        evidence = update(CHECK, evidence, Counts(50, 3, 450, 0))
+    judged = judge(CHECK, evidence, enough_data=True, short_reason="")
+    assert judged.result.result is Result.FAIL
+    assert math.isinf(judged.result.details["ratio_estimate"])
+    assert "inf" in judged.result.reason
+
+
+def test_no_errors_anywhere_is_no_evidence_either_way() -> None:
+    evidence = update(CHECK, Evidence(), Counts(500, 0, 4500, 0))
+    judged = judge(CHECK, evidence, enough_data=True, short_reason="")
+    assert judged.result.result is Result.PASS
+    assert judged.result.details["e_value"] == 1
+    assert not judged.shown_not_worse
+
+
+def test_no_data_is_inconclusive_never_a_pass() -> None:
+    judged = judge(CHECK, Evidence(), enough_data=False, short_reason="not enough data: x")
+    assert judged.result.result is Result.INCONCLUSIVE
+    assert judged.result.reason == "not enough data: x"
+
+
+def test_equal_rates_with_plenty_of_errors_show_the_canary_not_worse() -> None:
+    evidence = Evidence()
+    for _ in range(40):
+        evidence = update(CHECK, evidence, Counts(5000, 50, 5000, 50))
+    judged = judge(CHECK, evidence, enough_data=True, short_reason="")
+    assert judged.shown_not_worse
+    assert "shown not worse than +25%" in judged.result.reason
+
+
+def test_evidence_survives_storage() -> None:
+    evidence = update(CHECK, Evidence(), Counts(100, 5, 900, 4))
+    assert Evidence.from_storage(evidence.for_storage()) == evidence
+
+
+def window_of(
+    start: float, end: float, canary: tuple[float, float], base: tuple[float, float]
+) -> Measurement:
+    return Measurement(
+        Window(start, end),
+        VersionSample(canary[0], canary[1]),
+        VersionSample(base[0], base[1]),
+    )
+
+
+def test_evaluate_takes_increments_and_carries_evidence_across_windows() -> None:
+    strategy = CanaryStrategy(checks=(SequentialErrorRateCheck(),), min_requests=10)
+    first = evaluate(window_of(0, 10, (50, 3), (450, 0)), strategy)
+    # Same window, cumulative counts grew: only the growth is new evidence.
+    second = evaluate(
+        window_of(0, 20, (100, 6), (900, 0)), strategy, Memory.from_storage(first.memory)
+    )
+    totals = Memory.from_storage(second.memory).evidence["error_rate"].totals
+    assert (totals.canary_requests, totals.canary_errors) == (100, 6)
+    # A new window (next step) starts counting from zero but keeps the evidence.
+    third = evaluate(
+        window_of(30, 40, (50, 3), (50, 0)), strategy, Memory.from_storage(second.memory)
+    )
+    totals = Memory.from_storage(third.memory).evidence["error_rate"].totals
+    assert (totals.canary_requests, totals.canary_errors) == (150, 9)
+    assert third.result is Result.FAIL
+
+
+def test_holm_keeps_a_borderline_failure_from_rolling_back_when_two_checks_can() -> None:
+    from safeship.config import LatencyJudgeCheck
+
+    seq = SequentialErrorRateCheck(alpha=0.05)
+    buckets = ((0.05, 500.0), (0.1, 900.0), (math.inf, 1000.0))
+    measurement = Measurement(
+        Window(0, 60),
+        VersionSample(1000, 10, buckets),
+        VersionSample(1000, 10, buckets),
+    )
+    # Evidence of 30: above 1/alpha = 20, below 2/alpha = 40; no new counts in this look.
+    harm = tuple(math.log(30) for _ in range(12))
+    memory = Memory(
+        window_start=0,
+        seen=Counts(1000, 10, 1000, 10),
+        evidence={"error_rate": Evidence(harm=harm, max_log_harm=math.log(30))},
+    )
+    alone = evaluate(measurement, CanaryStrategy(checks=(seq,), min_requests=10), memory)
+    assert alone.result is Result.FAIL
+    both = CanaryStrategy(checks=(seq, LatencyJudgeCheck()), min_requests=10)
+    corrected = evaluate(measurement, both, memory)
+    assert corrected.result is Result.PASS
+    assert "not significant after Holm's correction for 2 checks" in corrected.checks[0].reason
