@@ -401,8 +401,8 @@ def test_a_blown_tail_fails_even_when_the_means_are_close() -> None:
 
 
 def test_tail_of_buckets_is_prometheus_histogram_quantile() -> None:
-    canary = ((0.1, 90.0), (0.5, 98.0), (1.0, 100.0), (INF, 100.0))
-    baseline = ((0.1, 90.0), (0.5, 100.0), (1.0, 100.0), (INF, 100.0))
+    canary = ((0.1, 900.0), (0.5, 980.0), (1.0, 1000.0), (INF, 1000.0))
+    baseline = ((0.1, 900.0), (0.5, 1000.0), (1.0, 1000.0), (INF, 1000.0))
 
     result, _ = judge_latency(LatencyJudgeCheck(), binned(canary), binned(baseline))
 
@@ -410,6 +410,18 @@ def test_tail_of_buckets_is_prometheus_histogram_quantile() -> None:
     assert result.details["baseline_tail"] == pytest.approx(0.46)
     assert result.details["tail_ratio"] == pytest.approx(0.75 / 0.46)
     assert result.result is Result.FAIL
+
+
+def test_a_tail_from_too_few_samples_is_not_judged() -> None:
+    # Two slow requests out of 100 put p99 far out, but 100 samples cannot place a p99.
+    canary = ((0.1, 90.0), (0.5, 98.0), (1.0, 100.0), (INF, 100.0))
+    baseline = ((0.1, 90.0), (0.5, 100.0), (1.0, 100.0), (INF, 100.0))
+
+    result, _ = judge_latency(LatencyJudgeCheck(), binned(canary), binned(baseline))
+
+    assert result.details["tail_ratio"] > 1.5
+    assert result.details["tail_judged"] is False
+    assert result.result is Result.PASS
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,9 @@ from safeship.analysis.verdict import CheckResult, Result
 from safeship.config import LatencyJudgeCheck
 from safeship.providers.interface import VersionSample
 
+TAIL_OBSERVATIONS = 10
+"""Observations needed beyond a tail quantile before it is judged (p99: 1,000 samples)."""
+
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -312,8 +315,13 @@ def judge_latency(
     tail_ratio = (
         None if canary_tail is None or baseline_tail is None else _ratio(canary_tail, baseline_tail)
     )
+    # A tail quantile from a handful of samples is one slow request (a GC pause, a cold
+    # cache): judge it only with enough observations beyond it on both sides.
+    tail_samples = TAIL_OBSERVATIONS / (1 - check.tail_quantile)
+    tail_judged = min(test.n_canary, test.n_baseline) >= tail_samples
     tail_blown = (
-        check.max_tail_ratio is not None
+        tail_judged
+        and check.max_tail_ratio is not None
         and tail_ratio is not None
         and tail_ratio > check.max_tail_ratio
     )
@@ -349,6 +357,7 @@ def judge_latency(
         "baseline_tail": baseline_tail,
         "tail_ratio": tail_ratio,
         "max_tail_ratio": check.max_tail_ratio,
+        "tail_judged": tail_judged,
         "classification": classification.value,
     }
     factor = 1 - check.tolerance if check.direction == "decrease" else 1 + check.tolerance
