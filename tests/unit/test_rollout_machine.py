@@ -123,3 +123,28 @@ def test_a_pass_over_a_window_shorter_than_min_hold_does_not_advance() -> None:
     assert decide(state, verdict(Result.PASS, seconds=60), STRATEGY, 345).action is (
         DecisionAction.ADVANCE
     )
+
+
+def suspected(seconds: float = 290) -> Verdict:
+    checks = (CheckResult("error_rate", "error_rate_sequential", Result.PASS, "suspicious"),)
+    return Verdict(Result.PASS, "suspicious", Window(10, 10 + seconds), checks, harm_suspected=True)
+
+
+def test_suspected_harm_holds_the_step_past_its_hold_instead_of_advancing() -> None:
+    state = holding(at=0)
+    decision = decide(state, suspected(), STRATEGY, 300)
+    assert decision.action is DecisionAction.CONTINUE
+    assert "harm suspected" in decision.explanation
+
+
+def test_harm_suspected_for_twice_the_hold_is_inconclusive() -> None:
+    state = holding(at=0)
+    decision = decide(state, suspected(590), STRATEGY, 600)
+    assert (decision.action, decision.reason) == (DecisionAction.PAUSE, Reason.NO_DATA)
+
+
+def test_a_step_advances_early_when_the_canary_is_shown_not_worse_after_min_hold() -> None:
+    checks = (CheckResult("error_rate", "error_rate_sequential", Result.PASS, "fine"),)
+    safe = Verdict(Result.PASS, "fine", Window(10, 60), checks, shown_not_worse=True)
+    assert decide(holding(at=0), safe, STRATEGY, 50).action is DecisionAction.CONTINUE
+    assert decide(holding(at=0), safe, STRATEGY, 60).action is DecisionAction.ADVANCE

@@ -68,6 +68,7 @@ class _Outcome:
     p_value: float | None = None
     level: float | None = None
     shown_not_worse: bool | None = None
+    harm_suspected: bool = False
 
 
 def evaluate(
@@ -111,6 +112,7 @@ def evaluate(
                     judged.p_value,
                     check.alpha,
                     judged.shown_not_worse,
+                    judged.harm_suspected,
                 )
             )
         elif short is not None:
@@ -153,6 +155,7 @@ def evaluate(
         baseline_errors=baseline.errors,
         queries=dict(measurement.queries),
         shown_not_worse=early,
+        harm_suspected=any(o.harm_suspected for o in outcomes if o.critical),
         memory=Memory(measurement.window.start, now_seen, evidence).for_storage(),
     )
 

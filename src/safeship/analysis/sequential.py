@@ -9,7 +9,7 @@ canary is no worse (a supermartingale when it is better), so by Ville's
 inequality the chance it *ever* exceeds 1/alpha is at most alpha: the test may
 be looked at every interval, forever, and its false-rollback rate stays under
 alpha. A mixture over a grid of alternatives (theta from 1 + `detect_increase`
-up to x64) adapts to the size of the regression, so a tenfold one is caught
+up to x16) adapts to the size of the regression, so a tenfold one is caught
 after a handful of errors and a small one still eventually. Conditioning on
 where errors fell makes a baseline error rate of 0 work, and makes the test
 indifferent to traffic shifting between steps.
@@ -31,8 +31,8 @@ from typing import Any
 from safeship.analysis.verdict import CheckResult, Result
 from safeship.config import SequentialErrorRateCheck
 
-GRID_POINTS = 12
-GRID_TOP = 64.0  # the largest error-rate ratio the mixture considers
+GRID_POINTS = 10
+GRID_TOP = 16.0  # the largest error-rate ratio the mixture weighs (larger ones pass it anyway)
 SAFE_GRID_BOTTOM = 0.1
 
 
@@ -103,7 +103,7 @@ class Evidence:
 
 
 def harm_grid(check: SequentialErrorRateCheck) -> tuple[float, ...]:
-    """Error-rate ratios the harm test weighs equally: log-spaced, 1 + detect_increase to x64."""
+    """Error-rate ratios the harm test weighs equally: log-spaced, 1 + detect_increase to x16."""
     low = 1.0 + check.detect_increase
     if low >= GRID_TOP:
         return (low,)
@@ -161,6 +161,7 @@ class SequentialJudgement:
     result: CheckResult
     p_value: float
     shown_not_worse: bool
+    harm_suspected: bool = False  # evidence past sqrt(1/alpha): not proof, but no time to advance
 
 
 def judge(
@@ -173,6 +174,7 @@ def judge(
     # The running maximum makes 1/e an anytime-valid p-value (Ville's inequality).
     p_value = min(1.0, math.exp(-evidence.max_log_harm))
     shown_not_worse = log_safe >= threshold
+    harm_suspected = log_harm >= threshold / 2
     t = evidence.totals
     ratio = _ratio_estimate(t)
     details: dict[str, Any] = {
@@ -182,6 +184,7 @@ def judge(
         "p_value": p_value,
         "e_value_not_worse": _bounded_exp(log_safe),
         "shown_not_worse": shown_not_worse,
+        "harm_suspected": harm_suspected,
         "ratio_estimate": ratio,
         "detect_increase": check.detect_increase,
         "margin": check.margin,
@@ -215,6 +218,7 @@ def judge(
             ),
             p_value,
             False,
+            harm_suspected=True,  # stays true if a multiple-testing correction overrules the fail
         )
     if not enough_data:
         return SequentialJudgement(
@@ -223,7 +227,11 @@ def judge(
             False,
         )
     verdict = (
-        f"shown not worse than +{check.margin:.0%}" if shown_not_worse else "no evidence of harm"
+        f"shown not worse than +{check.margin:.0%}"
+        if shown_not_worse
+        else "harm suspected, not shown"
+        if harm_suspected
+        else "no evidence of harm"
     )
     reason = (
         f"{verdict}: evidence {details['e_value']:.3g} < {1 / check.alpha:.3g}, "
@@ -235,6 +243,7 @@ def judge(
         ),
         p_value,
         shown_not_worse,
+        harm_suspected,
     )
 
 

@@ -61,6 +61,7 @@ class Verdict:
     baseline_errors: float = 0.0
     queries: dict[str, str] = field(default_factory=dict)
     shown_not_worse: bool = False  # every critical check passed and the canary is proven safe
+    harm_suspected: bool = False  # some evidence of harm, short of proof: do not advance yet
     memory: dict[str, Any] = field(default_factory=dict)  # what the next look needs (stored)
 
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -83,6 +84,7 @@ class Verdict:
             },
             "checks": [c.to_dict() for c in self.checks],
             "shown_not_worse": self.shown_not_worse,
+            "harm_suspected": self.harm_suspected,
             "queries": dict(self.queries),
         }
 

@@ -361,6 +361,19 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
             f"hold of {strategy.hold:g}s ended without a conclusive verdict: {verdict.reason}",
             Reason.NO_DATA,
         )
+    if verdict.harm_suspected:
+        # Steps advance while no evidence of harm is found; suspected harm holds the step
+        # for up to one more hold, in which it is proven (rollback) or fades (advance).
+        if held < 2 * strategy.hold:
+            return Decision(
+                DecisionAction.CONTINUE,
+                f"holding {state.weight}% past the hold: harm suspected: {verdict.reason}",
+            )
+        return _act(
+            limits.on_inconclusive,
+            f"harm still suspected after twice the hold ({2 * strategy.hold:g}s): {verdict.reason}",
+            Reason.NO_DATA,
+        )
     # A window that opened late (the provider failed at first) must still be long enough.
     needed = min(strategy.min_hold, strategy.hold - strategy.warmup)
     if verdict.window.seconds < needed:
