@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck system-packages install clean
+.PHONY: demo test lint typecheck system-packages install clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ system-packages:
 
 test: lint typecheck system-packages
 	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/blast_radius.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

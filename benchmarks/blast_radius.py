@@ -246,8 +246,10 @@ def kayenta_measurement(r: Run, since: float) -> bool:
     baseline: list[float] = []
     bins = round((r.elapsed - since) / KAYENTA_BIN)
     # Read in time order, so each bin's start is the previous bin's end.
-    ratios = [r.counts(since + k * KAYENTA_BIN, since + (k + 1) * KAYENTA_BIN) for k in range(bins)]
-    for c_req, c_err, b_req, b_err in ratios:
+    per_bin = [
+        r.counts(since + k * KAYENTA_BIN, since + (k + 1) * KAYENTA_BIN) for k in range(bins)
+    ]
+    for c_req, c_err, b_req, b_err in per_bin:
         if c_req > 0:  # a bin without requests has no ratio (Kayenta drops NaN)
             canary.append(c_err / c_req)
         if b_req > 0:
@@ -431,7 +433,12 @@ def report(
         if s["other_rate"] > 0
     ]
     if others:
-        lines += ["Other outcomes (paused: waiting for a person)", *others, ""]
+        lines += [
+            "Other outcomes (paused: the canary keeps its weight until a person answers;",
+            "its failed requests above are counted only up to the pause)",
+            *others,
+            "",
+        ]
     lines.append("safeship rollback reasons")
     for name, s in results[SAFESHIP].items():
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["rollback_reasons"].items()))

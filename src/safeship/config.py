@@ -145,6 +145,10 @@ class Limits(Model):
     consecutive_errors: int = Field(default=5, ge=1)
     on_error: Literal[Action.ROLLBACK, Action.PAUSE] = Action.ROLLBACK
     on_inconclusive: Literal[Action.PAUSE, Action.ROLLBACK] = Action.PAUSE
+    on_suspected_harm: Literal[Action.ROLLBACK, Action.PAUSE] = Field(
+        default=Action.ROLLBACK,
+        description="Harm suspected (not proven) for twice the hold: the safe side is back.",
+    )
 
 
 class CanaryStrategy(Model):

@@ -137,10 +137,12 @@ def test_suspected_harm_holds_the_step_past_its_hold_instead_of_advancing() -> N
     assert "harm suspected" in decision.explanation
 
 
-def test_harm_suspected_for_twice_the_hold_is_inconclusive() -> None:
+def test_harm_suspected_for_twice_the_hold_rolls_back_by_default() -> None:
     state = holding(at=0)
     decision = decide(state, suspected(590), STRATEGY, 600)
-    assert (decision.action, decision.reason) == (DecisionAction.PAUSE, Reason.NO_DATA)
+    assert (decision.action, decision.reason) == (DecisionAction.ROLLBACK, Reason.HIGH_ERROR_RATE)
+    careful = CanaryStrategy(hold=300, limits=Limits(on_suspected_harm="pause"))
+    assert decide(state, suspected(590), careful, 600).action is DecisionAction.PAUSE
 
 
 def test_a_step_advances_early_when_the_canary_is_shown_not_worse_after_min_hold() -> None:

@@ -370,9 +370,9 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
                 f"holding {state.weight}% past the hold: harm suspected: {verdict.reason}",
             )
         return _act(
-            limits.on_inconclusive,
+            limits.on_suspected_harm,
             f"harm still suspected after twice the hold ({2 * strategy.hold:g}s): {verdict.reason}",
-            Reason.NO_DATA,
+            Reason.HIGH_ERROR_RATE,
         )
     # A window that opened late (the provider failed at first) must still be long enough.
     needed = min(strategy.min_hold, strategy.hold - strategy.warmup)
