@@ -80,7 +80,9 @@ def test_demo_json_reports_rollback_with_the_deciding_inputs() -> None:
     check = deciding[0]["inputs"]["verdict"]["checks"][0]
     assert check["name"] == "error_rate"
     assert check["result"] == "fail"
-    assert check["canary"] > check["limit"]
+    assert check["canary"] > check["baseline"]
+    assert check["details"]["e_value"] >= check["details"]["e_threshold"]
+    assert check["details"]["canary_errors"] > 0
 
 
 @dataclass
