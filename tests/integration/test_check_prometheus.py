@@ -29,8 +29,9 @@ def scraped(prometheus_installed: None) -> Iterator[PrometheusServer]:
         LoadGenerator(stable.url, rps=40),
         LoadGenerator(canary.url, rps=10),
     ):
-        prom.add_targets(stable.url.removeprefix("http://"), canary.url.removeprefix("http://"))
-        prom.wait_for_targets(2)
+        addresses = (stable.url.removeprefix("http://"), canary.url.removeprefix("http://"))
+        prom.add_targets(*addresses)
+        prom.wait_for_targets(*addresses)
         time.sleep(3)  # a few scrapes with traffic in them
         yield prom
 

@@ -30,7 +30,7 @@ def test_client_against_real_prometheus(prometheus: PrometheusServer) -> None:
         PrometheusClient(PrometheusSettings(url=prometheus.url, retries=0)) as client,
     ):
         prometheus.add_targets(service.url.removeprefix("http://"))
-        prometheus.wait_for_targets(1)
+        prometheus.wait_for_targets(service.url.removeprefix("http://"))
         assert client.healthy()
         assert client.ready()
         assert client.buildinfo()["version"].startswith("2.")

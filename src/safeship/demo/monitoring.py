@@ -118,16 +118,22 @@ class PrometheusServer(ChildHandle):
         tmp.write_text(json.dumps(self._targets))
         os.replace(tmp, self.targets_file)
 
-    def wait_for_targets(self, count: int, timeout: float = 20.0) -> None:
-        """Block until `count` targets are up (scraped successfully at least once)."""
+    def wait_for_targets(self, *addresses: str, timeout: float = 20.0) -> None:
+        """Block until each `host:port` has been scraped successfully at least once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             body = httpx.get(f"{self.url}/api/v1/targets", timeout=2).json()
-            active = body["data"]["activeTargets"]
-            if sum(1 for t in active if t.get("health") == "up") >= count:
+            up = {
+                t["labels"].get("instance")
+                for t in body["data"]["activeTargets"]
+                if t.get("health") == "up"
+            }
+            if set(addresses) <= up:
                 return
             time.sleep(0.2)
-        raise ServerStartError(f"prometheus did not scrape {count} target(s) within {timeout}s")
+        raise ServerStartError(
+            f"prometheus did not scrape {', '.join(addresses)} within {timeout}s"
+        )
 
     @property
     def pid(self) -> int:

@@ -195,7 +195,7 @@ class Sandbox:
         )
         self._stack.callback(process.stop)
         if self.prometheus is not None:
-            self.prometheus.add_targets(process.url.removeprefix("http://"))
+            self.prometheus.add_targets(_address(process.url))
         return process
 
     def settings(self, canary: ServiceProcess) -> EnvironmentConfig:
@@ -228,7 +228,8 @@ class Sandbox:
         self._point_canary_slot(canary.url)
         settings = self.settings(canary)
         if self.prometheus is not None:
-            self.prometheus.wait_for_targets(2)
+            # Both versions must be scraped before traffic moves, or the first windows are empty.
+            self.prometheus.wait_for_targets(_address(canary.url), _address(self.stable.url))
         with contextlib.ExitStack() as closing:
             # What the canary really served, read from its own counters: the ground truth.
             counter = ScrapeProvider(canary.metrics_url, self.stable.metrics_url)
@@ -278,6 +279,10 @@ class Sandbox:
         self._point_canary_slot(self.stable.url)
         canary.stop()
         old.stop()
+
+
+def _address(url: str) -> str:
+    return url.removeprefix("http://")
 
 
 def default_scenarios() -> list[Scenario]:
