@@ -463,6 +463,85 @@ class MetricsSettings(Model):
     port: int = Field(default=8001, ge=1, le=65535)
 
 
+class AlertThresholds(Model):
+    """Alert limits for one environment (`alerting.environments.<name>`)."""
+
+    error_rate: float = Field(default=0.01, gt=0, le=1, description="5xx ratio that alerts.")
+    latency_p95_seconds: float = Field(default=0.5, gt=0)
+    for_: str = Field(default="5m", alias="for", pattern=r"^\d+[smhd]$")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Slo(Model):
+    """A service-level objective; multi-window, multi-burn-rate alerts are generated from it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["availability", "latency"] = "availability"
+    objective: float = Field(gt=0, lt=1, description="e.g. 0.999")
+    latency_threshold_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _latency_needs_threshold(self) -> Slo:
+        if self.kind == "latency" and self.latency_threshold_seconds is None:
+            raise ValueError("a latency SLO needs latency_threshold_seconds")
+        return self
+
+
+class Receiver(Model):
+    """Where Alertmanager sends a severity's alerts; secrets only as files (Alertmanager 0.25)."""
+
+    type: Literal["pagerduty", "slack", "webhook", "email"]
+    routing_key_file: str | None = None  # pagerduty
+    api_url_file: str | None = None  # slack
+    channel: str | None = None  # slack
+    url: str | None = None  # webhook: Alertmanager 0.25 has no url_file, so never a secret
+    to: str | None = None  # email
+
+
+class AlertmanagerSettings(Model):
+    """Routing by severity: critical -> pager, warning -> chat, info -> ticket."""
+
+    pager: Receiver = Field(
+        default_factory=lambda: Receiver(
+            type="pagerduty", routing_key_file="/etc/alertmanager/pagerduty-routing-key"
+        )
+    )
+    chat: Receiver = Field(
+        default_factory=lambda: Receiver(
+            type="slack",
+            api_url_file="/etc/alertmanager/slack-api-url",
+            channel="#deployments",
+        )
+    )
+    ticket: Receiver = Field(
+        default_factory=lambda: Receiver(type="webhook", url="http://127.0.0.1:9095/alerts")
+    )
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+
+
+class AlertingSettings(Model):
+    """Alerting rules and Alertmanager routing generated from the config (`safeship rules`)."""
+
+    runbook_url: str = Field(
+        default="https://github.com/safeship/safeship/blob/main/docs/runbooks.md#{alertname}",
+        description="Template; {alertname} is replaced with the alert's name.",
+    )
+    environments: dict[str, AlertThresholds] = Field(
+        default_factory=lambda: {
+            "staging": AlertThresholds(error_rate=0.05, latency_p95_seconds=1.0),
+            "production": AlertThresholds(),
+        }
+    )
+    slos: tuple[Slo, ...] = (
+        Slo(name="availability", kind="availability", objective=0.999),
+        Slo(name="latency", kind="latency", objective=0.99, latency_threshold_seconds=0.5),
+    )
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+
+
 class PushgatewaySettings(Model):
     """Where short-lived CI processes push the deployment metrics (cumulative totals)."""
 
@@ -511,6 +590,7 @@ class Config(Model):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     pushgateway: PushgatewaySettings = Field(default_factory=PushgatewaySettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
 
     def for_environment(self, name: str) -> EnvironmentConfig:
         """The settings in force for one environment (its overrides over the top level)."""
