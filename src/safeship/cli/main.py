@@ -18,6 +18,7 @@ from safeship.cli.logs import configure_logging
 from safeship.cli.metrics_cmd import metrics
 from safeship.cli.rollout_cmd import rollout
 from safeship.cli.router_cmd import router
+from safeship.cli.rules_cmd import rules
 from safeship.cli.simulate_cmd import simulate_cmd
 from safeship.errors import ConfigError, SafeshipError, TransientError
 
@@ -75,7 +76,7 @@ def cli(
     ctx.obj = Context(config_path, store_url, pushgateway_url, prometheus_url)
 
 
-for command in (config, check, rollout, simulate_cmd, metrics, router, demo):
+for command in (config, check, rollout, simulate_cmd, rules, metrics, router, demo):
     cli.add_command(command)
 
 
