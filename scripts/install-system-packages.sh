@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests start for real (Prometheus,
-# promtool, Pushgateway), when this machine has apt and we are root. Elsewhere it
-# only says what is missing: the tests then skip, or fail under
+# promtool, Pushgateway, Alertmanager's amtool), when this machine has apt and we
+# are root. Elsewhere it only says what is missing: the tests then skip, or fail under
 # SAFESHIP_REQUIRE_INTEGRATION=1.
 set -euo pipefail
 
@@ -10,6 +10,8 @@ wanted=(
   "prometheus=prometheus"
   "promtool=prometheus"
   "prometheus-pushgateway=prometheus-pushgateway"
+  "amtool=prometheus-alertmanager"
+  "prometheus-alertmanager=prometheus-alertmanager"
 )
 
 missing=()

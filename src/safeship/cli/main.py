@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from safeship import __version__
+from safeship.cli.alertmanager_cmd import alertmanager
 from safeship.cli.check_cmd import check
 from safeship.cli.config_cmd import config
 from safeship.cli.context import Context
@@ -76,7 +77,7 @@ def cli(
     ctx.obj = Context(config_path, store_url, pushgateway_url, prometheus_url)
 
 
-for command in (config, check, rollout, simulate_cmd, rules, metrics, router, demo):
+for command in (config, check, rollout, simulate_cmd, rules, alertmanager, metrics, router, demo):
     cli.add_command(command)
 
 
