@@ -2,9 +2,86 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
+
+from safeship.cli.context import Context, pass_context
+from safeship.cli.exit_codes import ExitCode
+from safeship.config import DEFAULT_CONFIG_PATH, AlertingSettings, PushgatewaySettings
+from safeship.rules import promtool
+from safeship.rules.generate import RULES_FILE, generated_files, stale, write
 
 
 @click.group()
 def rules() -> None:
     """Alerting rules as code: generate, unit-test with promtool, lint."""
+
+
+def _settings(ctx: Context) -> tuple[AlertingSettings, str]:
+    """The config's alerting settings; built-in defaults when no config file exists.
+
+    An explicitly named config (--config / SAFESHIP_CONFIG) must exist.
+    """
+    explicit = ctx.config_path or os.environ.get("SAFESHIP_CONFIG")
+    if not explicit and not Path(DEFAULT_CONFIG_PATH).exists():
+        return AlertingSettings(), PushgatewaySettings().job
+    config = ctx.load()
+    return config.alerting, config.pushgateway.job
+
+
+@rules.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a generated file is stale.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Repository root the files are written under.",
+)
+@pass_context
+def generate(ctx: Context, check: bool, root: Path) -> int:
+    """Write .prometheus/alerts.yml and deploy/kubernetes/prometheusrule.yaml from the config."""
+    settings, job = _settings(ctx)
+    files = generated_files(settings, root, job)
+    if check:
+        outdated = stale(files)
+        for path in outdated:
+            click.echo(f"stale: {path} (run `safeship rules generate`)", err=True)
+        if outdated:
+            return ExitCode.FAILED
+        click.echo("generated rule files are up to date")
+        return ExitCode.OK
+    changed = write(files)
+    for file in files:
+        click.echo(f"{'wrote' if file.path in changed else 'unchanged'}: {file.path}")
+    return ExitCode.OK
+
+
+@rules.command("test")
+@click.option(
+    "--rules-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=RULES_FILE,
+    show_default=True,
+    help="Rules file to lint with `promtool check rules --lint=all`.",
+)
+@click.argument("tests", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def test_cmd(rules_file: Path, tests: tuple[Path, ...]) -> int:
+    """Lint the rules and run their promtool unit tests (default: .prometheus/tests/*.yml)."""
+    files = list(tests) or promtool.find_tests()
+    if not files:
+        click.echo(f"no rule tests found ({promtool.TESTS_GLOB})", err=True)
+        return ExitCode.FAILED
+    checked = promtool.check_rules([rules_file])
+    click.echo(checked.output)
+    if not checked.ok:
+        click.echo(f"promtool check rules failed for {rules_file}", err=True)
+        return ExitCode.FAILED
+    tested = promtool.run_tests(files)
+    click.echo(tested.output)
+    if not tested.ok:
+        click.echo("promtool test rules failed", err=True)
+        return ExitCode.FAILED
+    return ExitCode.OK
