@@ -9,6 +9,7 @@ import click
 
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
+from safeship.cli.lint_cmd import lint
 from safeship.config import DEFAULT_CONFIG_PATH, AlertingSettings, PushgatewaySettings
 from safeship.rules import promtool
 from safeship.rules.generate import RULES_FILE, generated_files, stale, write
@@ -85,3 +86,6 @@ def test_cmd(rules_file: Path, tests: tuple[Path, ...]) -> int:
         click.echo("promtool test rules failed", err=True)
         return ExitCode.FAILED
     return ExitCode.OK
+
+
+rules.add_command(lint)
