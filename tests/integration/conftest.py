@@ -38,6 +38,11 @@ def prometheus(prometheus_installed: None) -> Iterator[PrometheusServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def alertmanager_installed() -> None:
+    need_binary("prometheus-alertmanager", "prometheus-alertmanager")
+
+
 @pytest.fixture
 def pushgateway() -> Iterator[PushgatewayServer]:
     need_binary("prometheus-pushgateway", "prometheus-pushgateway")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -97,8 +97,9 @@ def rollout(
     )
     with (
         _store(cfg.store.url) as store,
-        controller_for(settings, store, on_event=None if as_json else _print_event) as controller,
+        controller_for(settings, store) as controller,
     ):
+        controller.on_event = _events(cfg, controller, show=not as_json)
         preflight(controller)
         deployment_id = deployment_id or new_deployment_id(time.time())
         try:
@@ -177,6 +178,27 @@ def _finish(cfg: Config, controller: RolloutController, state: RolloutState, as_
             + (f" ({state.reason.value}: {state.detail})" if state.reason else "")
         )
     return for_outcome(state.outcome)
+
+
+def _events(
+    cfg: Config, controller: RolloutController, *, show: bool
+) -> Callable[[RolloutEvent], None]:
+    """Print progress and, when a rollout starts, push the running totals.
+
+    The push at the start puts this environment's series (at their current
+    values, zeros included) in the Pushgateway before the outcome changes them,
+    so `increase()` sees the rollback the end-of-rollout push records.
+    """
+
+    def on_event(event: RolloutEvent) -> None:
+        if show:
+            _print_event(event)
+        if event.kind == "started":
+            warning = push_or_warn(cfg.pushgateway, controller.metrics, event.state.environment)
+            if warning:
+                click.echo(f"warning: {warning}", err=True)
+
+    return on_event
 
 
 def _print_event(event: RolloutEvent) -> None:

@@ -70,7 +70,14 @@ def _start(command: list[str], ready_url: str, timeout: float, what: str) -> Chi
 class PrometheusServer(ChildHandle):
     """Prometheus scraping `add_targets()` every `scrape_interval` seconds."""
 
-    def __init__(self, *, scrape_interval: float = 1.0, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        scrape_interval: float = 1.0,
+        timeout: float = 30.0,
+        rule_files: tuple[Path, ...] = (),
+        alertmanager: str | None = None,
+    ) -> None:
         binary = find_binary("prometheus")
         if binary is None:
             raise ServerStartError("prometheus is not installed (Debian package `prometheus`)")
@@ -80,6 +87,8 @@ class PrometheusServer(ChildHandle):
         self.targets_file.write_text("[]")
         self.config_file = root / "prometheus.yml"
         self.scrape_interval = scrape_interval
+        self.rule_files = rule_files
+        self.alertmanager = alertmanager
         self._targets: list[dict[str, object]] = []
         self.config_file.write_text(self._config())
         self.port = free_port()
@@ -100,7 +109,7 @@ class PrometheusServer(ChildHandle):
 
     def _config(self) -> str:
         interval = f"{self.scrape_interval:g}s"
-        return (
+        text = (
             "global:\n"
             f"  scrape_interval: {interval}\n"
             f"  evaluation_interval: {interval}\n"
@@ -110,6 +119,14 @@ class PrometheusServer(ChildHandle):
             "    file_sd_configs:\n"
             f"      - files: ['{self.targets_file}']\n"
         )
+        if self.rule_files:
+            text += "rule_files:\n" + "".join(f"  - '{f}'\n" for f in self.rule_files)
+        if self.alertmanager:
+            text += (
+                "alerting:\n  alertmanagers:\n    - static_configs:\n"
+                f"        - targets: ['{self.alertmanager}']\n"
+            )
+        return text
 
     def add_targets(self, *addresses: str, **labels: str) -> None:
         """Scrape `host:port` addresses from now on (written atomically; Prometheus watches)."""
@@ -169,3 +186,38 @@ class PushgatewayServer(ChildHandle):
 
     def stop(self) -> None:
         self._child.stop(5)
+
+
+class AlertmanagerServer(ChildHandle):
+    """Alertmanager 0.25 on a free loopback port with `config` (YAML text), no clustering."""
+
+    def __init__(self, config: str, *, timeout: float = 20.0) -> None:
+        binary = find_binary("prometheus-alertmanager")
+        if binary is None:
+            raise ServerStartError(
+                "prometheus-alertmanager is not installed (Debian package "
+                "`prometheus-alertmanager`)"
+            )
+        self._dir = tempfile.TemporaryDirectory(prefix="safeship-alertmanager-")
+        root = Path(self._dir.name)
+        (root / "alertmanager.yml").write_text(config)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.address = f"127.0.0.1:{self.port}"
+        command = [
+            binary,
+            f"--config.file={root / 'alertmanager.yml'}",
+            f"--storage.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",  # no gossip port on 0.0.0.0
+            "--log.level=warn",
+        ]
+        try:
+            self._child = _start(command, f"{self.url}/-/ready", timeout, "alertmanager")
+        except BaseException:
+            self._dir.cleanup()
+            raise
+
+    def stop(self) -> None:
+        self._child.stop(5)
+        self._dir.cleanup()
