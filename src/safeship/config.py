@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -324,6 +325,18 @@ ProviderSettings = Annotated[
 ]
 
 
+def http_url_or_none(url: str | None) -> str | None:
+    """An optional http(s) base URL, without a trailing slash; the value is never echoed."""
+    if not url:
+        return None
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("is not an http(s) URL (expected http://host:port)")
+    return url.rstrip("/")
+
+
+BaseUrl = Annotated[str | None, AfterValidator(http_url_or_none)]
+
+
 class SecretRef(Model):
     """Where a secret lives: an environment variable or a file, never the value itself."""
 
@@ -362,7 +375,7 @@ class BasicAuth(Model):
 class PrometheusSettings(Model):
     """How to reach Prometheus; the URL may also come from PROMETHEUS_URL (CLI)."""
 
-    url: str | None = Field(default=None, description="e.g. http://prometheus:9090")
+    url: BaseUrl = Field(default=None, description="e.g. http://prometheus:9090")
     timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP request.")
     retries: int = Field(default=3, ge=0, description="Retries of a failed request.")
     bearer_token: SecretRef | None = None
@@ -374,15 +387,6 @@ class PrometheusSettings(Model):
     rule_files: tuple[str, ...] = Field(
         default=(".prometheus/alerts.yml",), description="Checked with promtool when present."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if not url:
-            return None
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError("is not an http(s) URL (expected http://host:port)")
-        return url.rstrip("/")
 
     @field_validator("ca_file")
     @classmethod
@@ -545,18 +549,9 @@ class AlertingSettings(Model):
 class PushgatewaySettings(Model):
     """Where short-lived CI processes push the deployment metrics (cumulative totals)."""
 
-    url: str | None = Field(default=None, description="e.g. http://pushgateway:9091")
+    url: BaseUrl = Field(default=None, description="e.g. http://pushgateway:9091")
     job: str = "safeship"
     timeout: float = Field(default=10.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if not url:
-            return None
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError("is not an http(s) URL (expected http://host:port)")
-        return url.rstrip("/")
 
 
 class EnvironmentSettings(Model):

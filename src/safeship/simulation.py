@@ -34,28 +34,8 @@ from safeship.providers.interface import Measurement, MetricsProvider, VersionSa
 from safeship.rollout.controller import RolloutController
 from safeship.rollout.machine import Outcome
 from safeship.routers.interface import Router, RouterHealth
+from safeship.sample_service import LATENCY_BUCKETS
 from safeship.testing import MemoryStore
-
-# The sample service's histogram buckets (seconds).
-LATENCY_BOUNDS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.25,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 
 
 @dataclass(frozen=True)
@@ -131,8 +111,8 @@ class SimulatedTraffic(MetricsProvider):
         self._generate_until(window.end)
         inside = [c for c in self.chunks if c.start >= window.start and c.end <= window.end]
         counts = sum((c.counts for c in inside), np.zeros(4))
-        canary_b = sum((c.canary_buckets for c in inside), np.zeros(len(LATENCY_BOUNDS) + 1))
-        baseline_b = sum((c.baseline_buckets for c in inside), np.zeros(len(LATENCY_BOUNDS) + 1))
+        canary_b = sum((c.canary_buckets for c in inside), np.zeros(len(LATENCY_BUCKETS) + 1))
+        baseline_b = sum((c.baseline_buckets for c in inside), np.zeros(len(LATENCY_BUCKETS) + 1))
         return Measurement(
             window=window,
             canary=VersionSample(float(counts[0]), float(counts[1]), _cumulative(canary_b)),
@@ -177,7 +157,7 @@ class SimulatedTraffic(MetricsProvider):
 def _bucket_probabilities(median: float, sigma: float) -> np.ndarray:
     """P(latency in each bucket) for a log-normal latency; the last cell is (10 s, +Inf)."""
     normal = statistics.NormalDist(math.log(median), sigma)
-    cdf = [normal.cdf(math.log(b)) for b in LATENCY_BOUNDS] + [1.0]
+    cdf = [normal.cdf(math.log(b)) for b in LATENCY_BUCKETS] + [1.0]
     probabilities: np.ndarray = np.clip(np.diff([0.0, *cdf]), 0, None)
     normalised: np.ndarray = probabilities / probabilities.sum()
     return normalised
@@ -185,7 +165,7 @@ def _bucket_probabilities(median: float, sigma: float) -> np.ndarray:
 
 def _cumulative(cells: np.ndarray) -> tuple[tuple[float, float], ...]:
     running = np.cumsum(cells)
-    bounds = (*LATENCY_BOUNDS, math.inf)
+    bounds = (*LATENCY_BUCKETS, math.inf)
     return tuple((b, float(c)) for b, c in zip(bounds, running, strict=True))
 
 

@@ -37,27 +37,9 @@ from prometheus_client import (
 )
 
 from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
+from safeship.sample_service import LATENCY_BUCKETS
 
 TRACKS = ("stable", "canary")
-LATENCY_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.25,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 # The base latency varies by up to this fraction either way, so histograms look
 # like real traffic rather than one spike.
 _JITTER = 0.2
