@@ -546,6 +546,28 @@ class AlertingSettings(Model):
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
 
 
+class GrafanaSettings(Model):
+    """Dashboards as code pushed to Grafana with each deployment (`safeship dashboards`)."""
+
+    url: BaseUrl = Field(default=None, description="e.g. http://grafana:3000 (or GRAFANA_URL)")
+    token: SecretRef | None = Field(
+        default=None, description="Service-account token (or GRAFANA_API_KEY)."
+    )
+    folder_uid: str | None = None
+    dashboards: tuple[str, ...] = Field(
+        default=("dashboards/*.json",), description="Files (globs) pushed by `dashboards push`."
+    )
+    annotate: tuple[str, ...] = Field(
+        default=("safeship-deployment-overview",),
+        description="Dashboard uids that get a region annotation per rollout.",
+    )
+    rollback_on_failure: bool = Field(
+        default=True, description="A rolled-back rollout restores its dashboards too."
+    )
+    timeout: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+
+
 class PushgatewaySettings(Model):
     """Where short-lived CI processes push the deployment metrics (cumulative totals)."""
 
@@ -586,6 +608,7 @@ class Config(Model):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     pushgateway: PushgatewaySettings = Field(default_factory=PushgatewaySettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     def for_environment(self, name: str) -> EnvironmentConfig:
         """The settings in force for one environment (its overrides over the top level)."""

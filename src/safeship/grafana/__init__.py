@@ -1,0 +1,1 @@
+"""Grafana: dashboards as code, pushed with each deployment, versioned, rolled back, annotated."""
