@@ -1,0 +1,37 @@
+"""`safeship dashboards generate`: write the Grafana dashboards as code into dashboards/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from safeship.cli.exit_codes import ExitCode
+from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files, stale, write
+
+
+@click.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a generated file is stale.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DASHBOARDS_DIR,
+    show_default=True,
+    help="Folder the dashboard JSON files are written to.",
+)
+def generate(check: bool, directory: Path) -> int:
+    """Write the three safeship dashboards (deterministic Grafana JSON) into --dir."""
+    files = generated_files(directory)
+    if check:
+        outdated = stale(files)
+        for path in outdated:
+            click.echo(f"stale: {path} (run `safeship dashboards generate`)", err=True)
+        if outdated:
+            return ExitCode.FAILED
+        click.echo("generated dashboards are up to date")
+        return ExitCode.OK
+    changed = write(files)
+    for file in files:
+        click.echo(f"{'wrote' if file.path in changed else 'unchanged'}: {file.path}")
+    return ExitCode.OK
