@@ -22,6 +22,7 @@ from safeship.routers.interface import Router, RouterHealth
 from safeship.store.interface import (
     CounterIncrement,
     CounterRecord,
+    DashboardVersionRecord,
     DecisionRecord,
     DeploymentRecord,
     SmokeTestRecord,
@@ -115,6 +116,7 @@ class MemoryStore(Store):
         self.smokes: list[SmokeTestRecord] = []
         #: (service, environment, name, canonical labels) -> running total
         self.counter_values: dict[tuple[str, str, str, str], float] = {}
+        self.dashboard_log: list[DashboardVersionRecord] = []
 
     def create_deployment(self, record: DeploymentRecord) -> None:
         if record.id in self.deployments:
@@ -223,6 +225,12 @@ class MemoryStore(Store):
             for key, value in sorted(self.counter_values.items())
             if service is None or key[0] == service
         ]
+
+    def add_dashboard_version(self, record: DashboardVersionRecord) -> None:
+        self.dashboard_log.append(record)
+
+    def dashboard_versions(self, deployment_id: str) -> list[DashboardVersionRecord]:
+        return [r for r in self.dashboard_log if r.deployment_id == deployment_id]
 
     def close(self) -> None:
         pass

@@ -13,6 +13,8 @@ from safeship.cli.alertmanager_cmd import alertmanager
 from safeship.cli.check_cmd import check
 from safeship.cli.config_cmd import config
 from safeship.cli.context import Context
+from safeship.cli.dashboards_cmd import dashboards
+from safeship.cli.dashboards_generate import generate as generate_dashboards
 from safeship.cli.demo_cmd import demo
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.logs import configure_logging
@@ -77,7 +79,19 @@ def cli(
     ctx.obj = Context(config_path, store_url, pushgateway_url, prometheus_url)
 
 
-for command in (config, check, rollout, simulate_cmd, rules, alertmanager, metrics, router, demo):
+dashboards.add_command(generate_dashboards)
+for command in (
+    config,
+    check,
+    rollout,
+    simulate_cmd,
+    rules,
+    alertmanager,
+    dashboards,
+    metrics,
+    router,
+    demo,
+):
     cli.add_command(command)
 
 

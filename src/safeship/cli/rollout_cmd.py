@@ -15,6 +15,8 @@ from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
 from safeship.config import Config, EnvironmentConfig, parse_steps
 from safeship.errors import ConfigError
+from safeship.grafana.client import GrafanaClient
+from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
 from safeship.metrics.push import push_or_warn
 from safeship.rollout.controller import RolloutController, RolloutEvent
@@ -149,7 +151,8 @@ def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Config, R
         if record is None:
             raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
         settings = cfg.for_environment(record.environment)
-        with controller_for(settings, store, on_event=_print_event) as controller:
+        with controller_for(settings, store) as controller:
+            controller.on_event = _events(cfg, controller, show=True)
             yield cfg, controller
 
 
@@ -183,20 +186,33 @@ def _finish(cfg: Config, controller: RolloutController, state: RolloutState, as_
 def _events(
     cfg: Config, controller: RolloutController, *, show: bool
 ) -> Callable[[RolloutEvent], None]:
-    """Print progress and, when a rollout starts, push the running totals.
+    """Print progress; push the running totals when a rollout starts; let Grafana follow.
 
     The push at the start puts this environment's series (at their current
     values, zeros included) in the Pushgateway before the outcome changes them,
-    so `increase()` sees the rollback the end-of-rollout push records.
+    so `increase()` sees the rollback the end-of-rollout push records. Grafana
+    (when configured) gets a region annotation for the rollout, and a failed
+    rollout's dashboards are restored; both only ever warn.
     """
+    client = GrafanaClient.from_settings(cfg.grafana)
+    follower = (
+        DashboardFollower(client, cfg.grafana, controller.store) if client is not None else None
+    )
+
+    def warn(warnings: list[str]) -> None:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
 
     def on_event(event: RolloutEvent) -> None:
         if show:
             _print_event(event)
         if event.kind == "started":
             warning = push_or_warn(cfg.pushgateway, controller.metrics, event.state.environment)
-            if warning:
-                click.echo(f"warning: {warning}", err=True)
+            warn([warning] if warning else [])
+            if follower is not None:
+                warn(follower.started(event.state))
+        elif event.kind == "finished" and follower is not None:
+            warn(follower.finished(event.state))
 
     return on_event
 

@@ -96,6 +96,22 @@ class CounterRecord:
     value: float
 
 
+@dataclass(frozen=True)
+class DashboardVersionRecord:
+    """A Grafana dashboard changed by safeship: its version before and after.
+
+    `action` is "push" (`safeship dashboards push`) or "rollback" (a restore);
+    `version_before` is None when the push created the dashboard.
+    """
+
+    deployment_id: str
+    uid: str
+    version_before: int | None
+    version_after: int
+    at: float
+    action: str = "push"
+
+
 def canonical_labels(labels: Mapping[str, str]) -> str:
     """The stored form of a counter's labels: JSON with sorted keys, so equal labels match."""
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
@@ -182,6 +198,14 @@ class Store(ABC):
 
         Ordered by service, environment, name and labels.
         """
+
+    @abstractmethod
+    def add_dashboard_version(self, record: DashboardVersionRecord) -> None:
+        """Record a dashboard version change made for a deployment."""
+
+    @abstractmethod
+    def dashboard_versions(self, deployment_id: str) -> list[DashboardVersionRecord]:
+        """The dashboard version changes of a deployment, oldest first."""
 
     @abstractmethod
     def close(self) -> None:

@@ -62,6 +62,7 @@ from safeship.store import migrations
 from safeship.store.interface import (
     CounterIncrement,
     CounterRecord,
+    DashboardVersionRecord,
     DecisionRecord,
     DeploymentRecord,
     SmokeTestRecord,
@@ -157,10 +158,26 @@ counters = Table(
 )
 _COUNTER_KEY = ("service", "environment", "name", "labels")
 
+# Grafana dashboard versions changed per deployment (`safeship dashboards`). No foreign
+# key: `dashboards push` may run under a deployment id that has no rollout of its own.
+dashboard_versions = Table(
+    "dashboard_versions",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("deployment_id", String(), nullable=False),
+    Column("uid", String(), nullable=False),
+    Column("version_before", Integer(), nullable=True),
+    Column("version_after", Integer(), nullable=False),
+    Column("at", Float(), nullable=False),
+    Column("action", String(), nullable=False),
+    Index("ix_dashboard_versions_deployment_id", "deployment_id"),
+)
+
 # Columns named after the record fields, so rows map straight onto the dataclasses.
 _DEPLOYMENT_COLUMNS = [deployments.c[f.name] for f in fields(DeploymentRecord)]
 _DECISION_COLUMNS = [decisions.c[f.name] for f in fields(DecisionRecord)]
 _SMOKE_TEST_COLUMNS = [smoke_tests.c[f.name] for f in fields(SmokeTestRecord)]
+_DASHBOARD_VERSION_COLUMNS = [dashboard_versions.c[f.name] for f in fields(DashboardVersionRecord)]
 
 _SQLITE_BUSY_TIMEOUT_S = 5.0
 
@@ -458,6 +475,20 @@ class SqlStore(Store):
             )
             for row in rows
         ]
+
+    def add_dashboard_version(self, record: DashboardVersionRecord) -> None:
+        what = f"recording dashboard {record.uid!r} of deployment {record.deployment_id!r}"
+        with self._guard(what), self._engine.begin() as conn:
+            conn.execute(insert(dashboard_versions).values(asdict(record)))
+
+    def dashboard_versions(self, deployment_id: str) -> list[DashboardVersionRecord]:
+        query = (
+            select(*_DASHBOARD_VERSION_COLUMNS)
+            .where(dashboard_versions.c.deployment_id == deployment_id)
+            .order_by(dashboard_versions.c.at, dashboard_versions.c.id)
+        )
+        rows = self._rows(f"reading the dashboard versions of deployment {deployment_id!r}", query)
+        return [DashboardVersionRecord(**row._mapping) for row in rows]
 
     def close(self) -> None:
         self._engine.dispose()

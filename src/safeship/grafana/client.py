@@ -1,0 +1,485 @@
+"""A small Grafana HTTP API client: health, dashboards, dashboard versions, annotations.
+
+Every call goes through `safeship.http` (timeouts, retries with backoff on 5xx, 429 and
+connection errors; none on other 4xx). Errors say what failed in words, name the
+Grafana URL (redacted) and never contain the token: every message passes through
+`redact_text` with the token as a known secret.
+
+    GrafanaUnavailableError (TransientError)  Grafana did not answer, or answered 5xx
+    GrafanaError (PermanentError)             Grafana answered and refused (4xx)
+    ├── GrafanaNotFoundError                  404: no such dashboard, version or folder
+    └── GrafanaConflictError                  412: changed in Grafana, name exists, plugin
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from safeship.config import GrafanaSettings
+from safeship.errors import ConfigError, PermanentError, TransientError
+from safeship.http import RetryPolicy, make_client, retry_after_seconds, with_retries
+from safeship.redact import redact_text, redact_url
+
+TOKEN_ENV = "GRAFANA_API_KEY"
+URL_ENV = "GRAFANA_URL"
+# Versions asked for per request; Grafana may answer fewer (and pages with continueToken).
+VERSIONS_PAGE = 100
+_MAX_PAGES = 1000
+
+
+class GrafanaUnavailableError(TransientError):
+    """Grafana could not be reached, timed out or answered 5xx/429: may succeed later."""
+
+
+class GrafanaError(PermanentError):
+    """Grafana answered and refused the request; retrying the same request will not help."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class GrafanaNotFoundError(GrafanaError):
+    """404: the dashboard, version, folder or annotation does not exist."""
+
+
+class GrafanaConflictError(GrafanaError):
+    """412: the save would lose a change made in Grafana (or a name/plugin clash)."""
+
+
+@dataclass(frozen=True)
+class Health:
+    version: str
+    database: str
+
+
+@dataclass(frozen=True)
+class SavedDashboard:
+    uid: str
+    version: int
+    id: int | None = None
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class DashboardVersion:
+    """One entry of a dashboard's version history; `data` only from `get_version`."""
+
+    version: int
+    uid: str = ""
+    id: int | None = None
+    parent_version: int | None = None
+    restored_from: int | None = None
+    created: str = ""
+    created_by: str = ""
+    message: str = ""
+    data: dict[str, Any] | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any], uid: str) -> DashboardVersion:
+        data = item.get("data")
+        return cls(
+            version=int(item.get("version") or 0),
+            uid=str(item.get("uid") or uid),
+            id=_opt_int(item.get("id")),
+            parent_version=_opt_int(item.get("parentVersion")),
+            restored_from=_opt_int(item.get("restoredFrom")),
+            created=str(item.get("created") or ""),
+            created_by=str(item.get("createdBy") or ""),
+            message=str(item.get("message") or ""),
+            data=data if isinstance(data, dict) else None,
+        )
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def resolve_url(
+    settings: GrafanaSettings, url: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Grafana URL: an explicit one, else the config's, else $GRAFANA_URL."""
+    environ = os.environ if environ is None else environ
+    return url or settings.url or environ.get(URL_ENV) or None
+
+
+def resolve_token(
+    settings: GrafanaSettings, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The token: the config's `grafana.token` secret, else $GRAFANA_API_KEY; None if neither.
+
+    A configured secret that cannot be read raises `ConfigError` (it names where it looked).
+    """
+    environ = os.environ if environ is None else environ
+    if settings.token is not None:
+        return settings.token.reveal(environ)
+    return environ.get(TOKEN_ENV) or None
+
+
+class GrafanaClient:
+    """Grafana's HTTP API with a service-account token (`Authorization: Bearer`).
+
+    The first call checks `/api/health`, so an unreachable or failing Grafana is reported
+    as such before anything is written.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        if not token:
+            raise ConfigError(f"Grafana token is empty (set {TOKEN_ENV} or grafana.token)")
+        self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)
+        self._token = token
+        self._policy = policy or RetryPolicy(retries=retries)
+        self._sleep = sleep
+        self._checked = False
+        self._http = make_client(
+            self.url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: GrafanaSettings,
+        *,
+        url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> GrafanaClient | None:
+        """A client from the config (and flag/environment overrides); None without URL or token."""
+        base = resolve_url(settings, url, environ)
+        token = resolve_token(settings, environ)
+        if not base or not token:
+            return None
+        return cls(
+            base,
+            token,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            transport=transport,
+            sleep=sleep,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GrafanaClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """`text` without the token (and with URL user-info masked): fit to show."""
+        return redact_text(text, [self._token, f"Bearer {self._token}"])
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str | int] | None = None,
+        check: bool = True,
+    ) -> Any:
+        if check and not self._checked:
+            self.health()
+
+        def attempt() -> Any:
+            try:
+                response = self._http.request(method, path, json=body, params=params)
+            except httpx.TimeoutException as exc:
+                raise GrafanaUnavailableError(
+                    self.redact(f"Grafana at {self.shown_url}: {what}: timed out ({exc})")
+                ) from None
+            except httpx.TransportError as exc:
+                raise GrafanaUnavailableError(
+                    self.redact(f"Grafana at {self.shown_url} is unreachable: {what}: {exc}")
+                ) from None
+            return self._decode(response, what)
+
+        return with_retries(attempt, self._policy, sleep=self._sleep)
+
+    def _decode(self, response: httpx.Response, what: str) -> Any:
+        status = response.status_code
+        try:
+            payload: Any = response.json() if response.content else None
+        except ValueError:
+            payload = None
+        detail = ""
+        if isinstance(payload, dict) and payload.get("message"):
+            detail = str(payload["message"])
+        elif payload is None and response.text:
+            detail = response.text[:200]
+        where = f"Grafana at {self.shown_url}: {what}"
+        if status >= 500 or status == 429:
+            raise GrafanaUnavailableError(
+                self.redact(f"{where}: HTTP {status} {detail}".rstrip()),
+                retry_after=retry_after_seconds(response),
+            )
+        if status == 401:
+            raise GrafanaError(
+                self.redact(
+                    f"{where}: HTTP 401, the token was not accepted "
+                    f"(check {TOKEN_ENV} or grafana.token)"
+                ),
+                status,
+            )
+        if status == 403:
+            raise GrafanaError(
+                self.redact(
+                    f"{where}: HTTP 403, the token's service account lacks permission "
+                    f"({detail or 'forbidden'})"
+                ),
+                status,
+            )
+        if status == 404:
+            raise GrafanaNotFoundError(
+                self.redact(f"{where}: not found ({detail or 'HTTP 404'})"), status
+            )
+        if status == 412:
+            raise GrafanaConflictError(
+                self.redact(f"{where}: {_explain_412(payload, detail)}"), status
+            )
+        if status >= 400:
+            raise GrafanaError(
+                self.redact(f"{where}: HTTP {status} {detail or 'bad request'}"), status
+            )
+        if status >= 300:
+            raise GrafanaError(self.redact(f"{where}: unexpected redirect (HTTP {status})"), status)
+        return payload
+
+    # --- API ------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """`GET /api/health`; a failing database (503) is `GrafanaUnavailableError`."""
+        payload = self._request("GET", "/api/health", "health check", check=False)
+        if not isinstance(payload, dict):
+            raise GrafanaError(
+                self.redact(f"Grafana at {self.shown_url}: health check: not a Grafana answer")
+            )
+        database = str(payload.get("database", ""))
+        if database != "ok":
+            raise GrafanaUnavailableError(
+                self.redact(
+                    f"Grafana at {self.shown_url}: health check: "
+                    f"database is {database or 'unknown'}"
+                )
+            )
+        self._checked = True
+        return Health(version=str(payload.get("version", "")), database=database)
+
+    def get_dashboard(self, uid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The dashboard JSON and its meta, or None when Grafana has no dashboard `uid`."""
+        try:
+            payload = self._request(
+                "GET", f"/api/dashboards/uid/{uid}", f"reading dashboard {uid!r}"
+            )
+        except GrafanaNotFoundError:
+            return None
+        if not isinstance(payload, dict) or not isinstance(payload.get("dashboard"), dict):
+            raise GrafanaError(
+                self.redact(f"Grafana at {self.shown_url}: dashboard {uid!r}: unexpected answer")
+            )
+        meta = payload.get("meta")
+        return payload["dashboard"], meta if isinstance(meta, dict) else {}
+
+    def save_dashboard(
+        self,
+        dashboard: Mapping[str, Any],
+        folder_uid: str | None,
+        message: str,
+        overwrite: bool = True,
+    ) -> SavedDashboard:
+        """`POST /api/dashboards/db`: create or update; returns the new version."""
+        uid = str(dashboard.get("uid", ""))
+        body: dict[str, Any] = {
+            "dashboard": dict(dashboard),
+            "message": message,
+            "overwrite": overwrite,
+        }
+        if folder_uid:
+            body["folderUid"] = folder_uid
+        payload = self._request(
+            "POST", "/api/dashboards/db", f"saving dashboard {uid!r}", body=body
+        )
+        if not isinstance(payload, dict) or "version" not in payload:
+            raise GrafanaError(
+                self.redact(
+                    f"Grafana at {self.shown_url}: saving dashboard {uid!r}: unexpected answer"
+                )
+            )
+        return SavedDashboard(
+            uid=str(payload.get("uid", uid)),
+            version=int(payload["version"]),
+            id=_opt_int(payload.get("id")),
+            url=str(payload.get("url", "")),
+        )
+
+    def versions(self, uid: str) -> list[DashboardVersion]:
+        """Every version of a dashboard, newest first.
+
+        Grafana up to 11.5 answers a bare JSON array paged with `start`; from 11.6 an
+        object `{"versions": [...], "continueToken": "..."}` paged with `continueToken`.
+        """
+        found: list[DashboardVersion] = []
+        seen: set[int] = set()
+        params: dict[str, str | int] = {"limit": VERSIONS_PAGE}
+        start = 0
+        tokens: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            payload = self._request(
+                "GET",
+                f"/api/dashboards/uid/{uid}/versions",
+                f"listing versions of {uid!r}",
+                params=params,
+            )
+            if isinstance(payload, list):  # Grafana <= 11.5
+                items, token = payload, None
+            elif isinstance(payload, dict) and isinstance(payload.get("versions"), list):
+                items, token = payload["versions"], str(payload.get("continueToken") or "")
+            else:
+                raise GrafanaError(
+                    self.redact(
+                        f"Grafana at {self.shown_url}: versions of {uid!r}: unexpected answer"
+                    )
+                )
+            new = [DashboardVersion.from_api(i, uid) for i in items if isinstance(i, dict)]
+            for entry in new:
+                if entry.version not in seen:
+                    seen.add(entry.version)
+                    found.append(entry)
+            if token is None:
+                if not new:
+                    break
+                start += len(new)
+                params = {"limit": VERSIONS_PAGE, "start": start}
+            else:
+                if not token or token in tokens:
+                    break
+                tokens.add(token)
+                params = {"limit": VERSIONS_PAGE, "continueToken": token}
+        found.sort(key=lambda v: v.version, reverse=True)
+        return found
+
+    def get_version(self, uid: str, version: int) -> DashboardVersion:
+        """One version with its dashboard JSON in `data`."""
+        payload = self._request(
+            "GET",
+            f"/api/dashboards/uid/{uid}/versions/{version}",
+            f"reading version {version} of {uid!r}",
+        )
+        if not isinstance(payload, dict):
+            raise GrafanaError(
+                self.redact(
+                    f"Grafana at {self.shown_url}: version {version} of {uid!r}: unexpected answer"
+                )
+            )
+        return DashboardVersion.from_api(payload, uid)
+
+    def restore(self, uid: str, version: int) -> int:
+        """Restore `version` of dashboard `uid`; Grafana saves it as a new version, returned."""
+        payload = self._request(
+            "POST",
+            f"/api/dashboards/uid/{uid}/restore",
+            f"restoring version {version} of {uid!r}",
+            body={"version": version},
+        )
+        if not isinstance(payload, dict) or not isinstance(payload.get("version"), int):
+            raise GrafanaError(
+                self.redact(f"Grafana at {self.shown_url}: restoring {uid!r}: unexpected answer")
+            )
+        return int(payload["version"])
+
+    def create_annotation(
+        self,
+        *,
+        dashboard_uid: str,
+        time_ms: int,
+        text: str,
+        tags: Sequence[str] = (),
+        time_end_ms: int | None = None,
+        panel_id: int | None = None,
+    ) -> int:
+        """`POST /api/annotations`: a point (or, with `time_end_ms`, a region); returns its id."""
+        body: dict[str, Any] = {
+            "dashboardUID": dashboard_uid,
+            "time": time_ms,
+            "tags": list(tags),
+            "text": text,
+        }
+        if time_end_ms is not None:
+            body["timeEnd"] = time_end_ms
+        if panel_id is not None:
+            body["panelId"] = panel_id
+        payload = self._request(
+            "POST", "/api/annotations", f"annotating dashboard {dashboard_uid!r}", body=body
+        )
+        if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
+            raise GrafanaError(
+                self.redact(f"Grafana at {self.shown_url}: annotation: unexpected answer")
+            )
+        return int(payload["id"])
+
+    def patch_annotation(
+        self,
+        annotation_id: int,
+        *,
+        time_end_ms: int | None = None,
+        text: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> None:
+        """`PATCH /api/annotations/<id>`: change only the given fields."""
+        body: dict[str, Any] = {}
+        if time_end_ms is not None:
+            body["timeEnd"] = time_end_ms
+        if text is not None:
+            body["text"] = text
+        if tags is not None:
+            body["tags"] = list(tags)
+        self._request(
+            "PATCH",
+            f"/api/annotations/{annotation_id}",
+            f"updating annotation {annotation_id}",
+            body=body,
+        )
+
+
+def _explain_412(payload: object, detail: str) -> str:
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if status == "version-mismatch":
+        return (
+            "the dashboard was changed in Grafana since the version this save is based on "
+            "(412 version-mismatch); save with overwrite to replace that change, or copy it "
+            "into the dashboard file first"
+        )
+    if status == "name-exists":
+        return (
+            "another dashboard with the same title already exists in that folder "
+            "(412 name-exists); rename one of them or give the file that dashboard's uid"
+        )
+    if status == "plugin-dashboard":
+        return "the dashboard belongs to a plugin and cannot be overwritten (412 plugin-dashboard)"
+    return f"precondition failed (412 {status or ''}) {detail}".strip()
