@@ -12,6 +12,7 @@ wanted=(
   "prometheus-pushgateway=prometheus-pushgateway"
   "amtool=prometheus-alertmanager"
   "prometheus-alertmanager=prometheus-alertmanager"
+  "haproxy=haproxy"
 )
 
 missing=()

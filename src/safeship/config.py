@@ -212,7 +212,25 @@ class LocalRouterSettings(Model):
     timeout: float = Field(default=2.0, gt=0)
 
 
-RouterSettings = Annotated[LocalRouterSettings, Field(discriminator="type")]
+class HaproxyRouterSettings(Model):
+    """HAProxy 2.6 through its Runtime API: two servers (slots) of one backend.
+
+    The canary is whichever slot is not the stable one; promotion makes the
+    canary slot the stable one (recorded in `state_file`), so the next rollout
+    deploys into the other slot.
+    """
+
+    type: Literal["haproxy"] = "haproxy"
+    socket: str = Field(
+        description="Runtime API: a unix socket path, or host:port (stats socket ... level admin)."
+    )
+    backend: str = "app"
+    slots: tuple[str, str] = ("blue", "green")
+    state_file: str = ".safeship/haproxy-router.json"
+    timeout: float = Field(default=2.0, gt=0)
+
+
+RouterSettings = Annotated[LocalRouterSettings | HaproxyRouterSettings, Field(discriminator="type")]
 
 
 class ScrapeProviderSettings(Model):

@@ -509,3 +509,27 @@ smoke_tests:
     assert "ci:***@127.0.0.1" in stored
     assert "tok-4f9a8c2e" not in stored
     assert "pw-77d1c0" not in stored
+
+
+class SlotRouter(FakeRouter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.promotions = 0
+
+    def promoted(self) -> None:
+        self.promotions += 1
+
+
+def test_a_promotion_tells_the_router_so_slot_routers_swap_slots(store: Store) -> None:
+    world = World(store, settings())
+    world.router = SlotRouter()
+    world.provider.router = world.router
+    world.controller = world.new_controller()
+    assert world.controller.start("v2").outcome is Outcome.PROMOTED
+    assert world.router.promotions == 1
+    failing = World(store, settings(), canary=Traffic(error_ratio=0.05))
+    failing.router = SlotRouter()
+    failing.provider.router = failing.router
+    failing.controller = failing.new_controller()
+    assert failing.controller.start("v3").outcome is Outcome.ROLLED_BACK
+    assert failing.router.promotions == 0

@@ -258,6 +258,11 @@ class RolloutController:
         self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
         if state.phase is Phase.PROMOTED:
+            try:
+                self.router.promoted()
+            except RouterError as exc:
+                # Traffic is fully on the new version; only the slot bookkeeping failed.
+                log.warning("router could not record the promotion: %s", exc)
             self._run_hooks("post_promotion", self.settings.hooks.post_promotion, state)
             self._emit("finished", state, f"{state.version} promoted")
         elif state.phase in (Phase.ROLLED_BACK, Phase.ABORTED):

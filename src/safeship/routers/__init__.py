@@ -2,7 +2,7 @@
 
 from typing import assert_never
 
-from safeship.config import LocalRouterSettings, RouterSettings
+from safeship.config import HaproxyRouterSettings, LocalRouterSettings, RouterSettings
 from safeship.routers.interface import Router
 
 
@@ -12,4 +12,8 @@ def build_router(settings: RouterSettings) -> Router:
         from safeship.routers.local import LocalRouter
 
         return LocalRouter(settings.admin_url, timeout=settings.timeout)
+    if isinstance(settings, HaproxyRouterSettings):
+        from safeship.routers.haproxy import HaproxyRouter
+
+        return HaproxyRouter.from_settings(settings)
     assert_never(settings)

@@ -38,6 +38,10 @@ class Router(ABC):
         """Send all traffic to the canary (promotion)."""
         self.set_weight(100)
 
+    def promoted(self) -> None:  # noqa: B027 - optional hook, most routers hold nothing
+        """The rollout was promoted at weight 100; slot-based routers record the canary
+        slot as the new stable one here, so the next rollout deploys into the other."""
+
     def rollback(self) -> None:
         """Send no traffic to the canary; safe to repeat."""
         self.set_weight(0)
