@@ -19,6 +19,7 @@ from safeship.clock import Clock
 from safeship.errors import ProviderError, RouterError, StoreError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.routers.interface import Router, RouterHealth
+from safeship.sample_service import LATENCY_BUCKETS
 from safeship.store.interface import (
     CounterIncrement,
     CounterRecord,
@@ -29,8 +30,6 @@ from safeship.store.interface import (
     Store,
     canonical_labels,
 )
-
-LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
 
 
 class FakeRouter(Router):
@@ -99,7 +98,7 @@ class SyntheticProvider(MetricsProvider):
 
 
 def _sample(requests: float, traffic: Traffic) -> VersionSample:
-    finite = [(bound, requests if traffic.latency <= bound else 0.0) for bound in LATENCY_BOUNDS]
+    finite = [(bound, requests if traffic.latency <= bound else 0.0) for bound in LATENCY_BUCKETS]
     buckets = (*finite, (float("inf"), requests))
     return VersionSample(
         requests=requests, errors=requests * traffic.error_ratio, latency_buckets=buckets

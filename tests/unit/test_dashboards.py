@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from safeship.cli.dashboards_generate import generate
+from safeship.generated import stale
 from safeship.grafana.dashboards import (
     DASHBOARDS_DIR,
     DATASOURCE,
@@ -22,7 +23,6 @@ from safeship.grafana.dashboards import (
     generated_files,
     panel_exprs,
     render,
-    stale,
     validate_dashboard,
 )
 

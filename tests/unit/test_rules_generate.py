@@ -13,13 +13,13 @@ from safeship.cli.context import Context
 from safeship.cli.rules_cmd import rules
 from safeship.config import AlertingSettings, AlertThresholds, Slo
 from safeship.errors import ConfigError
+from safeship.generated import stale
 from safeship.rules.definitions import AlertRule, all_alerts, number, rule_groups
 from safeship.rules.generate import (
     PROMETHEUS_RULE_FILE,
     RULES_FILE,
     generated_files,
     render_rules_file,
-    stale,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from safeship.cli.exit_codes import ExitCode
-from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files, stale, write
+from safeship.generated import write_or_check
+from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files
 
 
 @click.command()
@@ -23,15 +24,7 @@ from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files, stale, 
 def generate(check: bool, directory: Path) -> int:
     """Write the three safeship dashboards (deterministic Grafana JSON) into --dir."""
     files = generated_files(directory)
-    if check:
-        outdated = stale(files)
-        for path in outdated:
-            click.echo(f"stale: {path} (run `safeship dashboards generate`)", err=True)
-        if outdated:
-            return ExitCode.FAILED
-        click.echo("generated dashboards are up to date")
-        return ExitCode.OK
-    changed = write(files)
-    for file in files:
-        click.echo(f"{'wrote' if file.path in changed else 'unchanged'}: {file.path}")
-    return ExitCode.OK
+    ok = write_or_check(
+        files, check=check, command="safeship dashboards generate", what="dashboards"
+    )
+    return ExitCode.OK if ok else ExitCode.FAILED

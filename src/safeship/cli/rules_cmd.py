@@ -11,8 +11,9 @@ from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.lint_cmd import lint
 from safeship.config import DEFAULT_CONFIG_PATH, AlertingSettings, PushgatewaySettings
+from safeship.generated import write_or_check
 from safeship.rules import promtool
-from safeship.rules.generate import RULES_FILE, generated_files, stale, write
+from safeship.rules.generate import RULES_FILE, generated_files
 
 
 @click.group()
@@ -46,18 +47,8 @@ def generate(ctx: Context, check: bool, root: Path) -> int:
     """Write .prometheus/alerts.yml and deploy/kubernetes/prometheusrule.yaml from the config."""
     settings, job = _settings(ctx)
     files = generated_files(settings, root, job)
-    if check:
-        outdated = stale(files)
-        for path in outdated:
-            click.echo(f"stale: {path} (run `safeship rules generate`)", err=True)
-        if outdated:
-            return ExitCode.FAILED
-        click.echo("generated rule files are up to date")
-        return ExitCode.OK
-    changed = write(files)
-    for file in files:
-        click.echo(f"{'wrote' if file.path in changed else 'unchanged'}: {file.path}")
-    return ExitCode.OK
+    ok = write_or_check(files, check=check, command="safeship rules generate", what="rule files")
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 @rules.command("test")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from safeship.generated import GeneratedFile
 from safeship.metrics.names import (
     CANARY_ANALYSIS_TOTAL,
     CANARY_TRAFFIC_PERCENTAGE,
@@ -576,40 +577,11 @@ def render(dashboard: Dashboard) -> str:
     return json.dumps(dashboard.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-@dataclass(frozen=True)
-class GeneratedFile:
-    path: Path
-    text: str
-
-
 def generated_files(directory: Path = DASHBOARDS_DIR) -> tuple[GeneratedFile, ...]:
     return tuple(
         GeneratedFile(directory / FILE_NAMES[dashboard.uid], render(dashboard))
         for dashboard in all_dashboards()
     )
-
-
-def stale(files: tuple[GeneratedFile, ...]) -> list[Path]:
-    """The files that are missing or differ from what would be generated."""
-    out = []
-    for file in files:
-        try:
-            current: str | None = file.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != file.text:
-            out.append(file.path)
-    return out
-
-
-def write(files: tuple[GeneratedFile, ...]) -> list[Path]:
-    """Write the files whose content changed; returns those paths."""
-    changed = stale(files)
-    for file in files:
-        if file.path in changed:
-            file.path.parent.mkdir(parents=True, exist_ok=True)
-            file.path.write_text(file.text, encoding="utf-8")
-    return changed
 
 
 def panel_exprs(data: dict[str, object]) -> list[tuple[str, str]]:

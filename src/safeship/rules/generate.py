@@ -6,13 +6,13 @@ and compare: `safeship rules generate --check`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from safeship.config import AlertingSettings
+from safeship.generated import GeneratedFile
 from safeship.rules.definitions import (
     DEFAULT_PUSH_JOB,
     AlertRule,
@@ -92,12 +92,6 @@ def render_prometheus_rule(groups: tuple[RuleGroup, ...], name: str = "safeship"
     return HEADER + _dump(resource)
 
 
-@dataclass(frozen=True)
-class GeneratedFile:
-    path: Path
-    text: str
-
-
 def generated_files(
     settings: AlertingSettings | None = None,
     root: Path = Path("."),
@@ -109,26 +103,3 @@ def generated_files(
         GeneratedFile(root / RULES_FILE, render_rules_file(groups)),
         GeneratedFile(root / PROMETHEUS_RULE_FILE, render_prometheus_rule(groups)),
     )
-
-
-def write(files: tuple[GeneratedFile, ...]) -> list[Path]:
-    """Write the files whose content changed; returns those paths."""
-    changed = stale(files)
-    for file in files:
-        if file.path in changed:
-            file.path.parent.mkdir(parents=True, exist_ok=True)
-            file.path.write_text(file.text, encoding="utf-8")
-    return changed
-
-
-def stale(files: tuple[GeneratedFile, ...]) -> list[Path]:
-    """The files that are missing or differ from what would be generated."""
-    out = []
-    for file in files:
-        try:
-            current = file.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != file.text:
-            out.append(file.path)
-    return out
