@@ -230,7 +230,105 @@ class HaproxyRouterSettings(Model):
     timeout: float = Field(default=2.0, gt=0)
 
 
-RouterSettings = Annotated[LocalRouterSettings | HaproxyRouterSettings, Field(discriminator="type")]
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}$")
+_NGINX_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class NginxRouterSettings(Model):
+    """nginx: the upstream's two servers (slots) written to an include file safeship owns.
+
+    Every change writes `include_file`, runs `nginx -t`, then reloads nginx
+    gracefully (in-flight requests finish on the old workers); a failed test
+    restores the previous file. The weights in force are read back from nginx
+    itself through a loopback status server the include file declares
+    (`status_listen`). Promotion makes the canary slot the stable one
+    (recorded in `state_file`), so the next rollout deploys into the other.
+    """
+
+    type: Literal["nginx"] = "nginx"
+    upstream: str = Field(default="app", pattern=_NGINX_NAME.pattern)
+    include_file: str = Field(
+        description="File safeship writes and nginx includes in its http block."
+    )
+    slots: dict[str, str] = Field(
+        description="Exactly two slots: server name -> address (host:port), e.g. "
+        "{blue: '10.0.0.5:8080', green: '10.0.0.6:8080'}; the first is stable at first."
+    )
+    status_listen: str = Field(
+        default="127.0.0.1:8089",
+        description="host:port of the status server the include file declares, to read "
+        "back the weights nginx really loaded.",
+    )
+    binary: str = "nginx"
+    config_file: str | None = Field(
+        default=None, description="nginx's main config (-c); nginx's default when unset."
+    )
+    prefix: str | None = Field(default=None, description="nginx's prefix (-p), when not default.")
+    state_file: str = ".safeship/nginx-router.json"
+    timeout: float = Field(default=10.0, gt=0, description="Seconds for test, reload, confirm.")
+
+    @model_validator(mode="after")
+    def _two_slots(self) -> NginxRouterSettings:
+        if len(self.slots) != 2:
+            raise ValueError(f"slots must name exactly two servers, got {list(self.slots)}")
+        for name, address in self.slots.items():
+            if not _NGINX_NAME.match(name):
+                raise ValueError(f"slot name {name!r} may hold only letters, digits, _ . -")
+            if not _HOST_PORT.match(address):
+                raise ValueError(f"slot {name!r}: address {address!r} must be host:port")
+        if not _HOST_PORT.match(self.status_listen):
+            raise ValueError(f"status_listen {self.status_listen!r} must be host:port")
+        return self
+
+
+class KubernetesRouterSettings(Model):
+    """Kubernetes: traffic split by replicas, Gateway API HTTPRoute, Istio or SMI.
+
+    `slots` names the two backends: Deployments (mode `replicas`), or Services
+    (`gateway-api`, `smi`), or VirtualService destination subsets (`istio`; the
+    destination host when there are no subsets). The stable slot is recorded on
+    the routing object itself (annotation `safeship.dev/stable-slot`), so every
+    CI runner sees the same one; the canary is the other slot.
+    """
+
+    type: Literal["kubernetes"] = "kubernetes"
+    mode: Literal["replicas", "gateway-api", "istio", "smi"]
+    namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str | None = Field(
+        default=None,
+        description="The HTTPRoute, VirtualService or TrafficSplit to change (not for replicas).",
+    )
+    slots: tuple[str, str] = Field(description="The two backends; the first is stable at first.")
+    rule: int = Field(
+        default=0, ge=0, description="Which rule of the HTTPRoute / VirtualService http list."
+    )
+    replicas: int = Field(
+        default=10, ge=1, description="replicas mode: pods across both Deployments."
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Path of a kubeconfig; unset: in-cluster config inside a pod, "
+        "else $KUBECONFIG or ~/.kube/config.",
+    )
+    context: str | None = None
+    conflict_retries: int = Field(default=5, ge=0, description="Re-reads after a 409 conflict.")
+    timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fits_mode(self) -> KubernetesRouterSettings:
+        if self.slots[0] == self.slots[1]:
+            raise ValueError(f"slots must be two different names, got {list(self.slots)}")
+        if self.mode != "replicas" and not self.name:
+            raise ValueError(f"mode {self.mode!r} needs `name`: the object whose weights change")
+        if self.mode == "replicas" and self.replicas < 2:
+            raise ValueError("mode 'replicas' needs replicas >= 2: one pod cannot be split")
+        return self
+
+
+RouterSettings = Annotated[
+    LocalRouterSettings | HaproxyRouterSettings | NginxRouterSettings | KubernetesRouterSettings,
+    Field(discriminator="type"),
+]
 
 
 class ScrapeProviderSettings(Model):

@@ -18,7 +18,7 @@ from typing import Any
 from safeship.clock import Clock
 from safeship.errors import ProviderError, RouterError, StoreError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
-from safeship.routers.interface import Router, RouterHealth
+from safeship.routers.interface import Router, RouterHealth, Slot
 from safeship.sample_service import LATENCY_BUCKETS
 from safeship.store.interface import (
     CounterIncrement,
@@ -33,12 +33,16 @@ from safeship.store.interface import (
 
 
 class FakeRouter(Router):
-    """Keeps the weight in memory; `fail_next` makes the next calls raise RouterError."""
+    """Keeps the weight in memory; `fail_next` makes the next calls raise RouterError.
+
+    Set `slot` to stand for a slot-based router (HAProxy, nginx, Kubernetes).
+    """
 
     def __init__(self, weight: int = 0) -> None:
         self.weight = weight
         self.history: list[int] = []
         self.fail_next = 0
+        self.slot: Slot | None = None
 
     def set_weight(self, weight: int) -> None:
         if self.fail_next > 0:
@@ -52,6 +56,9 @@ class FakeRouter(Router):
 
     def health(self) -> RouterHealth:
         return RouterHealth(True, "fake router")
+
+    def canary_slot(self) -> Slot | None:
+        return self.slot
 
 
 @dataclass(frozen=True)

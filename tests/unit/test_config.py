@@ -396,10 +396,10 @@ def test_invalid_steps_are_rejected(steps: str, message: str) -> None:
 
 
 def test_unknown_router_type_names_router_type_and_the_choices() -> None:
-    problem = only_problem("service: a\nrouter:\n  type: nginx\n")
+    problem = only_problem("service: a\nrouter:\n  type: traefik\n")
 
     assert problem.startswith(f"{SOURCE}:3: router.type: ")
-    assert "'nginx' is not available" in problem
+    assert "'traefik' is not available" in problem
     assert "'local'" in problem
 
 

@@ -23,6 +23,7 @@ from safeship.config import (
 from safeship.errors import RollbackIncompleteError, RolloutStateError, RouterError
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Outcome, Phase, Reason
+from safeship.routers.interface import Slot
 from safeship.store import open_store
 from safeship.store.interface import Store
 from safeship.testing import FakeRouter, SyntheticProvider, Traffic
@@ -257,6 +258,42 @@ def test_hooks_get_the_rollout_identity_in_their_environment(store: Store, tmp_p
         f"{dep} checkout production v2 50",
         f"{dep} checkout production v2 100",
     ]
+
+
+def test_hooks_get_the_canary_slot_of_slot_based_routers(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    script = (
+        "import os, sys; open(sys.argv[1], 'a').write(os.environ.get('SAFESHIP_CANARY_SLOT', '-')"
+        " + ' ' + os.environ.get('SAFESHIP_CANARY_ADDRESS', '-') + '\\n')"
+    )
+    hook = Hook(command=(sys.executable, "-c", script, str(out)))
+    world = World(store, settings(hooks=Hooks(pre_rollout=(hook,))))
+    world.controller.start("v2")
+    world.router.slot = Slot("green", "10.0.0.6:8080")
+    world.controller.start("v3")
+    assert out.read_text().splitlines() == ["- -", "green 10.0.0.6:8080"]
+
+
+class ReplicaRouter(FakeRouter):
+    """Splits by whole pods out of 3, as the Kubernetes replicas mode does."""
+
+    def achievable_weight(self, weight: int) -> int:
+        pods = min(max(round(3 * weight / 100), 1 if weight else 0), 3 if weight == 100 else 2)
+        return round(100 * pods / 3)
+
+    def get_weight(self) -> int:
+        return self.achievable_weight(self.weight)
+
+
+def test_weights_are_confirmed_against_what_the_router_can_achieve(store: Store) -> None:
+    world = World(store, settings())
+    world.router = ReplicaRouter()
+    world.provider.router = world.router
+    state = world.new_controller().start("v2")
+    assert state.outcome is Outcome.PROMOTED
+    assert world.router.history == [10, 50, 100]
+    weights = [e.state.weight for e in world.events if e.kind == "weight"]
+    assert weights == [33, 67, 100]
 
 
 def test_shell_hook_runs_only_when_asked(store: Store, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from safeship.http import RetryPolicy, with_retries
 from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
 from safeship.providers.interface import MetricsProvider, Window
-from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_test
+from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_test, slot_env
 from safeship.rollout.machine import (
     Decision,
     DecisionAction,
@@ -253,7 +253,8 @@ class RolloutController:
                 self._emit("rollback", state, msg)
                 raise RollbackIncompleteError(msg) from exc
             return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
-        state = state.weight_confirmed(confirmed, self.clock.now())
+        achievable = self.router.achievable_weight(target)
+        state = state.weight_confirmed(confirmed, self.clock.now(), achievable)
         self._save(state)
         self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
@@ -273,11 +274,14 @@ class RolloutController:
     def _set_weight(self, weight: int) -> int:
         """Set and read back the weight, retrying transient router errors with backoff."""
 
+        expected = self.router.achievable_weight(weight)
+
         def attempt() -> int:
             self.router.set_weight(weight)
             confirmed = self.router.get_weight()
-            if confirmed != weight:
-                raise RouterError(f"router reports weight {confirmed} after setting {weight}")
+            if confirmed != expected:
+                asked = f"{weight}" if expected == weight else f"{weight} (achievable {expected})"
+                raise RouterError(f"router reports weight {confirmed} after setting {asked}")
             return confirmed
 
         return with_retries(attempt, self.router_retries, sleep=self.clock.sleep)
@@ -485,13 +489,20 @@ class RolloutController:
         return None
 
     def _env(self, state: RolloutState) -> dict[str, str]:
-        return rollout_env(
+        env = rollout_env(
             deployment_id=state.deployment_id,
             service=state.service,
             environment=state.environment,
             version=state.version,
             weight=state.weight,
         )
+        try:
+            slot = self.router.canary_slot()
+        except RouterError as exc:
+            # A hook can still run without it; the rollout itself confirms every weight.
+            log.warning("router could not tell the canary slot: %s", exc)
+            slot = None
+        return env | slot_env(slot)
 
     def _emit(
         self,

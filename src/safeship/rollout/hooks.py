@@ -3,8 +3,10 @@
 Commands are argv lists run without a shell unless the config asks for one,
 always under a timeout, with the rollout's identity in their environment
 (`SAFESHIP_DEPLOYMENT_ID`, `SAFESHIP_SERVICE`, `SAFESHIP_ENVIRONMENT`,
-`SAFESHIP_VERSION`, `SAFESHIP_WEIGHT`), so a pre-rollout hook can put the new
-version into the canary slot and a smoke test knows what it is testing.
+`SAFESHIP_VERSION`, `SAFESHIP_WEIGHT`) and, on slot-based routers, the slot the
+canary goes into (`SAFESHIP_CANARY_SLOT`, `SAFESHIP_CANARY_ADDRESS`), so a
+pre-rollout hook can put the new version into the canary slot and a smoke test
+knows what it is testing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 
 from safeship.config import Hook, SmokeTest
 from safeship.redact import redact_text
+from safeship.routers.interface import Slot
 
 _OUTPUT_TAIL = 2000
 
@@ -43,6 +46,16 @@ def rollout_env(
         "SAFESHIP_VERSION": version,
         "SAFESHIP_WEIGHT": str(weight),
     }
+
+
+def slot_env(slot: Slot | None) -> dict[str, str]:
+    """The canary slot's name and address for hooks; empty for routers without slots."""
+    if slot is None:
+        return {}
+    env = {"SAFESHIP_CANARY_SLOT": slot.name}
+    if slot.address is not None:
+        env["SAFESHIP_CANARY_ADDRESS"] = slot.address
+    return env
 
 
 def run_command(

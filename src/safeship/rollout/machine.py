@@ -178,12 +178,24 @@ class RolloutState:
             detail="promoted by hand",
         )
 
-    def weight_confirmed(self, weight: int, at: float) -> RolloutState:
-        """The router confirmed the recorded target weight."""
-        if weight != self.target_weight:
+    def weight_confirmed(
+        self, weight: int, at: float, achievable: int | None = None
+    ) -> RolloutState:
+        """The router confirmed the recorded target weight, or the nearest it can achieve.
+
+        `achievable` is what the router can put in force for the target (a
+        replica-based split only approximates it); the state records the
+        weight really in force.
+        """
+        expected = self.target_weight if achievable is None else achievable
+        if weight != expected or self.target_weight is None:
             raise RolloutStateError(
-                f"router reports weight {weight}, rollout {self.deployment_id} "
-                f"expected {self.target_weight}"
+                f"router reports weight {weight}, rollout {self.deployment_id} expected {expected}"
+            )
+        if self.target_weight in (0, 100) and weight != self.target_weight:
+            raise RolloutStateError(
+                f"router reports weight {weight}, rollout {self.deployment_id} must reach "
+                f"exactly {self.target_weight}"
             )
         if self.phase is Phase.SHIFTING:
             return self._to(

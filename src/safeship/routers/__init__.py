@@ -2,7 +2,13 @@
 
 from typing import assert_never
 
-from safeship.config import HaproxyRouterSettings, LocalRouterSettings, RouterSettings
+from safeship.config import (
+    HaproxyRouterSettings,
+    KubernetesRouterSettings,
+    LocalRouterSettings,
+    NginxRouterSettings,
+    RouterSettings,
+)
 from safeship.routers.interface import Router
 
 
@@ -16,4 +22,12 @@ def build_router(settings: RouterSettings) -> Router:
         from safeship.routers.haproxy import HaproxyRouter
 
         return HaproxyRouter.from_settings(settings)
+    if isinstance(settings, NginxRouterSettings):
+        from safeship.routers.nginx import NginxRouter
+
+        return NginxRouter.from_settings(settings)
+    if isinstance(settings, KubernetesRouterSettings):
+        from safeship.routers.kubernetes import KubernetesRouter
+
+        return KubernetesRouter.from_settings(settings)
     assert_never(settings)

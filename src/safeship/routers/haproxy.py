@@ -23,7 +23,7 @@ from typing import Any
 
 from safeship.config import HaproxyRouterSettings
 from safeship.errors import RouterError
-from safeship.routers.interface import Router, RouterHealth
+from safeship.routers.interface import Router, RouterHealth, Slot
 
 _GET_WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
 _HOST_PORT = re.compile(r"^(?P<host>\[[^\]]+\]|[^/:\[\]]+):(?P<port>\d+)$")
@@ -107,6 +107,11 @@ class HaproxyRouter(Router):
             return RouterHealth(ok=False, detail=str(exc))
         return RouterHealth(ok=True, detail=f"{self._where()}: ok")
 
+    def canary_slot(self) -> Slot:
+        """The canary server and the address HAProxy sends its traffic to."""
+        canary = self.canary_server
+        return Slot(canary, self._server_address(canary))
+
     def promote(self) -> None:
         """All traffic to the canary slot, then record it as the stable slot; safe to repeat."""
         state = self._read_state()
@@ -158,6 +163,23 @@ class HaproxyRouter(Router):
                 "the backend serves no requests"
             )
         return round(100 * canary_weight / total)
+
+    def _server_address(self, server: str) -> str | None:
+        """host:port of `server` from `show servers state` (None if HAProxy has no port)."""
+        lines = self._command(f"show servers state {self.backend}").splitlines()
+        header = next((line for line in lines if line.startswith("# ")), None)
+        if header is None:
+            raise RouterError(f"{self._where()}: `show servers state` answered {lines[:2]!r}")
+        columns = header[2:].split()
+        for line in lines:
+            fields = line.split()
+            if len(fields) == len(columns) and not line.startswith("#"):
+                row = dict(zip(columns, fields, strict=True))
+                if row.get("srv_name") == server:
+                    address, port = row.get("srv_addr", "-"), row.get("srv_port", "0")
+                    host = f"[{address}]" if ":" in address else address
+                    return f"{host}:{port}" if port not in ("0", "-") else None
+        raise RouterError(f"{self._where()}: no server {server!r} in backend {self.backend}")
 
     def _get_server_weight(self, server: str) -> int:
         answer = self._command(f"get weight {self.backend}/{server}")

@@ -19,6 +19,19 @@ class RouterHealth:
     detail: str
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Where the canary version is deployed on a slot-based router.
+
+    `name` is the router's own name for it (an HAProxy server, an nginx upstream
+    server, a Kubernetes Deployment or Service); `address` is host:port when the
+    router knows it. The pre-rollout hook gets both, to deploy into that slot.
+    """
+
+    name: str
+    address: str | None = None
+
+
 class Router(ABC):
     """Shifts traffic between the stable and the canary version of one service."""
 
@@ -33,6 +46,19 @@ class Router(ABC):
     @abstractmethod
     def health(self) -> RouterHealth:
         """Whether the router is reachable and serving."""
+
+    def achievable_weight(self, weight: int) -> int:
+        """The weight this router really puts in force when asked for `weight`.
+
+        Most routers split traffic exactly; one that splits by whole replicas
+        (Kubernetes `replicas` mode) can only approximate it, and the controller
+        confirms against this value instead of the requested one.
+        """
+        return weight
+
+    def canary_slot(self) -> Slot | None:
+        """The slot the next canary goes into; None for routers without slots."""
+        return None
 
     def promote(self) -> None:
         """Send all traffic to the canary (promotion)."""
