@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests start for real (Prometheus,
-# promtool, Pushgateway, Alertmanager's amtool), when this machine has apt and we
-# are root. Elsewhere it only says what is missing: the tests then skip, or fail under
-# SAFESHIP_REQUIRE_INTEGRATION=1.
+# promtool, Pushgateway, Alertmanager's amtool, HAProxy, nginx), when this machine
+# has apt and we are root. Elsewhere it only says what is missing: the tests then
+# skip, or fail under SAFESHIP_REQUIRE_INTEGRATION=1.
 set -euo pipefail
 
 # binary=package
@@ -13,13 +13,15 @@ wanted=(
   "amtool=prometheus-alertmanager"
   "prometheus-alertmanager=prometheus-alertmanager"
   "haproxy=haproxy"
+  "nginx=nginx-light"
 )
 
 missing=()
 for pair in "${wanted[@]}"; do
   binary=${pair%%=*}
   package=${pair#*=}
-  command -v "$binary" >/dev/null 2>&1 || missing+=("$package")
+  # haproxy and nginx live in /usr/sbin, which not every user's PATH holds.
+  command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
