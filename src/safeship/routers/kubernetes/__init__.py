@@ -1,0 +1,10 @@
+"""The `kubernetes` router: Gateway API, Istio, SMI or replica counts (see `router`)."""
+
+from safeship.routers.kubernetes.router import (
+    PROMOTED,
+    RBAC_VERBS,
+    STABLE_SLOT,
+    KubernetesRouter,
+)
+
+__all__ = ["PROMOTED", "RBAC_VERBS", "STABLE_SLOT", "KubernetesRouter"]
