@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/safeship demo
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -30,8 +30,9 @@ system-packages:
 test: lint typecheck system-packages
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(STAMP) system-packages
 	$(BIN)/python benchmarks/blast_radius.py
+	$(BIN)/python benchmarks/routers.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -16,8 +16,9 @@ import pytest
 from safeship.demo.monitoring import PrometheusServer, PushgatewayServer
 
 
-def need_binary(name: str, package: str) -> None:
-    if shutil.which(name) is not None:
+def need_binary(name: str, package: str, found: str | None = None) -> None:
+    """Skip (or fail under SAFESHIP_REQUIRE_INTEGRATION=1) unless `name` is installed."""
+    if (found or shutil.which(name)) is not None:
         return
     message = f"{name} is not installed (Debian package `{package}`: apt-get install {package})"
     if os.environ.get("SAFESHIP_REQUIRE_INTEGRATION") == "1":
@@ -41,6 +42,20 @@ def prometheus(prometheus_installed: None) -> Iterator[PrometheusServer]:
 @pytest.fixture(scope="session")
 def alertmanager_installed() -> None:
     need_binary("prometheus-alertmanager", "prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def haproxy_installed() -> None:
+    from safeship.demo.haproxy_server import find_haproxy
+
+    need_binary("haproxy", "haproxy", find_haproxy())
+
+
+@pytest.fixture(scope="session")
+def nginx_installed() -> None:
+    from safeship.demo.nginx_server import find_nginx
+
+    need_binary("nginx", "nginx-light", find_nginx())
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from safeship.config import (
     Config,
+    EnvironmentConfig,
     PrometheusSettings,
     PushgatewaySettings,
     StoreSettings,
@@ -52,6 +53,17 @@ class Context:
             return self.store_url, None
         config = self.load()
         return config.store.url, config.service
+
+
+def environment_settings(config: Config, environment: str | None) -> EnvironmentConfig:
+    """One environment's settings; without `--env` the config must have exactly one."""
+    if environment is None:
+        if len(config.environments) != 1:
+            raise ConfigError(
+                f"--env is required: the config has environments {', '.join(config.environments)}"
+            )
+        environment = next(iter(config.environments))
+    return config.for_environment(environment)
 
 
 def prometheus_settings(url: str | None) -> PrometheusSettings:

@@ -10,11 +10,10 @@ from typing import Any
 
 import click
 
-from safeship.cli.context import Context, pass_context
+from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
-from safeship.config import Config, EnvironmentConfig, parse_steps
-from safeship.errors import ConfigError
+from safeship.config import Config, parse_steps
 from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
@@ -94,7 +93,7 @@ def rollout(
     if not version:
         raise click.UsageError("--version is required (or set SAFESHIP_VERSION)")
     cfg = ctx.load()
-    settings = _settings(cfg, environment).with_overrides(
+    settings = environment_settings(cfg, environment).with_overrides(
         steps=parse_steps(steps) if steps else None, hold=hold
     )
     with (
@@ -121,16 +120,6 @@ def rollout(
             )
             raise
         return _finish(cfg, controller, state, as_json)
-
-
-def _settings(cfg: Config, environment: str | None) -> EnvironmentConfig:
-    if environment is None:
-        if len(cfg.environments) != 1:
-            raise ConfigError(
-                f"--env is required: the config has environments {', '.join(cfg.environments)}"
-            )
-        environment = next(iter(cfg.environments))
-    return cfg.for_environment(environment)
 
 
 @contextmanager

@@ -1,15 +1,61 @@
-"""`safeship router serve`: run the embedded local router (a weighted loopback proxy)."""
+"""`safeship router`: the configured router's state, and the embedded local router itself."""
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from safeship.routers import local_proxy
+from safeship.cli.context import Context, environment_settings
+from safeship.cli.exit_codes import ExitCode
+from safeship.errors import RouterError
+from safeship.routers import build_router, local_proxy
 
 
 @click.group()
 def router() -> None:
-    """The embedded `local` router."""
+    """The configured router's state; the embedded `local` router."""
+
+
+@router.command()
+@click.option(
+    "--env",
+    "environment",
+    envvar="SAFESHIP_ENVIRONMENT",
+    help="Environment whose router to read [default: the only one configured].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+@click.pass_context
+def status(click_ctx: click.Context, environment: str | None, as_json: bool) -> int:
+    """Read the router: health, canary weight in force, the slot the next canary goes into.
+
+    Changes nothing. Exit 0 when the router answers, 3 when it does not.
+    """
+    settings = environment_settings(click_ctx.ensure_object(Context).load(), environment)
+    report: dict[str, object] = {
+        "environment": settings.environment,
+        "type": settings.router.type,
+    }
+    target = build_router(settings.router)
+    try:
+        health = target.health()
+        report |= {"healthy": health.ok, "detail": health.detail}
+        try:
+            report["canary_weight"] = target.get_weight()
+            slot = target.canary_slot()
+            report["canary_slot"] = None if slot is None else slot.name
+            report["canary_address"] = None if slot is None else slot.address
+        except RouterError as exc:
+            report |= {"healthy": False, "detail": str(exc)}
+    finally:
+        target.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            if value is not None:
+                click.echo(f"{key}: {value}")
+    return ExitCode.OK if report["healthy"] else ExitCode.UNAVAILABLE
 
 
 @router.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

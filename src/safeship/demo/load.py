@@ -56,10 +56,20 @@ class LoadGenerator:
     """Sends `rps` GETs per second to `url` from a background thread until stopped.
 
     `failed` counts non-2xx answers and requests that got no answer within
-    `timeout` seconds. Use as a context manager, or call `start()` and `stop()`.
+    `timeout` seconds. With `record`, every answer's send time (`time.monotonic()`)
+    and track are kept for `answers()`, for measuring when a split changed.
+    Use as a context manager, or call `start()` and `stop()`.
     """
 
-    def __init__(self, url: str, rps: float, concurrency: int = 32, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        rps: float,
+        concurrency: int = 32,
+        timeout: float = 5.0,
+        *,
+        record: bool = False,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be http:// or https://, not {url!r}")
         if rps <= 0:
@@ -73,6 +83,8 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._sent = self._ok = self._failed = self._skipped = 0
         self._by_track: dict[str, int] = {}
+        self._record = record
+        self._answers: list[tuple[float, str]] = []
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,6 +125,11 @@ class LoadGenerator:
                 skipped=self._skipped,
                 by_track=MappingProxyType(dict(self._by_track)),
             )
+
+    def answers(self) -> list[tuple[float, str]]:
+        """(send time, track) of every successful answer so far, when recording."""
+        with self._lock:
+            return list(self._answers)
 
     def __enter__(self) -> LoadGenerator:
         self.start()
@@ -169,6 +186,7 @@ class LoadGenerator:
             await asyncio.sleep(due - now)
 
     async def _request(self, session: aiohttp.ClientSession) -> None:
+        sent_at = time.monotonic()
         with self._lock:
             self._sent += 1
         try:
@@ -183,6 +201,8 @@ class LoadGenerator:
         with self._lock:
             if 200 <= status < 300:
                 self._ok += 1
+                if self._record:
+                    self._answers.append((sent_at, track))
             else:
                 self._failed += 1
             self._by_track[track] = self._by_track.get(track, 0) + 1
