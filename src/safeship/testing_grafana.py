@@ -23,9 +23,11 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from safeship.testing_http import LoopbackDouble
 
 _VERSION = "11.6.0"
 _UID_PATH = re.compile(r"^/api/dashboards/uid/([^/]+)$")
@@ -35,7 +37,7 @@ _RESTORE_PATH = re.compile(r"^/api/dashboards/uid/([^/]+)/restore$")
 _ANNOTATION_PATH = re.compile(r"^/api/annotations/(\d+)$")
 
 
-class GrafanaDouble:
+class GrafanaDouble(LoopbackDouble):
     """Grafana's HTTP API in memory over real HTTP.
 
     `paged_versions=True` answers the versions list like Grafana >= 11.6 (an object
@@ -53,6 +55,7 @@ class GrafanaDouble:
         folders: tuple[str, ...] = ("safeship",),
         viewer_token: str | None = None,
     ) -> None:
+        super().__init__()
         self.token = token or f"glsa_double_{secrets.token_hex(12)}"
         self.viewer_token = viewer_token
         self.paged_versions = paged_versions
@@ -67,41 +70,16 @@ class GrafanaDouble:
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self._next_id = 1
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> GrafanaDouble:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         double = self
 
         class Handler(_Handler):
             grafana = double
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: connections to `url` are refused from now on."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GrafanaDouble:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        return Handler
 
     def fail_next(self, count: int, status: int = 503) -> None:
         """The next `count` non-health requests answer `status`."""

@@ -54,11 +54,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from safeship.testing_http import LoopbackDouble
 
 Obj = dict[str, Any]
 # (field path, value, what is wrong)
@@ -274,7 +276,7 @@ def _merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-class KubernetesApiDouble:
+class KubernetesApiDouble(LoopbackDouble):
     """The Kubernetes API paths safeship's router uses, in memory over real HTTP.
 
     `token`: when set, requests must carry `Authorization: Bearer <token>` (else 401).
@@ -290,6 +292,7 @@ class KubernetesApiDouble:
         grants: dict[str, set[str]] | None = None,
         user: str = "system:serviceaccount:default:safeship",
     ) -> None:
+        super().__init__()
         self.token = token
         self.grants = grants
         self.user = user
@@ -300,43 +303,16 @@ class KubernetesApiDouble:
         self._revision = 1000
         self._conflicts = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> KubernetesApiDouble:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         double = self
 
         class Handler(_Handler):
             api = double
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: connections to `url` are refused from now on."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> KubernetesApiDouble:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        return Handler
 
     # --- helpers for tests --------------------------------------------------------------
 

@@ -10,7 +10,6 @@ that goes away with the server. The binaries come from the Debian packages
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from safeship.child import ChildHandle, ChildProcess
+from safeship.files import write_atomically
 
 PROMETHEUS_PACKAGE = {"prometheus": "prometheus", "promtool": "prometheus"}
 PUSHGATEWAY_BINARY = "prometheus-pushgateway"
@@ -131,9 +131,7 @@ class PrometheusServer(ChildHandle):
     def add_targets(self, *addresses: str, **labels: str) -> None:
         """Scrape `host:port` addresses from now on (written atomically; Prometheus watches)."""
         self._targets.append({"targets": list(addresses), "labels": labels})
-        tmp = self.targets_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._targets))
-        os.replace(tmp, self.targets_file)
+        write_atomically(self.targets_file, json.dumps(self._targets).encode())
 
     def wait_for_targets(self, *addresses: str, timeout: float = 20.0) -> None:
         """Block until each `host:port` has been scraped successfully at least once."""

@@ -20,10 +20,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
+
+from safeship.files import write_atomically
 
 Track = Literal["stable", "canary"]
 TRACKS: tuple[Track, ...] = ("stable", "canary")
@@ -175,18 +175,7 @@ class StateFile:
 
     def save(self, config: Mapping[str, Any]) -> None:
         """Write atomically: a crash mid-write leaves the previous file, never a torn one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(config, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        write_atomically(self.path, json.dumps(config).encode())
 
 
 def _forwardable(headers: Mapping[str, str], skip: frozenset[str]) -> CIMultiDict[str]:

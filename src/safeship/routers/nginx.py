@@ -35,11 +35,9 @@ the next rollout deploys into the other one.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,7 +47,9 @@ import httpx
 
 from safeship.config import NginxRouterSettings
 from safeship.errors import RouterError
-from safeship.routers.interface import Router, RouterHealth, Slot
+from safeship.files import write_atomically
+from safeship.routers.interface import RouterHealth, Slot
+from safeship.routers.slots import SlotRouter, check_weight
 
 # nginx starts each line of its complaints with `nginx: ` or, once the config
 # names an error log, a timestamp and `pid#tid: ` after the level; the rest is
@@ -65,7 +65,7 @@ _POLL_INTERVAL = 0.02
 _SETTLE = 0.3
 
 
-class NginxRouter(Router):
+class NginxRouter(SlotRouter):
     """Sets the canary weight by rewriting an nginx include file, testing and reloading."""
 
     def __init__(
@@ -93,17 +93,16 @@ class NginxRouter(Router):
             state_file=str(state_file),
             timeout=timeout,
         )
+        names = list(settings.slots)
+        super().__init__((names[0], names[1]), settings.state_file)
         self.include_file = Path(settings.include_file)
         self.upstream = settings.upstream
         self.addresses = dict(settings.slots)
-        names = list(self.addresses)
-        self.slots: tuple[str, str] = (names[0], names[1])
         self.status_listen = settings.status_listen
         self.status_url = f"http://{settings.status_listen}/safeship/{settings.upstream}"
         self.binary = settings.binary
         self.config_file = settings.config_file
         self.prefix = settings.prefix
-        self.state_file = Path(settings.state_file)
         self._timeout = settings.timeout
         # trust_env=False: an HTTP(S)_PROXY meant for the internet must not capture
         # calls to the loopback status server. `Connection: close`: an idle pooled
@@ -129,42 +128,15 @@ class NginxRouter(Router):
             timeout=settings.timeout,
         )
 
-    # -- slots -------------------------------------------------------------
-
-    @property
-    def stable_server(self) -> str:
-        """The slot serving the stable version, from the state file."""
-        stable: str = self._read_state()["stable"]
-        return stable
-
-    @property
-    def canary_server(self) -> str:
-        """The other slot: where the canary version is deployed."""
-        return self._pair(self._read_state())[1]
-
     def canary_slot(self) -> Slot:
         canary = self.canary_server
         return Slot(canary, self.addresses[canary])
 
     # -- Router ------------------------------------------------------------
 
-    def set_weight(self, weight: int) -> None:
-        _check_weight(weight)
-        state = self._read_state()
-        stable, canary = self._pair(state)
-        self._apply(stable, {stable: 100 - weight, canary: weight})
-        if weight > 0 and state.get("promoted"):
-            # The canary slot gets traffic again: a new rollout, so the next
-            # promote() is a real one, not a repeat of the last.
-            self._write_state(stable, promoted=False)
-
-    def get_weight(self) -> int:
-        stable, canary = self._pair(self._read_state())
+    def _live_weights(self) -> dict[str, int]:
         weights: dict[str, int] = self._live()["weights"]
-        total = weights[stable] + weights[canary]
-        if total == 0:
-            raise RouterError(f"{self._where()}: {self.status_url} reports no server up")
-        return round(100 * weights[canary] / total)
+        return weights
 
     def health(self) -> RouterHealth:
         """Never raises: an unreachable status server means unhealthy; the detail says why."""
@@ -176,24 +148,6 @@ class NginxRouter(Router):
         return RouterHealth(
             ok=True, detail=f"{self._where()}: ok, generation {live['generation']} in force"
         )
-
-    def promote(self) -> None:
-        """All traffic to the canary slot, then record it as the stable slot; safe to repeat."""
-        state = self._read_state()
-        stable, canary = self._pair(state)
-        if state.get("promoted"):
-            # Already promoted and no traffic to the other slot since: a repeat.
-            self._apply(stable, {stable: 100, canary: 0})
-            return
-        self._apply(canary, {stable: 0, canary: 100})
-        self._write_state(canary, promoted=True)
-
-    def promoted(self) -> None:
-        """Record the canary slot as stable (idempotent: a repeat changes nothing)."""
-        self.promote()
-
-    def rollback(self) -> None:
-        self.set_weight(0)
 
     def close(self) -> None:
         self._client.close()
@@ -245,7 +199,7 @@ class NginxRouter(Router):
         first file is written this way; every later change goes through
         `set_weight`, which tests and reloads.
         """
-        _check_weight(weight)
+        check_weight(weight)
         stable, canary = self._pair(self._read_state())
         weights = {stable: 100 - weight, canary: weight}
         self._write_include(self.render(weights, stable, secrets.token_hex(6)).encode())
@@ -352,7 +306,7 @@ class NginxRouter(Router):
 
     def _write_include(self, content: bytes) -> None:
         try:
-            _write_atomically(self.include_file, content)
+            write_atomically(self.include_file, content)
         except OSError as exc:
             raise RouterError(
                 f"{self._where()}: cannot write {self.include_file}: {exc}; "
@@ -399,65 +353,6 @@ class NginxRouter(Router):
 
     def _where(self) -> str:
         return f"nginx router {self.include_file} upstream {self.upstream}"
-
-    def _pair(self, state: dict[str, Any]) -> tuple[str, str]:
-        stable: str = state["stable"]
-        canary = self.slots[1] if stable == self.slots[0] else self.slots[0]
-        return stable, canary
-
-    def _read_state(self) -> dict[str, Any]:
-        try:
-            raw = self.state_file.read_text()
-        except FileNotFoundError:
-            return {"stable": self.slots[0], "promoted": False}
-        except OSError as exc:
-            raise RouterError(f"{self._where()}: cannot read {self.state_file}: {exc}") from None
-        try:
-            state = json.loads(raw)
-        except ValueError:
-            state = None
-        if not isinstance(state, dict) or state.get("stable") not in self.slots:
-            raise RouterError(
-                f"{self._where()}: state file {self.state_file} must hold "
-                f'{{"stable": one of {list(self.slots)}}}, found {raw[:200]!r}'
-            )
-        return state
-
-    def _write_state(self, stable: str, promoted: bool) -> None:
-        payload = json.dumps({"stable": stable, "promoted": promoted}) + "\n"
-        try:
-            _write_atomically(self.state_file, payload.encode())
-        except OSError as exc:
-            raise RouterError(f"{self._where()}: cannot write {self.state_file}: {exc}") from None
-
-
-def _check_weight(weight: int) -> None:
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise ValueError(f"canary weight must be an integer from 0 to 100, got {weight!r}")
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old or the new file.
-
-    The temp name starts with a dot so an `include conf.d/*` glob never picks it
-    up; the file keeps its mode (new ones are 0644, like any nginx config file).
-    """
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _nginx_message(output: bytes) -> str:
