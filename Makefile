@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck system-packages install clean bench
+.PHONY: demo test lint typecheck workflows system-packages install clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# actionlint and zizmor (offline) on .github/workflows and action.yml.
+workflows: $(STAMP)
+	./scripts/lint-workflows.sh
+
 system-packages:
 	./scripts/install-system-packages.sh
 
-test: lint typecheck system-packages
+test: lint typecheck workflows system-packages
 	$(BIN)/pytest
 
 bench: $(STAMP) system-packages

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests start for real (Prometheus,
-# promtool, Pushgateway, Alertmanager's amtool, HAProxy, nginx), when this machine
+# promtool, Pushgateway, Alertmanager's amtool, HAProxy, nginx, PostgreSQL 15 and
+# Chromium for the report's rendering test), when this machine
 # has apt and we are root. Elsewhere it only says what is missing: the tests then
 # skip, or fail under SAFESHIP_REQUIRE_INTEGRATION=1.
 set -euo pipefail
@@ -14,6 +15,8 @@ wanted=(
   "prometheus-alertmanager=prometheus-alertmanager"
   "haproxy=haproxy"
   "nginx=nginx-light"
+  "/usr/lib/postgresql/15/bin/initdb=postgresql-15"
+  "chromium=chromium"
 )
 
 missing=()
