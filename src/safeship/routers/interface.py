@@ -11,6 +11,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 
+def check_weight(weight: int) -> None:
+    """Refuse anything but an integer percentage (bool included: it is an int in Python)."""
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        raise ValueError(f"canary weight must be an integer from 0 to 100, got {weight!r}")
+
+
 @dataclass(frozen=True)
 class RouterHealth:
     """Whether the router answers, with a human-readable detail."""

@@ -48,8 +48,8 @@ import httpx
 from safeship.config import NginxRouterSettings
 from safeship.errors import RouterError
 from safeship.files import write_atomically
-from safeship.routers.interface import RouterHealth, Slot
-from safeship.routers.slots import SlotRouter, check_weight
+from safeship.routers.interface import RouterHealth, Slot, check_weight
+from safeship.routers.slots import SlotRouter
 
 # nginx starts each line of its complaints with `nginx: ` or, once the config
 # names an error log, a timestamp and `pid#tid: ` after the level; the rest is

@@ -17,13 +17,7 @@ from typing import Any
 
 from safeship.errors import RouterError
 from safeship.files import write_atomically
-from safeship.routers.interface import Router
-
-
-def check_weight(weight: int) -> None:
-    """Refuse anything but an integer percentage (bool included: it is an int in Python)."""
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise ValueError(f"canary weight must be an integer from 0 to 100, got {weight!r}")
+from safeship.routers.interface import Router, check_weight
 
 
 class SlotRouter(Router):

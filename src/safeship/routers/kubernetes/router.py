@@ -20,7 +20,7 @@ from typing import Any
 
 from safeship.config import KubernetesRouterSettings
 from safeship.errors import RouterError
-from safeship.routers.interface import Router, RouterHealth, Slot
+from safeship.routers.interface import Router, RouterHealth, Slot, check_weight
 from safeship.routers.kubernetes.api import (
     DEPLOYMENT,
     DEPLOYMENT_SCALE,
@@ -64,7 +64,7 @@ class KubernetesRouter(Router):
     # -- Router --------------------------------------------------------------------------
 
     def set_weight(self, weight: int) -> None:
-        _check_weight(weight)
+        check_weight(weight)
         if self.mode == "replicas":
             self._set_replicas(weight)
         else:
@@ -279,7 +279,7 @@ class KubernetesRouter(Router):
     def achievable_weight(self, weight: int) -> int:
         """What `weight` really becomes: exact in routing modes; in replicas mode the
         canary's share of whole pods (percent, rounded), e.g. 10 of 3 pods -> 1 pod = 33."""
-        _check_weight(weight)
+        check_weight(weight)
         if self.mode != "replicas":
             return weight
         canary, stable = self._pods_for(weight)
@@ -391,11 +391,6 @@ class KubernetesRouter(Router):
                 "(or 0 replicas): nothing is served"
             )
         return (canary * 200 + total) // (2 * total)
-
-
-def _check_weight(weight: int) -> None:
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise ValueError(f"canary weight must be an integer from 0 to 100, got {weight!r}")
 
 
 def _int(value: Any, field: str) -> int:
