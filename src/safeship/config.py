@@ -801,6 +801,14 @@ _SECRET_KEY = re.compile(r"(token|password|passwd|secret|api_key|apikey|credenti
 KeyPath = tuple[str | int, ...]
 
 
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _interpolate(
     text: str,
     env: Mapping[str, str],
@@ -821,8 +829,17 @@ def _interpolate(
             return "$"
         name, default = match.group(1), match.group(2)
         if name in env:
-            used.add(env[name])
-            return env[name]
+            value = env[name]
+            if not _is_utf8(value):
+                # os.environ carries undecodable bytes as lone surrogates, which no
+                # output (JSON, YAML, a terminal) can encode.
+                problems.append(
+                    f"{source}:{line}: {_dotted(path)}: environment variable {name} is not "
+                    "valid UTF-8; set it to UTF-8 text"
+                )
+                return ""
+            used.add(value)
+            return value
         if default is not None:
             return default
         problems.append(
