@@ -150,6 +150,12 @@ class Limits(Model):
         default=Action.ROLLBACK,
         description="Harm suspected (not proven) for twice the hold: the safe side is back.",
     )
+    on_interrupted: Literal["resume", "rollback"] = Field(
+        default="resume",
+        description="What `safeship rollout resume` does with a rollout whose process died "
+        "mid-step: hold the step again from the start, or roll back. A recorded promotion "
+        "or rollback is always finished.",
+    )
 
 
 class CanaryStrategy(Model):

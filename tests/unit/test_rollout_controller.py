@@ -430,6 +430,25 @@ def test_resume_after_crash_mid_hold_holds_the_step_again(store: Store) -> None:
     assert "resume" in [d.action for d in store.decisions(record.id)]
 
 
+@pytest.mark.parametrize("crash_on", [10, 50])
+def test_resume_rolls_back_an_interrupted_rollout_when_the_policy_says_so(
+    store: Store, crash_on: int
+) -> None:
+    strategy = CanaryStrategy(limits=Limits(on_interrupted="rollback"))
+    world = World(store, settings(strategy))
+    world.router = CrashingRouter(crash_on=crash_on)
+    world.provider.router = world.router
+    world.controller = world.new_controller()
+    with pytest.raises(Crash):
+        world.controller.start("v2")
+    [record] = store.list_deployments()
+    state = world.new_controller().resume(record.id)
+    assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.INTERRUPTED)
+    assert world.router.weight == 0
+    [decision] = [d for d in store.decisions(record.id) if d.action == "rollback"]
+    assert "limits.on_interrupted is rollback" in decision.reason
+
+
 def test_unknown_rollout_is_a_clear_error(store: Store) -> None:
     world = World(store, settings())
     with pytest.raises(RolloutStateError, match="no rollout 'nope'"):

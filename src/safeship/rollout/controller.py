@@ -151,6 +151,16 @@ class RolloutController:
         """Continue a paused or interrupted rollout from its last stored state."""
         state = self.load(deployment_id)
         now = self.clock.now()
+        interrupted = state.phase in (Phase.PENDING, Phase.SHIFTING, Phase.HOLDING)
+        if interrupted and self.strategy.limits.on_interrupted == "rollback":
+            return self._drive(
+                self._rollback(
+                    state,
+                    Reason.INTERRUPTED,
+                    f"the rollout process stopped at {state.phase.value} {state.weight}% and "
+                    "limits.on_interrupted is rollback",
+                )
+            )
         if state.phase is Phase.PAUSED:
             # A person's answer wins, even one given after the pause timeout.
             self._record(state, "resume", "manual", "resumed by hand", {})

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     ROUTER_ERROR = "router_error"
     HOOK_FAILED = "hook_failed"
     MANUAL = "manual"
+    INTERRUPTED = "interrupted"
 
 
 class DecisionAction(StrEnum):
