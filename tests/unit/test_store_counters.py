@@ -1,16 +1,16 @@
-"""The history store's counters: upserts that add, one transaction, migration 0002."""
+"""The history store's counters: upserts that add, one transaction, migration 0002.
+
+On SQLite, PostgreSQL (see `store_url` in tests/conftest.py) and the in-memory store."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safeship.errors import StoreError
@@ -20,23 +20,38 @@ from safeship.store.sql import SqlStore, counter_upsert
 from safeship.testing import MemoryStore
 
 
-def _url(path: Path) -> str:
-    return f"sqlite:///{path}"
+def _execute(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """Run statements on either database behind the store's back; the last one's rows."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            rows: list[tuple[Any, ...]] = []
+            for statement in statements:
+                result = conn.exec_driver_sql(statement)
+                rows = [tuple(row) for row in result] if result.returns_rows else []
+            return rows
+    finally:
+        engine.dispose()
 
 
-def _sql(path: Path, statement: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(path)) as conn, conn:
-        return conn.execute(statement).fetchall()
+def _table_names(url: str) -> set[str]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(sqlalchemy.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "history.db"
-
-
-@pytest.fixture(params=["sql", "memory"])
-def store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[Store]:
-    opened: Store = open_store(_url(db_path)) if request.param == "sql" else MemoryStore()
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration), "memory"]
+)
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    opened: Store = (
+        MemoryStore()
+        if request.param == "memory"
+        else open_store(request.getfixturevalue(f"{request.param}_url"))
+    )
     yield opened
     opened.close()
 
@@ -106,18 +121,18 @@ def test_counters_are_filtered_by_service(store: Store) -> None:
     assert [r.service for r in store.counters()] == ["billing", "checkout"]
 
 
-def test_counters_survive_reopening(db_path: Path) -> None:
-    first = open_store(_url(db_path))
+def test_counters_survive_reopening(store_url: str) -> None:
+    first = open_store(store_url)
     first.add_to_counters([inc("c", 2, check="x")])
     first.close()
-    second = open_store(_url(db_path))
+    second = open_store(store_url)
     second.add_to_counters([inc("c", 3, check="x")])
     assert [r.value for r in second.counters()] == [5]
     second.close()
 
 
-def test_one_call_is_one_transaction(db_path: Path) -> None:
-    store = open_store(_url(db_path))
+def test_one_call_is_one_transaction(store_url: str) -> None:
+    store = open_store(store_url)
     assert isinstance(store, SqlStore)
     commits: list[object] = []
     sqlalchemy.event.listen(store._engine, "commit", commits.append)
@@ -128,15 +143,24 @@ def test_one_call_is_one_transaction(db_path: Path) -> None:
     store.close()
 
 
-def test_a_failing_increment_applies_none_of_the_call(db_path: Path) -> None:
-    store = open_store(_url(db_path))
-    store.add_to_counters([inc("ok")])
-    # A database refusing one of the rows, half way through the call.
-    _sql(
-        db_path,
+# A database refusing one of the rows, half way through a call.
+_REFUSE_BOOM = {
+    "sqlite": [
         "CREATE TRIGGER refuse BEFORE INSERT ON counters WHEN NEW.name = 'boom' "
-        "BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.name = 'boom' THEN RAISE 'refused'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON counters FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_failing_increment_applies_none_of_the_call(store_url: str) -> None:
+    store = open_store(store_url)
+    store.add_to_counters([inc("ok")])
+    _execute(store_url, *_REFUSE_BOOM[sqlalchemy.make_url(store_url).get_backend_name()])
     with pytest.raises(StoreError, match="adding to counters failed: refused"):
         store.add_to_counters([inc("ok"), inc("new"), inc("boom")])
     assert [(r.name, r.value) for r in store.counters()] == [("ok", 1)]
@@ -157,10 +181,10 @@ def test_upserts_add_on_conflict_in_sqlite_and_postgresql() -> None:
 
 
 def test_databases_without_upsert_add_by_update_then_insert(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("safeship.store.sql.counter_upsert", lambda _dialect: None)
-    store = open_store(_url(db_path))
+    store = open_store(store_url)
     store.add_to_counters([inc("c", check="a"), inc("c", 2, check="a")])
     store.add_to_counters([inc("c", check="a"), inc("c", check="b")])
     assert [(r.labels["check"], r.value) for r in store.counters()] == [("a", 4), ("b", 1)]
@@ -171,30 +195,29 @@ def test_databases_without_upsert_add_by_update_then_insert(
 
 
 def test_migration_0002_adds_counters_to_a_0001_database_and_keeps_its_rows(
-    db_path: Path,
+    store_url: str,
 ) -> None:
-    engine = sqlalchemy.create_engine(_url(db_path))
+    engine = sqlalchemy.create_engine(store_url)
     try:
         with engine.connect() as conn:
             command.upgrade(migrations._config(conn), "0001")
             conn.commit()
     finally:
         engine.dispose()
-    assert _sql(db_path, "SELECT version_num FROM alembic_version") == [("0001",)]
-    tables = {name for (name,) in _sql(db_path, "SELECT name FROM sqlite_master")}
-    assert "counters" not in tables
-    _sql(
-        db_path,
+    assert _execute(store_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert "counters" not in _table_names(store_url)
+    _execute(
+        store_url,
         "INSERT INTO deployments (id, service, environment, version, started_at,"
         " finished_at, outcome, max_weight)"
         " VALUES ('d1', 'checkout', 'prod', 'v1', 10.0, 70.0, 'promoted', 100)",
     )
 
-    store = open_store(_url(db_path))
+    store = open_store(store_url)
     try:
-        assert _sql(db_path, "SELECT version_num FROM alembic_version") == [
-            ("0003",)
-        ]  # opening migrates to the head
+        heads = ScriptDirectory(str(migrations.SCRIPT_LOCATION)).get_heads()
+        versions = _execute(store_url, "SELECT version_num FROM alembic_version")
+        assert [version for (version,) in versions] == heads  # opening migrates to the head
         assert store.get_deployment("d1") == DeploymentRecord(
             id="d1",
             service="checkout",
@@ -211,15 +234,15 @@ def test_migration_0002_adds_counters_to_a_0001_database_and_keeps_its_rows(
         store.close()
 
 
-def test_migration_0002_downgrades_to_0001(db_path: Path) -> None:
-    open_store(_url(db_path)).close()
-    engine = sqlalchemy.create_engine(_url(db_path))
+def test_migration_0002_downgrades_to_0001(store_url: str) -> None:
+    open_store(store_url).close()
+    engine = sqlalchemy.create_engine(store_url)
     try:
         with engine.connect() as conn:
             command.downgrade(migrations._config(conn), "0001")
             conn.commit()
     finally:
         engine.dispose()
-    tables = {name for (name,) in _sql(db_path, "SELECT name FROM sqlite_master")}
+    tables = _table_names(store_url)
     assert "counters" not in tables
     assert "deployments" in tables

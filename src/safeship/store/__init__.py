@@ -1,4 +1,4 @@
-"""Deployment history and rollout state: SQLite by default, PostgreSQL later."""
+"""Deployment history and rollout state: SQLite by default, PostgreSQL for shared history."""
 
 from __future__ import annotations
 

@@ -2,8 +2,15 @@
 
 The tables below only describe the schema to build queries from; the schema itself is
 created and changed by the Alembic revisions in `migrations` (a test checks the two
-agree). Every write runs in its own transaction that is committed before the method
-returns, because the rollout controller records a decision before acting on it.
+agree, on both databases). Every write runs in its own transaction that is committed
+before the method returns, because the rollout controller records a decision before
+acting on it.
+
+What differs between the two is kept to a few places: SQLite gets its pragmas and takes
+its write lock up front; PostgreSQL, shared by many CI runners at once, gets the psycopg 3
+driver, a connect timeout, an advisory lock around migrations and a row lock on the
+deployment while a sequence number is drawn. Counters add with `INSERT ... ON CONFLICT
+DO UPDATE` on both, which adds atomically, so concurrent runners lose no increment.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ deployments = Table(
     Column("reason", String(), nullable=True),
     Column("max_weight", Integer(), nullable=False),
     Index("ix_deployments_service_environment_started_at", "service", "environment", "started_at"),
+    Index("ix_deployments_started_at", "started_at"),
 )
 
 rollout_states = Table(
@@ -143,6 +151,7 @@ smoke_tests = Table(
     Column("duration", Float(), nullable=False),
     Column("at", Float(), nullable=False),
     Column("detail", Text(), nullable=False),
+    Index("ix_smoke_tests_at", "at"),
 )
 
 # One row per counter series; `labels` is `canonical_labels(...)` of the other labels.
@@ -180,6 +189,10 @@ _SMOKE_TEST_COLUMNS = [smoke_tests.c[f.name] for f in fields(SmokeTestRecord)]
 _DASHBOARD_VERSION_COLUMNS = [dashboard_versions.c[f.name] for f in fields(DashboardVersionRecord)]
 
 _SQLITE_BUSY_TIMEOUT_S = 5.0
+# Without it an unreachable PostgreSQL host (packets dropped) hangs for the TCP timeout.
+_POSTGRESQL_CONNECT_TIMEOUT_S = 10
+# Any fixed number shared by every safeship: the advisory lock migrations run under.
+_MIGRATION_LOCK_KEY = 0x5AFE_5419
 
 # For strings SQLAlchemy cannot parse: everything between the user's ":" and the last "@".
 _PASSWORD_IN_AUTHORITY = re.compile(r"^((?:[^:/@]*://)?[^:/@]*:).*@")
@@ -211,14 +224,22 @@ class SqlStore(Store):
         parsed = self._parse(url)
         self._password = parsed.password or None
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._postgresql = parsed.get_backend_name() == "postgresql"
+        connect_args: dict[str, Any] = {}
         if self._sqlite:
             parsed = self._prepare_sqlite_file(parsed)
             self.url = parsed.render_as_string(hide_password=True)
+        if self._postgresql:
+            # SQLAlchemy's default PostgreSQL driver is psycopg2; safeship ships psycopg 3.
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = _POSTGRESQL_CONNECT_TIMEOUT_S
         with self._guard("opening"):
             try:
                 # pool_pre_ping: a rollout holds the store through long pauses, during
                 # which a database server may drop idle connections.
-                self._engine = create_engine(parsed, pool_pre_ping=True)
+                self._engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
             except NoSuchModuleError as exc:
                 raise ConfigError(
                     f"history store {self.url}: unknown database type or driver "
@@ -285,10 +306,12 @@ class SqlStore(Store):
             if not migrations.pending(conn):
                 return
             conn.rollback()  # ends the read pending() began; the migration gets a fresh one
+            # Both take a lock for the whole migration, so a second process opening a new
+            # database at the same moment waits, then finds it migrated.
             if self._sqlite:
-                # Takes the write lock for the whole migration, so a second process
-                # opening a new file at the same moment waits, then finds it migrated.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if self._postgresql:
+                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
             migrations.upgrade_to_head(conn)
             conn.commit()
 
@@ -367,6 +390,7 @@ class SqlStore(Store):
             "state": self._to_json(what, state),
         }
         with self._guard(what), self._engine.begin() as conn:
+            self._lock_sequence(conn, deployment_id)
             conn.execute(insert(rollout_states).values(values))
 
     def load_state(self, deployment_id: str) -> dict[str, Any] | None:
@@ -396,6 +420,7 @@ class SqlStore(Store):
             "inputs": self._to_json(what, record.inputs),
         }
         with self._guard(what), self._engine.begin() as conn:
+            self._lock_sequence(conn, record.deployment_id)
             result = conn.execute(insert(decisions).values(values))
             key = result.inserted_primary_key
             assert key is not None  # a single-row INSERT always reports its key
@@ -450,7 +475,11 @@ class SqlStore(Store):
             totals[key] = totals.get(key, 0.0) + increment.value
         if not totals:
             return
-        rows = [dict(zip(_COUNTER_KEY, key, strict=True), value=v) for key, v in totals.items()]
+        # In key order, so that two runners updating the same series lock their rows in
+        # the same order and cannot deadlock (PostgreSQL).
+        rows = [
+            dict(zip(_COUNTER_KEY, key, strict=True), value=v) for key, v in sorted(totals.items())
+        ]
         with self._guard("adding to counters"), self._engine.begin() as conn:
             _add_to_counters(conn, rows)
 
@@ -492,6 +521,19 @@ class SqlStore(Store):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def _lock_sequence(self, conn: Connection, deployment_id: str) -> None:
+        """On PostgreSQL, hold the deployment's row until commit before drawing a `seq`.
+
+        Under PostgreSQL's READ COMMITTED two runners writing for one deployment (the
+        controller, and `safeship rollout promote` elsewhere) could both read the same
+        max(seq) and one would fail on the unique constraint; the lock makes the second
+        wait and then see the first's row. SQLite needs none: its writers take turns.
+        """
+        if self._postgresql:
+            # NO KEY UPDATE: excludes other seq draws, not the foreign-key checks of inserts.
+            row = select(deployments.c.id).where(deployments.c.id == deployment_id)
+            conn.execute(row.with_for_update(key_share=True))
 
     def _to_json(self, what: str, payload: dict[str, Any]) -> str:
         try:
