@@ -19,6 +19,7 @@ from safeship.cli.demo_cmd import demo
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.logs import configure_logging
 from safeship.cli.metrics_cmd import metrics
+from safeship.cli.report_cmd import report
 from safeship.cli.rollout_cmd import rollout
 from safeship.cli.router_cmd import router
 from safeship.cli.rules_cmd import rules
@@ -84,6 +85,7 @@ for command in (
     config,
     check,
     rollout,
+    report,
     simulate_cmd,
     rules,
     alertmanager,
