@@ -42,6 +42,18 @@ class RolloutStateError(PermanentError):
     """A rollout transition was asked for that its current state does not allow."""
 
 
+class StateConflictError(RolloutStateError):
+    """Another process saved a newer state of the rollout than the one this one changed.
+
+    The controller that gets it stops deciding and follows what the other did
+    (a person aborted or promoted the rollout from another terminal).
+    """
+
+
+class RolloutLockedError(SafeshipError):
+    """Another live process is driving a rollout of the same service and environment."""
+
+
 class RollbackIncompleteError(PermanentError):
     """A rollback is recorded but the router did not confirm weight 0; `resume` finishes it."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from safeship.clock import Clock
-from safeship.errors import ProviderError, RouterError, StoreError
+from safeship.errors import ProviderError, RouterError, StateConflictError, StoreError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.routers.interface import Router, RouterHealth, Slot
 from safeship.sample_service import LATENCY_BUCKETS
@@ -176,12 +176,21 @@ class MemoryStore(Store):
         found.sort(key=lambda r: r.started_at, reverse=True)
         return found if limit is None else found[:limit]
 
-    def save_state(self, deployment_id: str, at: float, state: dict[str, Any]) -> None:
-        self.states.setdefault(deployment_id, []).append((at, state))
+    def save_state(
+        self, deployment_id: str, at: float, state: dict[str, Any], *, after: int | None = None
+    ) -> int:
+        history = self.states.setdefault(deployment_id, [])
+        if after is not None and after != len(history):
+            raise StateConflictError(
+                f"deployment {deployment_id!r} was changed by another process "
+                f"(state {len(history)}, expected {after})"
+            )
+        history.append((at, state))
+        return len(history)
 
-    def load_state(self, deployment_id: str) -> dict[str, Any] | None:
+    def latest_state(self, deployment_id: str) -> tuple[int, dict[str, Any]] | None:
         history = self.states.get(deployment_id)
-        return history[-1][1] if history else None
+        return (len(history), history[-1][1]) if history else None
 
     def state_history(self, deployment_id: str) -> list[tuple[float, dict[str, Any]]]:
         return list(self.states.get(deployment_id, []))

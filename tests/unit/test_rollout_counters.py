@@ -33,9 +33,11 @@ class Store(MemoryStore):
         self.writes: list[str] = []
         self.refuse_counters = False
 
-    def save_state(self, deployment_id: str, at: float, state: dict[str, object]) -> None:
+    def save_state(
+        self, deployment_id: str, at: float, state: dict[str, object], *, after: int | None = None
+    ) -> int:
         self.writes.append("state")
-        super().save_state(deployment_id, at, state)
+        return super().save_state(deployment_id, at, state, after=after)
 
     def add_to_counters(self, increments: Sequence[CounterIncrement]) -> None:
         self.writes.append("counters")

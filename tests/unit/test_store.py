@@ -23,7 +23,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from safeship.errors import ConfigError, SafeshipError, StoreError
+from safeship.errors import ConfigError, SafeshipError, StateConflictError, StoreError
 from safeship.store import migrations, open_store
 from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
 from safeship.store.sql import metadata, redact_url
@@ -215,6 +215,22 @@ def test_load_state_returns_the_latest_snapshot_and_history_is_oldest_first(
         (6.0, {"phase": "canary", "step": 2, "nested": {"ok": True}}),
     ]
     assert store.state_history("d2") == [(5.0, {"phase": "other"})]
+
+
+def test_a_state_saved_after_a_known_one_is_refused_when_someone_saved_in_between(
+    store: Store,
+) -> None:
+    store.create_deployment(_deployment("d1"))
+    assert store.latest_state("d1") is None
+    first = store.save_state("d1", 1.0, {"phase": "holding"}, after=0)
+    assert store.latest_state("d1") == (first, {"phase": "holding"})
+    # Another process (an abort from a second terminal) writes next...
+    theirs = store.save_state("d1", 2.0, {"phase": "rolling_back"}, after=first)
+    # ...so the first process's write, based on the state it knew, is refused.
+    with pytest.raises(StateConflictError, match="changed by another process"):
+        store.save_state("d1", 3.0, {"phase": "shifting"}, after=first)
+    assert store.latest_state("d1") == (theirs, {"phase": "rolling_back"})
+    assert store.save_state("d1", 4.0, {"phase": "rolled_back"}, after=theirs) == theirs + 1
 
 
 # --- decisions -----------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
+from safeship.ci.rollout import GitHubRolloutReport
 from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
-from safeship.config import Config, parse_steps
+from safeship.config import Config, parse_steps, secret_values
 from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
@@ -99,8 +100,9 @@ def rollout(
     with (
         _store(cfg.store.url) as store,
         controller_for(settings, store) as controller,
+        _github(cfg, as_json) as github,
     ):
-        controller.on_event = _events(cfg, controller, show=not as_json)
+        controller.on_event = _events(cfg, controller, show=not as_json, github=github)
         preflight(controller)
         deployment_id = deployment_id or new_deployment_id(time.time())
         try:
@@ -119,7 +121,7 @@ def rollout(
                 err=True,
             )
             raise
-        return _finish(cfg, controller, state, as_json)
+        return _finish(cfg, controller, state, as_json, github)
 
 
 @contextmanager
@@ -132,7 +134,20 @@ def _store(url: str) -> Iterator[Store]:
 
 
 @contextmanager
-def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Config, RolloutController]]:
+def _github(cfg: Config, as_json: bool) -> Iterator[GitHubRolloutReport | None]:
+    """Inside GitHub Actions, the run page's view of the rollout; None anywhere else."""
+    github = GitHubRolloutReport.from_environment(secret_values(cfg), as_json=as_json)
+    try:
+        yield github
+    finally:
+        if github is not None:
+            github.close()
+
+
+@contextmanager
+def _controller_of(
+    ctx: Context, deployment_id: str, as_json: bool
+) -> Iterator[tuple[Config, RolloutController, GitHubRolloutReport | None]]:
     """A controller for an existing rollout, configured for that rollout's environment."""
     cfg = ctx.load()
     with _store(cfg.store.url) as store:
@@ -140,17 +155,27 @@ def _controller_of(ctx: Context, deployment_id: str) -> Iterator[tuple[Config, R
         if record is None:
             raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
         settings = cfg.for_environment(record.environment)
-        with controller_for(settings, store) as controller:
-            controller.on_event = _events(cfg, controller, show=True)
-            yield cfg, controller
+        with controller_for(settings, store) as controller, _github(cfg, as_json) as github:
+            controller.on_event = _events(cfg, controller, show=not as_json, github=github)
+            yield cfg, controller, github
 
 
-def _finish(cfg: Config, controller: RolloutController, state: RolloutState, as_json: bool) -> int:
+def _finish(
+    cfg: Config,
+    controller: RolloutController,
+    state: RolloutState,
+    as_json: bool,
+    github: GitHubRolloutReport | None,
+) -> int:
     """Report the rollout and push the metrics (a Pushgateway that is down only warns)."""
     story = rollout_story(controller.store, state.deployment_id)
     push_warning = push_or_warn(cfg.pushgateway, controller.metrics, state.environment)
     if push_warning:
         click.echo(f"warning: {push_warning}", err=True)
+    if github is not None:
+        if push_warning:
+            github.warning(push_warning)
+        github.finish(state, story)
     if as_json:
         emit_json(
             {
@@ -173,7 +198,11 @@ def _finish(cfg: Config, controller: RolloutController, state: RolloutState, as_
 
 
 def _events(
-    cfg: Config, controller: RolloutController, *, show: bool
+    cfg: Config,
+    controller: RolloutController,
+    *,
+    show: bool,
+    github: GitHubRolloutReport | None,
 ) -> Callable[[RolloutEvent], None]:
     """Print progress; push the running totals when a rollout starts; let Grafana follow.
 
@@ -191,8 +220,12 @@ def _events(
     def warn(warnings: list[str]) -> None:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
+            if github is not None:
+                github.warning(warning)
 
     def on_event(event: RolloutEvent) -> None:
+        if github is not None:
+            github.on_event(event)
         if show:
             _print_event(event)
         if event.kind == "started":
@@ -218,8 +251,8 @@ def _print_event(event: RolloutEvent) -> None:
 @pass_context
 def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Promote a paused rollout now (pre-promotion hooks still run)."""
-    with _controller_of(ctx, deployment_id) as (cfg, controller):
-        return _finish(cfg, controller, controller.promote(deployment_id), as_json)
+    with _controller_of(ctx, deployment_id, as_json) as (cfg, controller, github):
+        return _finish(cfg, controller, controller.promote(deployment_id), as_json, github)
 
 
 @rollout.command()
@@ -228,9 +261,9 @@ def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
 @pass_context
 def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Send the canary no traffic and end the rollout as aborted; safe to repeat."""
-    with _controller_of(ctx, deployment_id) as (cfg, controller):
+    with _controller_of(ctx, deployment_id, as_json) as (cfg, controller, github):
         state = controller.abort(deployment_id)
-        _finish(cfg, controller, state, as_json)
+        _finish(cfg, controller, state, as_json, github)
         if state.phase is Phase.ABORTED:
             return ExitCode.OK
         click.echo(
@@ -247,8 +280,8 @@ def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
 @pass_context
 def resume(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Continue a paused or interrupted rollout (finishing any recorded unfinished action)."""
-    with _controller_of(ctx, deployment_id) as (cfg, controller):
-        return _finish(cfg, controller, controller.resume(deployment_id), as_json)
+    with _controller_of(ctx, deployment_id, as_json) as (cfg, controller, github):
+        return _finish(cfg, controller, controller.resume(deployment_id), as_json, github)
 
 
 @rollout.command("list")

@@ -33,6 +33,7 @@ from safeship.errors import (
     RollbackIncompleteError,
     RolloutStateError,
     RouterError,
+    StateConflictError,
     StoreError,
 )
 from safeship.http import RetryPolicy, with_retries
@@ -100,6 +101,8 @@ class RolloutController:
         )
         self.on_event = on_event
         self.router_retries = router_retries or RetryPolicy(retries=2)
+        # The sequence number of the last state of each rollout this controller saw.
+        self._seen: dict[str, int] = {}
 
     # --- entry points ----------------------------------------------------------------
 
@@ -199,27 +202,56 @@ class RolloutController:
         return self._drive(state)
 
     def load(self, deployment_id: str) -> RolloutState:
-        data = self.store.load_state(deployment_id)
-        if data is None:
+        """The stored state; later saves by this controller must follow it (compare-and-swap)."""
+        latest = self.store.latest_state(deployment_id)
+        if latest is None:
             raise RolloutStateError(
                 f"no rollout {deployment_id!r} in the history store "
                 "(`safeship rollout list` shows the known ones)"
             )
-        return RolloutState.from_storage(data)
+        self._seen[deployment_id] = latest[0]
+        return RolloutState.from_storage(latest[1])
 
     # --- the loop ----------------------------------------------------------------------
 
     def _drive(self, state: RolloutState) -> RolloutState:
-        while not state.terminal and state.phase is not Phase.PAUSED:
-            if state.phase is Phase.PENDING:
-                state = self._prepare(state)
-            elif state.phase in (Phase.SHIFTING, Phase.PROMOTING, Phase.ROLLING_BACK):
-                state = self._apply_weight(state)
-            else:
-                state = self._hold(state)
-        if state.phase is Phase.PAUSED:
-            state = self._wait_while_paused(state)
+        try:
+            while not state.terminal and state.phase is not Phase.PAUSED:
+                if state.phase is Phase.PENDING:
+                    state = self._prepare(state)
+                elif state.phase in (Phase.SHIFTING, Phase.PROMOTING, Phase.ROLLING_BACK):
+                    state = self._apply_weight(state)
+                else:
+                    state = self._hold(state)
+            if state.phase is Phase.PAUSED:
+                state = self._wait_while_paused(state)
+        except StateConflictError:
+            return self._superseded(state.deployment_id)
         return state
+
+    def _superseded(self, deployment_id: str) -> RolloutState:
+        """Another process changed the rollout (a person's abort or promote): go its way.
+
+        This process may have moved traffic after the other did (its save came
+        first, its router call last), so the outcome the other recorded is put
+        in force again; all of it is idempotent.
+        """
+        newer = self.load(deployment_id)
+        self._emit("superseded", newer, f"changed by another process: now {newer.phase.value}")
+        if newer.phase in (Phase.ROLLED_BACK, Phase.ABORTED, Phase.PROMOTED):
+            try:
+                if newer.phase is Phase.PROMOTED:
+                    self.router.promote()
+                else:
+                    self.router.rollback()
+            except RouterError as exc:
+                log.warning("could not re-apply %s: %s", newer.phase.value, exc)
+            return newer
+        if newer.phase is Phase.PAUSED:
+            return newer
+        # Still moving (the other process is rolling back or promoting, or died doing
+        # so): finish it here too; both write the same weight and one records the end.
+        return self._drive(newer)
 
     def _prepare(self, state: RolloutState) -> RolloutState:
         """Pre-rollout hooks and smoke tests: before any traffic moves."""
@@ -396,7 +428,16 @@ class RolloutController:
     # --- records -------------------------------------------------------------------------
 
     def _save(self, state: RolloutState) -> None:
-        self.store.save_state(state.deployment_id, state.updated_at, state.for_storage())
+        """Store the transition, unless another process stored one since this one's last.
+
+        Raises `StateConflictError` then (write-ahead: nothing has moved yet).
+        """
+        self._seen[state.deployment_id] = self.store.save_state(
+            state.deployment_id,
+            state.updated_at,
+            state.for_storage(),
+            after=self._seen.get(state.deployment_id, 0),
+        )
         # The deployment row records only final outcomes; a paused rollout's phase lives in
         # its state, so resuming it never has to take an outcome back.
         outcome = state.outcome if state.terminal else None

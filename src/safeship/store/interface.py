@@ -152,12 +152,24 @@ class Store(ABC):
         """Deployments, newest first, filtered by the given fields."""
 
     @abstractmethod
-    def save_state(self, deployment_id: str, at: float, state: dict[str, Any]) -> None:
-        """Append a rollout-state snapshot (the machine's state after a transition)."""
+    def save_state(
+        self, deployment_id: str, at: float, state: dict[str, Any], *, after: int | None = None
+    ) -> int:
+        """Append a rollout-state snapshot (the machine's state after a transition).
+
+        Returns its sequence number. With `after`, the snapshot is written only if
+        the latest one still has that number (compare-and-swap), else
+        `StateConflictError`: someone else changed the rollout meanwhile.
+        """
 
     @abstractmethod
+    def latest_state(self, deployment_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The latest state snapshot with its sequence number, or None."""
+
     def load_state(self, deployment_id: str) -> dict[str, Any] | None:
         """The latest state snapshot, or None."""
+        latest = self.latest_state(deployment_id)
+        return None if latest is None else latest[1]
 
     @abstractmethod
     def state_history(self, deployment_id: str) -> list[tuple[float, dict[str, Any]]]:

@@ -48,6 +48,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -64,7 +65,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from safeship.errors import ConfigError, StoreError, StoreUnavailableError
+from safeship.errors import ConfigError, StateConflictError, StoreError, StoreUnavailableError
 from safeship.store import migrations
 from safeship.store.interface import (
     CounterIncrement,
@@ -381,27 +382,50 @@ class SqlStore(Store):
         rows = self._rows("listing deployments", query)
         return [DeploymentRecord(**row._mapping) for row in rows]
 
-    def save_state(self, deployment_id: str, at: float, state: dict[str, Any]) -> None:
+    def save_state(
+        self, deployment_id: str, at: float, state: dict[str, Any], *, after: int | None = None
+    ) -> int:
         what = f"saving the state of deployment {deployment_id!r}"
-        values = {
-            "deployment_id": deployment_id,
-            "seq": _next_seq(rollout_states, deployment_id),
-            "at": at,
-            "state": self._to_json(what, state),
-        }
+        latest = (
+            select(func.coalesce(func.max(rollout_states.c.seq), 0))
+            .where(rollout_states.c.deployment_id == deployment_id)
+            .scalar_subquery()
+        )
+        row = select(
+            literal(deployment_id),
+            _next_seq(rollout_states, deployment_id),
+            literal(at, Float(precision=53)),
+            literal(self._to_json(what, state), Text()),
+        )
+        if after is not None:
+            # One statement: the check and the write cannot be split by another writer.
+            row = row.where(latest == after)
+        statement = (
+            insert(rollout_states)
+            .from_select(["deployment_id", "seq", "at", "state"], row)
+            .returning(rollout_states.c.seq)
+        )
         with self._guard(what), self._engine.begin() as conn:
             self._lock_sequence(conn, deployment_id)
-            conn.execute(insert(rollout_states).values(values))
+            written = conn.execute(statement).scalar_one_or_none()
+            if written is None:
+                current = conn.execute(select(latest)).scalar_one()
+                raise StateConflictError(
+                    f"deployment {deployment_id!r} was changed by another process "
+                    f"(state {current}, expected {after})"
+                )
+        seq: int = written
+        return seq
 
-    def load_state(self, deployment_id: str) -> dict[str, Any] | None:
+    def latest_state(self, deployment_id: str) -> tuple[int, dict[str, Any]] | None:
         query = (
-            select(rollout_states.c.state)
+            select(rollout_states.c.seq, rollout_states.c.state)
             .where(rollout_states.c.deployment_id == deployment_id)
             .order_by(rollout_states.c.seq.desc())
             .limit(1)
         )
         rows = self._rows(f"loading the state of deployment {deployment_id!r}", query)
-        return _from_json(rows[0].state) if rows else None
+        return (rows[0].seq, _from_json(rows[0].state)) if rows else None
 
     def state_history(self, deployment_id: str) -> list[tuple[float, dict[str, Any]]]:
         query = (
