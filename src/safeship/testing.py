@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from safeship.clock import Clock
-from safeship.errors import ProviderError, RouterError, StateConflictError, StoreError
+from safeship.errors import (
+    ProviderError,
+    RolloutLockedError,
+    RouterError,
+    StateConflictError,
+    StoreError,
+)
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.routers.interface import Router, RouterHealth, Slot
 from safeship.sample_service import LATENCY_BUCKETS
@@ -26,6 +33,7 @@ from safeship.store.interface import (
     DashboardVersionRecord,
     DecisionRecord,
     DeploymentRecord,
+    LockHolder,
     SmokeTestRecord,
     Store,
     canonical_labels,
@@ -123,6 +131,7 @@ class MemoryStore(Store):
         #: (service, environment, name, canonical labels) -> running total
         self.counter_values: dict[tuple[str, str, str, str], float] = {}
         self.dashboard_log: list[DashboardVersionRecord] = []
+        self.locks: dict[tuple[str, str], LockHolder] = {}
 
     def create_deployment(self, record: DeploymentRecord) -> None:
         if record.id in self.deployments:
@@ -175,6 +184,29 @@ class MemoryStore(Store):
         ]
         found.sort(key=lambda r: r.started_at, reverse=True)
         return found if limit is None else found[:limit]
+
+    def unfinished_deployments(self, service: str, environment: str) -> list[DeploymentRecord]:
+        found = [
+            r
+            for r in self.deployments.values()
+            if (r.service, r.environment) == (service, environment) and r.outcome is None
+        ]
+        return sorted(found, key=lambda r: (r.started_at, r.id))
+
+    @contextmanager
+    def rollout_lock(
+        self, service: str, environment: str, deployment_id: str, at: float
+    ) -> Iterator[LockHolder | None]:
+        holder = self.locks.get((service, environment))
+        if holder is not None:
+            raise RolloutLockedError(
+                f"{service}/{environment} is being rolled out by rollout {holder.deployment_id}"
+            )
+        self.locks[(service, environment)] = LockHolder(deployment_id, "this process", at)
+        try:
+            yield None
+        finally:
+            del self.locks[(service, environment)]
 
     def save_state(
         self, deployment_id: str, at: float, state: dict[str, Any], *, after: int | None = None

@@ -198,3 +198,52 @@ def test_kill_9_then_resume_leaves_traffic_where_the_record_says(
     )
     for r in results:
         print(f"  {json.dumps(r)}")
+
+
+def test_one_rollout_at_a_time_and_abort_always_works(tmp_path: Path) -> None:
+    """A second rollout exits 5 naming the first; a killed one still blocks until ended."""
+    with stack("local", faulty=False) as s:
+        config = write_config(tmp_path, s)
+        first = subprocess.Popen(
+            safeship(config, "rollout", "--version", "v2", "--deployment-id", "first"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=ENV,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while (
+                "holding"
+                not in subprocess.run(
+                    safeship(config, "rollout", "status"), capture_output=True, text=True, env=ENV
+                ).stdout
+            ):
+                assert time.monotonic() < deadline, "the first rollout never started holding"
+                time.sleep(0.1)
+            second = subprocess.run(
+                safeship(config, "rollout", "--version", "v3"),
+                capture_output=True, text=True, env=ENV, check=False,
+            )  # fmt: skip
+            assert second.returncode == 5, second.stdout + second.stderr
+            assert "checkout/production is being rolled out by rollout first" in second.stderr
+            assert f"pid {first.pid}" in second.stderr
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait(10)
+        # Its process is gone, but the rollout is unfinished: still one at a time.
+        third = subprocess.run(
+            safeship(config, "rollout", "--version", "v3"),
+            capture_output=True, text=True, env=ENV, check=False,
+        )  # fmt: skip
+        assert third.returncode == 5, third.stdout + third.stderr
+        assert "unfinished rollout first of v2" in third.stderr
+        aborted = subprocess.run(
+            safeship(config, "rollout", "abort", "first", "--json"),
+            capture_output=True, text=True, env=ENV, check=False,
+        )  # fmt: skip
+        assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+        assert json.loads(aborted.stdout)["outcome"] == "aborted"
+        assert answered_by(s.url) == Counter({"ok v1": 30})

@@ -20,7 +20,12 @@ from safeship.config import (
     SmokeTest,
     StoreSettings,
 )
-from safeship.errors import RollbackIncompleteError, RolloutStateError, RouterError
+from safeship.errors import (
+    RollbackIncompleteError,
+    RolloutLockedError,
+    RolloutStateError,
+    RouterError,
+)
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Outcome, Phase, Reason
 from safeship.routers.interface import Slot
@@ -328,6 +333,47 @@ def test_paused_rollout_can_be_promoted_by_hand(store: Store) -> None:
     assert world.router.weight == 100
     actions = [d.action for d in store.decisions(paused.deployment_id)]
     assert "promote" in actions
+
+
+def test_a_new_rollout_is_refused_while_another_is_unfinished(store: Store) -> None:
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    paused = world.controller.start("v2")
+    with pytest.raises(RolloutLockedError, match=f"unfinished rollout {paused.deployment_id}"):
+        world.new_controller().start("v3")
+    assert [r.version for r in store.list_deployments()] == ["v2"]
+    world.new_controller().abort(paused.deployment_id)
+    assert world.new_controller().start("v3").outcome is Outcome.PAUSED
+
+
+def test_a_new_rollout_is_refused_while_another_process_holds_the_lock(store: Store) -> None:
+    world = World(store, settings())
+    with (
+        store.rollout_lock("checkout", "production", "elsewhere", 0.0),
+        pytest.raises(RolloutLockedError, match="rollout elsewhere"),
+    ):
+        world.controller.start("v2")
+    assert store.list_deployments() == []
+    assert world.controller.start("v2").outcome is Outcome.PROMOTED
+
+
+def test_an_abort_from_another_process_wins_over_the_running_rollout(store: Store) -> None:
+    world = World(store, settings())
+    aborted = False
+
+    def abort_once_holding(event: RolloutEvent) -> None:
+        nonlocal aborted
+        if event.kind == "weight" and event.state.weight == 50 and not aborted:
+            aborted = True  # a person in another terminal: its own controller, same store
+            world.new_controller().abort(event.state.deployment_id, "stopped by a person")
+
+    world.controller.on_event = abort_once_holding
+    state = world.controller.start("v2")
+    assert state.outcome is Outcome.ABORTED
+    assert world.router.weight == 0
+    assert world.router.history[-1] == 0
+    assert 100 not in world.router.history
+    phases = [s["phase"] for _, s in store.state_history(state.deployment_id)]
+    assert phases[-1] == "aborted"
 
 
 def test_abort_sets_weight_zero_and_is_safe_to_repeat(store: Store) -> None:

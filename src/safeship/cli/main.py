@@ -24,7 +24,7 @@ from safeship.cli.rollout_cmd import rollout
 from safeship.cli.router_cmd import router
 from safeship.cli.rules_cmd import rules
 from safeship.cli.simulate_cmd import simulate_cmd
-from safeship.errors import ConfigError, SafeshipError, TransientError
+from safeship.errors import ConfigError, RolloutLockedError, SafeshipError, TransientError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TransientError as exc:
         click.echo(f"error: {exc}", err=True)
         return ExitCode.UNAVAILABLE
+    except RolloutLockedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return ExitCode.LOCKED
     except SafeshipError as exc:
         click.echo(f"error: {exc}", err=True)
         return ExitCode.FAILED

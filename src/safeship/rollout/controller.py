@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from safeship.config import (
 from safeship.errors import (
     ProviderError,
     RollbackIncompleteError,
+    RolloutLockedError,
     RolloutStateError,
     RouterError,
     StateConflictError,
@@ -114,10 +115,69 @@ class RolloutController:
         commit_sha: str | None = None,
         commit_time: float | None = None,
     ) -> RolloutState:
-        """Create a rollout of `version` and drive it until it ends or pauses."""
+        """Create a rollout of `version` and drive it until it ends or pauses.
+
+        Raises `RolloutLockedError` while another process rolls out the same
+        service to the same environment, or one of those rollouts is unfinished.
+        """
+        now = self.clock.now()
+        deployment_id = deployment_id or new_deployment_id(now)
+        with self._exclusive(deployment_id):
+            self._refuse_if_unfinished()
+            return self._start(version, deployment_id, commit_sha, commit_time)
+
+    def _refuse_if_unfinished(self) -> None:
+        service, environment = self.settings.service, self.settings.environment
+        for record in self.store.unfinished_deployments(service, environment):
+            stored = self.store.load_state(record.id)
+            where = f"{stored['phase']} at {stored['weight']}%" if stored else "not started"
+            raise RolloutLockedError(
+                f"{service}/{environment} has an unfinished rollout {record.id} of "
+                f"{record.version} ({where}); one rollout at a time: `safeship rollout resume`, "
+                f"`promote` or `abort {record.id}` first"
+            )
+
+    @contextlib.contextmanager
+    def _exclusive(self, deployment_id: str, *, paused: bool = False) -> Iterator[None]:
+        """Hold the service/environment's rollout lock for the block.
+
+        A paused rollout may be answered (resume, promote) while its own process
+        still holds the lock waiting for that answer: that process follows.
+        """
+        with contextlib.ExitStack() as stack:
+            try:
+                previous = stack.enter_context(
+                    self.store.rollout_lock(
+                        self.settings.service,
+                        self.settings.environment,
+                        deployment_id,
+                        self.clock.now(),
+                    )
+                )
+            except RolloutLockedError:
+                if not paused:
+                    raise
+                previous = None
+            if previous is not None:
+                log.warning(
+                    "took over the rollout lock of %s/%s from rollout %s by %s, which is gone",
+                    self.settings.service,
+                    self.settings.environment,
+                    previous.deployment_id,
+                    previous.holder,
+                )
+            yield
+
+    def _start(
+        self,
+        version: str,
+        deployment_id: str,
+        commit_sha: str | None,
+        commit_time: float | None,
+    ) -> RolloutState:
         now = self.clock.now()
         state = RolloutState.new(
-            deployment_id=deployment_id or new_deployment_id(now),
+            deployment_id=deployment_id,
             service=self.settings.service,
             environment=self.settings.environment,
             version=version,
@@ -153,6 +213,10 @@ class RolloutController:
     def resume(self, deployment_id: str) -> RolloutState:
         """Continue a paused or interrupted rollout from its last stored state."""
         state = self.load(deployment_id)
+        with self._exclusive(deployment_id, paused=state.phase is Phase.PAUSED):
+            return self._resume(self.load(deployment_id))
+
+    def _resume(self, state: RolloutState) -> RolloutState:
         now = self.clock.now()
         interrupted = state.phase in (Phase.PENDING, Phase.SHIFTING, Phase.HOLDING)
         if interrupted and self.strategy.limits.on_interrupted == "rollback":
@@ -178,6 +242,11 @@ class RolloutController:
     def promote(self, deployment_id: str) -> RolloutState:
         """A person promotes a paused (or holding) rollout, skipping the remaining steps."""
         state = self.load(deployment_id)
+        with self._exclusive(deployment_id, paused=state.phase is Phase.PAUSED):
+            return self._promote(self.load(deployment_id))
+
+    def _promote(self, state: RolloutState) -> RolloutState:
+        deployment_id = state.deployment_id
         if state.phase not in (Phase.HOLDING, Phase.PAUSED, Phase.PENDING):
             raise RolloutStateError(
                 f"rollout {deployment_id} is {state.phase.value}: only a pending, holding or "

@@ -13,8 +13,18 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds (or held) the rollout lock of a service and environment."""
+
+    deployment_id: str
+    holder: str  # host and process id
+    acquired_at: float
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,21 @@ class Store(ABC):
         limit: int | None = None,
     ) -> list[DeploymentRecord]:
         """Deployments, newest first, filtered by the given fields."""
+
+    @abstractmethod
+    def unfinished_deployments(self, service: str, environment: str) -> list[DeploymentRecord]:
+        """Deployments of a service to an environment that have no outcome yet, oldest first."""
+
+    @abstractmethod
+    def rollout_lock(
+        self, service: str, environment: str, deployment_id: str, at: float
+    ) -> AbstractContextManager[LockHolder | None]:
+        """Hold the one rollout lock of `service` in `environment` for the `with` block.
+
+        Never waits: another live holder raises `RolloutLockedError` naming it. The
+        lock dies with its holder (however it died); the block then gets the dead
+        holder's record, to say whose rollout it takes over, else None.
+        """
 
     @abstractmethod
     def save_state(

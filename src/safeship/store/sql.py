@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,13 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from safeship.errors import ConfigError, StateConflictError, StoreError, StoreUnavailableError
+from safeship.errors import (
+    ConfigError,
+    RolloutLockedError,
+    StateConflictError,
+    StoreError,
+    StoreUnavailableError,
+)
 from safeship.store import migrations
 from safeship.store.interface import (
     CounterIncrement,
@@ -73,9 +80,18 @@ from safeship.store.interface import (
     DashboardVersionRecord,
     DecisionRecord,
     DeploymentRecord,
+    LockHolder,
     SmokeTestRecord,
     Store,
     canonical_labels,
+)
+from safeship.store.locks import (
+    AdvisoryMutex,
+    FileMutex,
+    Mutex,
+    ThreadMutex,
+    lock_file,
+    this_process,
 )
 
 metadata = MetaData()
@@ -181,6 +197,18 @@ dashboard_versions = Table(
     Column("at", Float(), nullable=False),
     Column("action", String(), nullable=False),
     Index("ix_dashboard_versions_deployment_id", "deployment_id"),
+)
+
+# Who holds the one rollout of a service and environment (see safeship.store.locks).
+rollout_locks = Table(
+    "rollout_locks",
+    metadata,
+    Column("service", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("deployment_id", String(), nullable=False),
+    Column("holder", String(), nullable=False),
+    Column("acquired_at", Float(), nullable=False),
+    PrimaryKeyConstraint("service", "environment", name="pk_rollout_locks"),
 )
 
 # Columns named after the record fields, so rows map straight onto the dataclasses.
@@ -359,6 +387,80 @@ class SqlStore(Store):
         query = select(*_DEPLOYMENT_COLUMNS).where(deployments.c.id == deployment_id)
         rows = self._rows(f"reading deployment {deployment_id!r}", query)
         return DeploymentRecord(**rows[0]._mapping) if rows else None
+
+    def unfinished_deployments(self, service: str, environment: str) -> list[DeploymentRecord]:
+        query = (
+            select(*_DEPLOYMENT_COLUMNS)
+            .where(
+                deployments.c.service == service,
+                deployments.c.environment == environment,
+                deployments.c.outcome.is_(None),
+            )
+            .order_by(deployments.c.started_at, deployments.c.id)
+        )
+        rows = self._rows(f"listing unfinished deployments of {service}/{environment}", query)
+        return [DeploymentRecord(**row._mapping) for row in rows]
+
+    @contextmanager
+    def rollout_lock(
+        self, service: str, environment: str, deployment_id: str, at: float
+    ) -> Iterator[LockHolder | None]:
+        key = f"{service}/{environment}"
+        mutex = self._mutex(key)
+        with self._guard(f"taking the rollout lock of {key}"):
+            acquired = mutex.try_acquire()
+        if not acquired:
+            holder = self._lock_holder(service, environment)
+            who = (
+                f"rollout {holder.deployment_id} by {holder.holder} "
+                f"since {_utc(holder.acquired_at)}"
+                if holder is not None
+                else "another process"
+            )
+            raise RolloutLockedError(
+                f"{key} is being rolled out by {who}; one rollout per service and environment "
+                "runs at a time: wait for it, or `safeship rollout abort "
+                f"{holder.deployment_id if holder else 'ID'}` to stop it"
+            )
+        try:
+            previous = self._lock_holder(service, environment)
+            row = {"deployment_id": deployment_id, "holder": this_process(), "acquired_at": at}
+            with self._guard(f"recording the rollout lock of {key}"), self._engine.begin() as conn:
+                conn.execute(
+                    rollout_locks.delete().where(
+                        rollout_locks.c.service == service,
+                        rollout_locks.c.environment == environment,
+                    )
+                )
+                conn.execute(
+                    insert(rollout_locks).values(service=service, environment=environment, **row)
+                )
+            yield previous
+            with self._guard(f"releasing the rollout lock of {key}"), self._engine.begin() as conn:
+                conn.execute(
+                    rollout_locks.delete().where(
+                        rollout_locks.c.service == service,
+                        rollout_locks.c.environment == environment,
+                        rollout_locks.c.deployment_id == deployment_id,
+                    )
+                )
+        finally:
+            mutex.release()
+
+    def _mutex(self, key: str) -> Mutex:
+        if self._postgresql:
+            return AdvisoryMutex(self._engine, key)
+        database = self._engine.url.database
+        if self._sqlite and database not in (None, "", ":memory:"):
+            return FileMutex(lock_file(Path(database), key))
+        return ThreadMutex(f"{self.url} {key}")
+
+    def _lock_holder(self, service: str, environment: str) -> LockHolder | None:
+        query = select(
+            rollout_locks.c.deployment_id, rollout_locks.c.holder, rollout_locks.c.acquired_at
+        ).where(rollout_locks.c.service == service, rollout_locks.c.environment == environment)
+        rows = self._rows(f"reading the rollout lock of {service}/{environment}", query)
+        return LockHolder(**rows[0]._mapping) if rows else None
 
     def list_deployments(
         self,
@@ -566,6 +668,10 @@ class SqlStore(Store):
             raise StoreError(
                 f"history store {self.url}: {what} failed: payload is not JSON ({exc})"
             ) from exc
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _next_seq(table: Table, deployment_id: str) -> ScalarSelect[Any]:
