@@ -86,6 +86,7 @@ def test_migrations_build_the_same_schema_on_postgresql_as_on_sqlite(
         "dashboard_versions",
         "decisions",
         "deployments",
+        "rollout_locks",
         "rollout_states",
         "smoke_tests",
     }
