@@ -65,12 +65,12 @@ def run_rollout(
     client = GrafanaClient.from_settings(grafana_settings, environ={"GRAFANA_TOKEN": grafana.token})
     assert client is not None
     store = MemoryStore()
-    push(grafana_settings, client, store, deployment_id="d0", commit=None)
+    push(grafana_settings, client, store, service="checkout", deployment_id="d0", commit=None)
     # The change being deployed also edits the dashboard.
     data = json.loads(dashboards.read_text())
     data["title"] = "Deployment overview (new)"
     dashboards.write_text(json.dumps(data))
-    push(grafana_settings, client, store, deployment_id="d1", commit="abc")
+    push(grafana_settings, client, store, service="checkout", deployment_id="d1", commit="abc")
     follower = DashboardFollower(client, grafana_settings, store)
 
     def on_event(event: RolloutEvent) -> None:

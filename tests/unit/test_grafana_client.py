@@ -295,21 +295,45 @@ def test_push_records_versions_skips_unchanged_and_rolls_back(
     settings = GrafanaSettings(folder_uid="safeship")
     store = MemoryStore()
     with client_for(grafana.url) as client:
-        first = push(settings, client, store, deployment_id="D1", commit="abc", base=tmp_path)
+        first = push(
+            settings,
+            client,
+            store,
+            service="checkout",
+            deployment_id="D1",
+            commit="abc",
+            base=tmp_path,
+        )
         assert sorted(r.status for r in first) == ["created", "created", "created", "invalid"]
         (bad,) = [r for r in first if not r.ok]
         assert "bad.json:4:1: not valid JSON" in bad.detail
-        again = push(settings, client, store, deployment_id="D2", commit=None, base=tmp_path)
+        again = push(
+            settings,
+            client,
+            store,
+            service="checkout",
+            deployment_id="D2",
+            commit=None,
+            base=tmp_path,
+        )
         assert sorted(r.status for r in again if r.ok) == ["unchanged"] * 3
         assert store.dashboard_versions("D2") == []
         (tmp_path / "dashboards" / "a.json").write_text(json.dumps(board("a", description="new")))
-        third = push(settings, client, store, deployment_id="D3", commit="def", base=tmp_path)
+        third = push(
+            settings,
+            client,
+            store,
+            service="checkout",
+            deployment_id="D3",
+            commit="def",
+            base=tmp_path,
+        )
         assert next((r.uid, r.version_before, r.version_after) for r in third if r.ok) == (
             "a",
             1,
             2,
         )
-        undone = rollback(client, store, deployment_id="D3")
+        undone = rollback(client, store, service="checkout", deployment_id="D3")
     assert [(r.status, r.uid, r.version_after) for r in undone] == [("restored", "a", 3)]
     assert "description" not in grafana.version_data("a", 3)
     assert (
@@ -317,6 +341,42 @@ def test_push_records_versions_skips_unchanged_and_rolls_back(
     )
     assert [r.uid for r in store.dashboard_versions("D1")] == ["a", "b", "c"]
     assert [r.action for r in store.dashboard_versions("D3")] == ["push", "rollback"]
+    # Every update attempt counted for the report's "Grafana update success": 3 created,
+    # nothing for the unchanged, 1 updated, 1 restored; bad.json failed in each push.
+    updates = {
+        (c.labels["action"], c.labels["result"]): c.value
+        for c in store.counters(service="checkout")
+        if c.name == "grafana_update_total"
+    }
+    assert updates == {
+        ("push", "success"): 4.0,
+        ("push", "failed"): 3.0,
+        ("rollback", "success"): 1.0,
+    }
+
+
+def test_grafana_down_counts_every_dashboard_as_a_failed_update(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    write_boards(tmp_path / "dashboards")
+    store = MemoryStore()
+    grafana.health_status = 503
+    with client_for(grafana.url) as client, pytest.raises(GrafanaUnavailableError):
+        push(
+            GrafanaSettings(),
+            client,
+            store,
+            service="checkout",
+            deployment_id="D1",
+            commit=None,
+            base=tmp_path,
+        )
+    [counter] = store.counters(service="checkout")
+    assert (counter.name, counter.labels, counter.value) == (
+        "grafana_update_total",
+        {"action": "push", "result": "failed"},
+        3.0,
+    )
 
 
 def test_rolling_back_a_deployment_that_created_dashboards_leaves_them(
@@ -325,9 +385,17 @@ def test_rolling_back_a_deployment_that_created_dashboards_leaves_them(
     write_boards(tmp_path / "dashboards")
     store = MemoryStore()
     with client_for(grafana.url) as client:
-        push(GrafanaSettings(), client, store, deployment_id="D1", commit=None, base=tmp_path)
-        results = rollback(client, store, deployment_id="D1")
-        manual = rollback(client, store, uid="a", to_version=1)
+        push(
+            GrafanaSettings(),
+            client,
+            store,
+            service="checkout",
+            deployment_id="D1",
+            commit=None,
+            base=tmp_path,
+        )
+        results = rollback(client, store, service="checkout", deployment_id="D1")
+        manual = rollback(client, store, service="checkout", uid="a", to_version=1)
     assert {r.status for r in results} == {"skipped"}
     assert [(r.status, r.version_after) for r in manual] == [("restored", 2)]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from safeship.metrics.names import PROMETHEUS_QUERY_TOTAL
+from safeship.metrics.names import GRAFANA_UPDATE_TOTAL, PROMETHEUS_QUERY_TOTAL
 from safeship.report.build import Report, report_from_url
 from safeship.report.outcomes import TARGETS, Outcome, Status
 from safeship.report.period import DAY, Period
@@ -32,6 +32,7 @@ def _fill(
     *,
     smoke: tuple[int, int] = (0, 0),
     queries: dict[str, float] | None = None,
+    updates: dict[str, float] | None = None,
     deployments: list[tuple[str, str | None, int]] | None = None,
 ) -> None:
     store = open_store(url)
@@ -66,6 +67,12 @@ def _fill(
                 )
                 for r, v in (queries or {}).items()
             ]
+            + [
+                CounterIncrement(
+                    "api", "", GRAFANA_UPDATE_TOTAL, {"action": "push", "result": r}, v
+                )
+                for r, v in (updates or {}).items()
+            ]
         )
     finally:
         store.close()
@@ -99,11 +106,17 @@ def test_prometheus_query_success_rate_comes_from_the_query_counters(url: str) -
     assert _report(url)["prometheus_query_success_rate"].status is Status.PASS
 
 
-def test_grafana_updates_are_not_recorded_so_they_have_no_data(url: str) -> None:
+def test_grafana_update_success_comes_from_the_update_counters_and_must_be_100(
+    url: str,
+) -> None:
     _fill(url, deployments=[("promoted", None, 100)])
+    assert _report(url)["grafana_update_success_rate"].status is Status.NO_DATA
+    _fill(url, updates={"success": 19.0, "failed": 1.0})
     grafana = _report(url)["grafana_update_success_rate"]
-    assert grafana.status is Status.NO_DATA
-    assert "not recorded" in grafana.note
+    assert (grafana.numerator, grafana.denominator) == (19.0, 20.0)
+    assert grafana.status is Status.FAIL
+    _fill(url, updates={"success": 1.0})
+    assert _report(url)["grafana_update_success_rate"].status is Status.FAIL  # 20/21
 
 
 def test_canary_rollback_rate_counts_only_rollbacks_by_analysis(url: str) -> None:

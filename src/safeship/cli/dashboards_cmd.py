@@ -106,7 +106,14 @@ def push_cmd(
     store = open_store(cfg.store.url)
     try:
         with client:
-            results = push(cfg.grafana, client, store, deployment_id=deployment_id, commit=commit)
+            results = push(
+                cfg.grafana,
+                client,
+                store,
+                service=cfg.service,
+                deployment_id=deployment_id,
+                commit=commit,
+            )
             code = _report(results, client.redact)
             if not results:
                 click.echo(
@@ -184,7 +191,12 @@ def rollback_cmd(
     try:
         with client:
             results = rollback(
-                client, store, deployment_id=deployment_id, uid=uid, to_version=to_version
+                client,
+                store,
+                service=cfg.service,
+                deployment_id=deployment_id,
+                uid=uid,
+                to_version=to_version,
             )
             if not results:
                 click.echo(f"no dashboard versions recorded for deployment {deployment_id}")

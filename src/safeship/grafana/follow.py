@@ -53,7 +53,12 @@ class DashboardFollower:
         failed = outcome in (Outcome.ROLLED_BACK, Outcome.ABORTED, Outcome.FAILED)
         if failed and self.settings.rollback_on_failure:
             try:
-                results = rollback(self.client, self.store, deployment_id=state.deployment_id)
+                results = rollback(
+                    self.client,
+                    self.store,
+                    service=state.service,
+                    deployment_id=state.deployment_id,
+                )
             except SafeshipError as exc:
                 warnings.append(f"dashboards not rolled back: {exc}")
             else:

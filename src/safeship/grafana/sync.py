@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from safeship.config import GrafanaSettings
-from safeship.grafana.client import GrafanaClient, GrafanaError
-from safeship.store.interface import DashboardVersionRecord, Store
+from safeship.grafana.client import GrafanaClient, GrafanaError, GrafanaUnavailableError
+from safeship.metrics.names import GRAFANA_UPDATE_TOTAL
+from safeship.store.interface import CounterIncrement, DashboardVersionRecord, Store
 
 # Fields Grafana sets itself: a dashboard is unchanged if everything else is equal.
 _VOLATILE = ("id", "version")
@@ -139,6 +140,7 @@ def push(
     client: GrafanaClient,
     store: Store,
     *,
+    service: str,
     deployment_id: str,
     commit: str | None,
     base: Path | None = None,
@@ -151,7 +153,11 @@ def push(
     """
     paths = dashboard_files(settings.dashboards, base or Path.cwd())
     loaded, results = load_dashboards(paths)
-    client.health()
+    try:
+        client.health()
+    except (GrafanaError, GrafanaUnavailableError):
+        count_updates(store, service, "push", ["failed"] * len(paths))
+        raise
     message = push_message(deployment_id, commit)
     for item in loaded:
         dashboard = item.dashboard
@@ -179,6 +185,7 @@ def push(
         )
         status = "created" if before is None else "updated"
         results.append(DashboardResult(item.source, status, uid, title, before, saved.version))
+    count_updates(store, service, "push", [r.status for r in results])
     return results
 
 
@@ -186,6 +193,7 @@ def rollback(
     client: GrafanaClient,
     store: Store,
     *,
+    service: str,
     deployment_id: str | None = None,
     uid: str | None = None,
     to_version: int | None = None,
@@ -204,7 +212,11 @@ def rollback(
         targets = [(uid, to_version, f"manual:{uid}")]
     else:
         raise ValueError("give deployment_id, or uid and to_version")
-    client.health()
+    try:
+        client.health()
+    except (GrafanaError, GrafanaUnavailableError):
+        count_updates(store, service, "rollback", ["failed"] * len(targets))
+        raise
     results: list[DashboardResult] = []
     for target_uid, version, recorded_under in targets:
         source = f"dashboard {target_uid}"
@@ -228,7 +240,29 @@ def rollback(
         results.append(
             DashboardResult(source, "restored", target_uid, None, before, restored, detail)
         )
+    count_updates(store, service, "rollback", [r.status for r in results])
     return results
+
+
+def count_updates(store: Store, service: str, action: str, statuses: list[str]) -> None:
+    """Add each dashboard's update to `grafana_update_total{action,result}` in the store.
+
+    A dashboard left alone (unchanged, nothing to restore) was not an update attempt;
+    one refused, invalid or not reached because Grafana was down is a failed one.
+    """
+    tally = {"success": 0, "failed": 0}
+    for status in statuses:
+        if status in ("created", "updated", "restored"):
+            tally["success"] += 1
+        elif status in ("failed", "invalid"):
+            tally["failed"] += 1
+    increments = [
+        CounterIncrement(service, "", GRAFANA_UPDATE_TOTAL, {"action": action, "result": r}, n)
+        for r, n in tally.items()
+        if n
+    ]
+    if increments:
+        store.add_to_counters(increments)
 
 
 def _opt_int(value: object) -> int | None:

@@ -36,6 +36,8 @@ from safeship.metrics.names import (
     DEPLOYMENT_ROLLBACK_TOTAL,
     DEPLOYMENT_STATUSES,
     DEPLOYMENT_TOTAL,
+    GRAFANA_UPDATE_RESULTS,
+    GRAFANA_UPDATE_TOTAL,
     OUTCOME_STATUS,
     PROMETHEUS_QUERY_DURATION_BUCKETS,
     PROMETHEUS_QUERY_DURATION_SECONDS,
@@ -154,6 +156,13 @@ class _Families:
             labels=("service", "workflow"),
         )
     )
+    grafana_updates: CounterMetricFamily = field(
+        default_factory=lambda: CounterMetricFamily(
+            GRAFANA_UPDATE_TOTAL,
+            "Dashboard pushes and restores in Grafana, by result (cumulative, from the store).",
+            labels=("service", "action", "result"),
+        )
+    )
     analysis_total: CounterMetricFamily = field(
         default_factory=lambda: CounterMetricFamily(
             CANARY_ANALYSIS_TOTAL,
@@ -174,6 +183,7 @@ class _Families:
             self.started,
             self.query_total,
             self.query_duration,
+            self.grafana_updates,
             self.analysis_total,
         )
 
@@ -188,6 +198,7 @@ class _Families:
         durations: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         duration_sums: dict[tuple[str, str], float] = defaultdict(float)
         analyses: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+        updates: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         for record in records:
             labels = record.labels
             workflow = labels.get("workflow", "")
@@ -197,6 +208,8 @@ class _Families:
                 durations[(record.service, workflow)][labels["le"]] = record.value
             elif record.name == QUERY_DURATION_SUM:
                 duration_sums[(record.service, workflow)] += record.value
+            elif record.name == GRAFANA_UPDATE_TOTAL and "result" in labels:
+                updates[(record.service, labels.get("action", ""))][labels["result"]] = record.value
             elif record.name == CANARY_ANALYSIS_TOTAL and "result" in labels:
                 check = (record.service, record.environment, labels.get("check", ""))
                 analyses[check][labels["result"]] = record.value
@@ -209,6 +222,10 @@ class _Families:
             bounds = [*(_le(b) for b in PROMETHEUS_QUERY_DURATION_BUCKETS), "+Inf"]
             buckets = [(le, observed.get(le, 0.0)) for le in bounds]
             self.query_duration.add_metric(list(key), buckets, duration_sums.get(key, 0.0))
+        for update_key in sorted(updates):
+            counts = {**dict.fromkeys(GRAFANA_UPDATE_RESULTS, 0.0), **updates[update_key]}
+            for result, value in counts.items():
+                self.grafana_updates.add_metric([*update_key, result], value)
         for check_key in sorted(analyses):
             counts = {**dict.fromkeys(ANALYSIS_RESULTS, 0.0), **analyses[check_key]}
             for result, value in counts.items():

@@ -18,6 +18,7 @@ CANARY_TRAFFIC_PERCENTAGE = "canary_traffic_percentage"
 SMOKE_TEST_TOTAL = "smoke_test_total"
 SMOKE_TEST_DURATION_SECONDS = "smoke_test_duration_seconds"
 PROMETHEUS_QUERY_TOTAL = "prometheus_query_total"
+GRAFANA_UPDATE_TOTAL = "grafana_update_total"
 PROMETHEUS_QUERY_DURATION_SECONDS = "prometheus_query_duration_seconds"
 CANARY_ANALYSIS_TOTAL = "canary_analysis_total"
 ROLLOUT_IN_PROGRESS = "rollout_in_progress"
@@ -46,9 +47,12 @@ ROLLBACK_REASONS: tuple[str, ...] = (
     "router_error",
     "hook_failed",
     "manual",
+    "interrupted",
 )
 SMOKE_TEST_RESULTS: tuple[str, ...] = ("passed", "failed")
 PROMETHEUS_QUERY_RESULTS: tuple[str, ...] = ("success", "failed", "timeout")
+#: Dashboard pushes and restores, one per dashboard: the plan's "Grafana update success".
+GRAFANA_UPDATE_RESULTS: tuple[str, ...] = ("success", "failed")
 ANALYSIS_RESULTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "error")
 
 _SECONDS_PER_HOUR = 3600.0

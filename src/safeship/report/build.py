@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from safeship.errors import StoreError
+from safeship.metrics.names import GRAFANA_UPDATE_TOTAL, PROMETHEUS_QUERY_TOTAL
 from safeship.redact import redact_url
 from safeship.report import dora, queries
 from safeship.report.outcomes import (
@@ -196,7 +197,8 @@ def build_report(conn: Connection, scope: Scope, now: float) -> Report:
     leads = queries.lead_times(conn, scope)
     episodes = queries.restore_episodes(conn, scope)
     smoke_passed, smoke_run = queries.smoke_test_totals(conn, scope)
-    query_results = queries.prometheus_query_results(conn, scope.service)
+    query_results = queries.counter_results(conn, PROMETHEUS_QUERY_TOTAL, scope.service)
+    update_results = queries.counter_results(conn, GRAFANA_UPDATE_TOTAL, scope.service)
     days = scope.period.days
 
     def keys(
@@ -233,7 +235,12 @@ def build_report(conn: Connection, scope: Scope, now: float) -> Report:
             sum(query_results.values()),
             "all-time counters: they carry no timestamps, so the period does not apply",
         ),
-        Outcome(GRAFANA_UPDATES, 0, 0, "not recorded: safeship keeps no count of attempts"),
+        Outcome(
+            GRAFANA_UPDATES,
+            update_results.get("success", 0.0),
+            sum(update_results.values()),
+            "all-time counters of dashboard pushes and restores",
+        ),
         Outcome(
             CANARY_ROLLBACK,
             prod_counts.canary_rollbacks_by_analysis,

@@ -28,7 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from safeship.metrics.names import PROMETHEUS_QUERY_TOTAL
 from safeship.report.period import DAY, Period
 from safeship.rollout.machine import Reason
 from safeship.store.sql import counters, decisions, deployments, rollout_states, smoke_tests
@@ -285,18 +284,15 @@ def smoke_test_totals(conn: Connection, scope: Scope) -> tuple[int, int]:
     return int(passed), int(run)
 
 
-def prometheus_query_results(conn: Connection, service: str | None) -> dict[str, float]:
-    """All-time Prometheus queries by `result` label (success | failed | timeout).
+def counter_results(conn: Connection, name: str, service: str | None) -> dict[str, float]:
+    """All-time totals of counter `name` by its `result` label, e.g. Prometheus queries
+    (success | failed | timeout) or Grafana updates (success | failed).
 
-    The counters table keeps running totals without timestamps, so this figure cannot
-    be limited to the period (nor to an environment: query counters carry none).
+    The counters table keeps running totals without timestamps, so these figures cannot
+    be limited to the period (nor to an environment: these counters carry none).
     """
     c = counters.c
-    query = (
-        select(c.labels, func.sum(c.value))
-        .where(c.name == PROMETHEUS_QUERY_TOTAL)
-        .group_by(c.labels)
-    )
+    query = select(c.labels, func.sum(c.value)).where(c.name == name).group_by(c.labels)
     if service is not None:
         query = query.where(c.service == service)
     totals: dict[str, float] = {}
