@@ -15,6 +15,7 @@ from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
 from safeship.config import Config, parse_steps, secret_values
+from safeship.errors import StoreError, StoreUnavailableError
 from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
@@ -126,7 +127,11 @@ def rollout(
 
 @contextmanager
 def _store(url: str) -> Iterator[Store]:
-    store = open_store(url)
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        # Before anything changed (exit 3), like a database that does not answer.
+        raise StoreUnavailableError(f"{exc}; nothing changed") from exc
     try:
         yield store
     finally:

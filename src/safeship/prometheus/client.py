@@ -27,7 +27,7 @@ from safeship.errors import ConfigError, PermanentError, ProviderError
 from safeship.http import RETRY_STATUSES, RetryPolicy, make_client, retry_after_seconds
 from safeship.http import with_retries as _with_retries
 from safeship.metrics import DeploymentMetrics
-from safeship.redact import redact_url
+from safeship.redact import redact_text, redact_url
 
 
 class PrometheusError(ProviderError):
@@ -130,10 +130,14 @@ class PrometheusClient:
         self._timeout = settings.timeout
         headers = {"Accept": "application/json"}
         auth = None
+        # What Prometheus (or a proxy before it) answers may quote the credentials it got.
+        self._secrets: list[str] = [p for p in (httpx.URL(settings.url).password,) if p]
         if settings.bearer_token is not None:
-            headers["Authorization"] = f"Bearer {settings.bearer_token.reveal(environ)}"
+            self._secrets.append(settings.bearer_token.reveal(environ))
+            headers["Authorization"] = f"Bearer {self._secrets[-1]}"
         if settings.basic_auth is not None:
-            auth = (settings.basic_auth.username, settings.basic_auth.password.reveal(environ))
+            self._secrets.append(settings.basic_auth.password.reveal(environ))
+            auth = (settings.basic_auth.username, self._secrets[-1])
         self._client = make_client(
             settings.url,
             timeout=settings.timeout,
@@ -170,7 +174,7 @@ class PrometheusClient:
 
     def query(self, expr: str, at: float | None = None) -> QueryResult:
         """An instant query at `at` (default: now), instrumented and retried."""
-        params: dict[str, str] = {"query": expr, "timeout": f"{self._timeout:g}s"}
+        params: dict[str, str] = {"query": expr, "timeout": promql_duration(self._timeout)}
         if at is not None:
             params["time"] = f"{at:.3f}"
         data = self._instrumented(lambda: self._api("POST", "/api/v1/query", params))
@@ -185,7 +189,7 @@ class PrometheusClient:
             "start": f"{start:.3f}",
             "end": f"{end:.3f}",
             "step": f"{step:g}",
-            "timeout": f"{self._timeout:g}s",
+            "timeout": promql_duration(self._timeout),
         }
         data = self._instrumented(lambda: self._api("POST", "/api/v1/query_range", params))
         try:
@@ -277,6 +281,10 @@ class PrometheusClient:
             )
         return response
 
+    def _shown(self, text: str) -> str:
+        """Text from the server, fit to show: without the credentials, URL passwords masked."""
+        return redact_text(text, self._secrets)
+
     def _decode(self, response: httpx.Response, query: str) -> Any:
         where = f"{redact_url(self.url)}{response.request.url.path}"
         try:
@@ -289,17 +297,17 @@ class PrometheusClient:
             raise PrometheusError(
                 "http",
                 f"Prometheus {where}: HTTP {response.status_code} with a body that is not "
-                f"JSON: {response.text[:120]!r}",
+                f"JSON: {self._shown(response.text[:120])!r}",
                 status=response.status_code,
             ) from None
         if not isinstance(body, dict) or "status" not in body:
             raise PrometheusError(
-                "http", f"Prometheus {where}: unexpected answer {str(body)[:120]!r}"
+                "http", f"Prometheus {where}: unexpected answer {self._shown(str(body)[:120])!r}"
             )
         if body["status"] == "success" and response.status_code == 200:
             return body.get("data")
-        error_type = str(body.get("errorType", "unknown"))
-        message = str(body.get("error", ""))
+        error_type = self._shown(str(body.get("errorType", "unknown")))
+        message = self._shown(str(body.get("error", "")))
         if error_type in ("bad_data", "execution"):
             raise PromQLError(error_type, message, query)
         if error_type == "timeout":
@@ -315,6 +323,14 @@ class PrometheusClient:
             status=response.status_code,
             retry_after=retry_after_seconds(response),
         )
+
+
+def promql_duration(seconds: float) -> str:
+    """`seconds` as a duration Prometheus parses: it takes no fractions ("0.5s" is a
+    bad_data error on every query), so whole seconds, else whole milliseconds."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def _is_api_error(response: httpx.Response) -> bool:

@@ -36,6 +36,7 @@ from safeship.errors import (
     RouterError,
     StateConflictError,
     StoreError,
+    StoreUnavailableError,
 )
 from safeship.http import RetryPolicy, with_retries
 from safeship.ids import new_deployment_id
@@ -54,6 +55,10 @@ from safeship.routers.interface import Router
 from safeship.store.interface import DecisionRecord, DeploymentRecord, Store
 
 log = logging.getLogger("safeship.rollout")
+
+
+class StoppedWithoutRecordError(StoreError):
+    """The history store failed mid-rollout: it stopped where its last record says."""
 
 
 class SmokeTestFailed(Exception):
@@ -122,9 +127,18 @@ class RolloutController:
         """
         now = self.clock.now()
         deployment_id = deployment_id or new_deployment_id(now)
-        with self._exclusive(deployment_id):
-            self._refuse_if_unfinished()
-            return self._start(version, deployment_id, commit_sha, commit_time)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(self._exclusive(deployment_id))
+                self._refuse_if_unfinished()
+                state = self._begin(version, deployment_id, commit_sha, commit_time)
+            except StoreError as exc:
+                # Nothing has moved yet: the history store is infrastructure that is not
+                # there, like a router that does not answer before the rollout (exit 3).
+                raise StoreUnavailableError(
+                    f"{exc}; rollout {deployment_id} not started: no traffic moved"
+                ) from exc
+            return self._drive(state)
 
     def _refuse_if_unfinished(self) -> None:
         service, environment = self.settings.service, self.settings.environment
@@ -168,13 +182,14 @@ class RolloutController:
                 )
             yield
 
-    def _start(
+    def _begin(
         self,
         version: str,
         deployment_id: str,
         commit_sha: str | None,
         commit_time: float | None,
     ) -> RolloutState:
+        """Record the new rollout; no traffic moves until `_drive`."""
         now = self.clock.now()
         state = RolloutState.new(
             deployment_id=deployment_id,
@@ -208,7 +223,7 @@ class RolloutController:
         )
         self._save(state)
         self._emit("started", state, f"rolling out {version} as {state.deployment_id}")
-        return self._drive(state)
+        return state
 
     def resume(self, deployment_id: str) -> RolloutState:
         """Continue a paused or interrupted rollout from its last stored state."""
@@ -296,6 +311,19 @@ class RolloutController:
                 state = self._wait_while_paused(state)
         except StateConflictError:
             return self._superseded(state.deployment_id)
+        except StoreError as exc:
+            if isinstance(exc, StoppedWithoutRecordError):
+                raise  # from a nested _drive: already says so
+            # No decision is taken, and no traffic moved, without its record: stop here,
+            # like an interrupted process, and say where things stand and how to go on.
+            raise StoppedWithoutRecordError(
+                f"rollout {state.deployment_id} stopped: {exc}; nothing more is decided "
+                f"without a record. Last recorded: {state.phase.value} at {state.weight}%; "
+                "the router keeps the weight it has. Once the store answers, run "
+                f"`safeship rollout resume {state.deployment_id}` (limits.on_interrupted: "
+                f"hold the step again or roll back) or `safeship rollout abort "
+                f"{state.deployment_id}`"
+            ) from exc
         return state
 
     def _superseded(self, deployment_id: str) -> RolloutState:

@@ -22,6 +22,7 @@ from typing import IO, ClassVar
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 # Any fixed number: the first key of every safeship rollout advisory lock on PostgreSQL.
 _ADVISORY_CLASS = 0x5AFE_10C
@@ -103,6 +104,11 @@ class AdvisoryMutex(Mutex):
             try:
                 self._conn.execute(select(func.pg_advisory_unlock(_ADVISORY_CLASS, self._key)))
                 self._conn.commit()
+            except DBAPIError:
+                # The session is gone (the server stopped or dropped it), and with it the
+                # lock: nothing is left to release, and the error that ended the rollout
+                # is the one to report, not this one.
+                pass
             finally:
                 self._conn.close()
                 self._conn = None
