@@ -30,7 +30,7 @@ from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Outcome, Phase, Reason
 from safeship.routers.interface import Slot
 from safeship.store import open_store
-from safeship.store.interface import Store
+from safeship.store.interface import DeploymentRecord, Store
 from safeship.testing import FakeRouter, SyntheticProvider, Traffic
 
 HOUR = 3600.0
@@ -343,6 +343,21 @@ def test_a_new_rollout_is_refused_while_another_is_unfinished(store: Store) -> N
     assert [r.version for r in store.list_deployments()] == ["v2"]
     world.new_controller().abort(paused.deployment_id)
     assert world.new_controller().start("v3").outcome is Outcome.PAUSED
+
+
+def test_a_rollout_that_died_before_its_first_state_does_not_block_the_next(
+    store: Store,
+) -> None:
+    store.create_deployment(
+        DeploymentRecord(
+            id="ghost", service="checkout", environment="production", version="v1", started_at=0
+        )
+    )
+    state = World(store, settings()).controller.start("v2")
+    assert state.outcome is Outcome.PROMOTED
+    ghost = store.get_deployment("ghost")
+    assert ghost is not None
+    assert ghost.outcome == "failed"
 
 
 def test_a_new_rollout_is_refused_while_another_process_holds_the_lock(store: Store) -> None:

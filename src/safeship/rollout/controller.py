@@ -46,6 +46,7 @@ from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_t
 from safeship.rollout.machine import (
     Decision,
     DecisionAction,
+    Outcome,
     Phase,
     Reason,
     RolloutState,
@@ -144,11 +145,18 @@ class RolloutController:
         service, environment = self.settings.service, self.settings.environment
         for record in self.store.unfinished_deployments(service, environment):
             stored = self.store.load_state(record.id)
-            where = f"{stored['phase']} at {stored['weight']}%" if stored else "not started"
+            if stored is None:
+                # Its process died between the deployment row and its first state (under
+                # the lock this one now holds): no traffic can have moved. Close it.
+                self.store.update_deployment(
+                    record.id, outcome=Outcome.FAILED.value, finished_at=self.clock.now()
+                )
+                log.warning("rollout %s never started (no state recorded): failed", record.id)
+                continue
             raise RolloutLockedError(
                 f"{service}/{environment} has an unfinished rollout {record.id} of "
-                f"{record.version} ({where}); one rollout at a time: `safeship rollout resume`, "
-                f"`promote` or `abort {record.id}` first"
+                f"{record.version} ({stored['phase']} at {stored['weight']}%); one rollout at "
+                f"a time: `safeship rollout resume`, `promote` or `abort {record.id}` first"
             )
 
     @contextlib.contextmanager
