@@ -180,6 +180,7 @@ def run_point(kind: str, point: int, tmp_path: Path) -> dict[str, Any]:
     }
 
 
+@pytest.mark.timeout(120 + 40 * POINTS)  # ~10 s a point; `make soak` runs 50
 @pytest.mark.parametrize("kind", ["local", "haproxy"])
 def test_kill_9_then_resume_leaves_traffic_where_the_record_says(
     kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
