@@ -48,6 +48,7 @@ test: lint typecheck workflows audit system-packages
 bench: $(STAMP) system-packages
 	$(BIN)/python benchmarks/blast_radius.py
 	$(BIN)/python benchmarks/routers.py
+	$(BIN)/python benchmarks/report.py
 
 # kill -9 at 50 random points of real rollouts per router, then resume (docs/reliability.md).
 soak: $(STAMP) system-packages
