@@ -9,6 +9,7 @@ a file in one pass. Every built-in default lives in this module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
+from urllib.parse import unquote
 
 import yaml
 from pydantic import (
@@ -668,6 +670,10 @@ class AlertingSettings(Model):
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
 
 
+#: Where the Grafana token is read when the config names none.
+GRAFANA_TOKEN_ENV = "GRAFANA_API_KEY"
+
+
 class GrafanaSettings(Model):
     """Dashboards as code pushed to Grafana with each deployment (`safeship dashboards`)."""
 
@@ -752,7 +758,8 @@ class Config(Model):
             store=self.store,
             prometheus=env.prometheus or self.prometheus,
         )
-        settings._from_environment = self._from_environment
+        # The whole config's secrets (the Grafana token too): a hook may print any of them.
+        settings._from_environment = secret_values(self)
         return settings
 
 
@@ -870,9 +877,20 @@ class _Loader:
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines[path] = node.start_mark.line + 1
+        if node.tag not in yaml.SafeLoader.yaml_constructors:
+            # e.g. !!python/object/apply: never constructed, and never silently dropped
+            self.problems.append(
+                f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: YAML tag "
+                f"{node.tag} is not allowed (only plain YAML: mappings, lists, scalars)"
+            )
+            self.unresolved.add(path)
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if key_node.tag not in yaml.SafeLoader.yaml_constructors:
+                    self.build(key_node, (*path, "<key>"))  # reported, never constructed
+                    continue
                 key = str(self._plain(key_node))
                 if key in out:
                     self.problems.append(
@@ -1028,7 +1046,8 @@ def parse_config(
     loader = _Loader(source, env)
     data = loader.build(root, ())
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the top level must be a mapping of keys")
+        problem = f"{source}:1: the top level must be a mapping of keys"
+        raise ConfigError(problem, problems=[*loader.problems, problem])
     problems = list(loader.problems)
     config = None
     try:
@@ -1079,9 +1098,45 @@ def redacted(config: BaseModel) -> dict[str, Any]:
 
 
 def secret_values(config: BaseModel) -> frozenset[str]:
-    """The values interpolated from the environment into `config` (any may be secret)."""
-    found: frozenset[str] = getattr(config, "_from_environment", frozenset())
-    return found
+    """Every secret value `config` knows, to scrub from whatever is shown or stored.
+
+    The values interpolated from the environment (any may be secret), the values
+    its `SecretRef`s point at (when they can be read: a hook inherits the
+    environment, so it can print them), and the passwords in its URLs, also in
+    their decoded form.
+    """
+    found: set[str] = set(getattr(config, "_from_environment", frozenset()))
+    _collect_secrets(config, found)
+    return frozenset(found)
+
+
+def _collect_secrets(value: Any, found: set[str]) -> None:
+    if isinstance(value, GrafanaSettings) and value.token is None:
+        # The Grafana client falls back to this variable; a hook inherits it too.
+        token = os.environ.get(GRAFANA_TOKEN_ENV)
+        if token:
+            found.add(token)
+    if isinstance(value, SecretRef):
+        # Unreadable: nothing to scrub, and whatever uses it says where it looked.
+        with contextlib.suppress(ConfigError):
+            found.add(value.reveal())
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect_secrets(getattr(value, name), found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_secrets(item, found)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _collect_secrets(item, found)
+    elif isinstance(value, str) and "://" in value and "@" in value:
+        # The user-info as `redact_url` finds it: up to the last `@` before the query.
+        rest = value.partition("://")[2].partition("?")[0]
+        userinfo, at, _ = rest.rpartition("@")
+        if at and ("@" in rest.partition("/")[0] or ":" in userinfo):
+            secret = userinfo.partition(":")[2] if ":" in userinfo else userinfo
+            if secret:
+                found.update({secret, unquote(secret)})
 
 
 def _mask(value: Any, secrets: frozenset[str], key: str = "") -> Any:

@@ -7,17 +7,20 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomically(path: Path, content: bytes) -> None:
+def write_atomically(path: Path, content: bytes, *, private: bool = False) -> None:
     """Temp file in the same folder, fsync, rename over `path`; raises OSError.
 
     The temp name starts with a dot so that a glob such as nginx's
     `include conf.d/*` never picks it up; an existing file keeps its mode and
-    a new one gets 0644, like any configuration file.
+    a new one gets 0644, like any configuration file, or 0600 when `private`
+    (it holds credentials), which an existing file is also narrowed to.
     """
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
+    if private:
+        mode &= 0o600
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -22,6 +22,7 @@ from safeship.demo.sandbox import (
     default_scenarios,
     run_demo,
 )
+from safeship.redact import redact_url
 from safeship.rollout.controller import RolloutEvent
 
 
@@ -93,7 +94,8 @@ def demo(
     else:
         _summary(console, results, ok)
         if store_url:
-            console.print(f"history kept: `safeship --store {store_url} rollout explain ID`")
+            shown = redact_url(store_url)  # a PostgreSQL URL may hold a password
+            console.print(f"history kept: `safeship --store {shown} rollout explain ID`")
     return ExitCode.OK if ok else ExitCode.FAILED
 
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 
-from safeship.config import GrafanaSettings
+from safeship.config import GRAFANA_TOKEN_ENV, GrafanaSettings
 from safeship.errors import ConfigError, PermanentError, TransientError
 from safeship.http import RetryPolicy, make_client, retry_after_seconds, with_retries
 from safeship.redact import redact_text, redact_url
 
-TOKEN_ENV = "GRAFANA_API_KEY"
+TOKEN_ENV = GRAFANA_TOKEN_ENV
 URL_ENV = "GRAFANA_URL"
 # Versions asked for per request; Grafana may answer fewer (and pages with continueToken).
 VERSIONS_PAGE = 100

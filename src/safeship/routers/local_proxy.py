@@ -34,6 +34,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from safeship.files import write_atomically
+from safeship.redact import redact_url
 
 Track = Literal["stable", "canary"]
 TRACKS: tuple[Track, ...] = ("stable", "canary")
@@ -136,9 +137,10 @@ class RouteTable:
         self.upstreams = {track: config[track] for track in TRACKS}
 
     def snapshot(self) -> dict[str, Any]:
-        """The body of `GET /weights`."""
+        """The body of `GET /weights` (upstream URLs without their passwords)."""
         return {
             **self.config(),
+            **{track: redact_url(self.upstreams[track]) for track in TRACKS},
             "requests": dict(self.requests),
             "upstream_errors": dict(self.upstream_errors),
         }
@@ -175,7 +177,8 @@ class StateFile:
 
     def save(self, config: Mapping[str, Any]) -> None:
         """Write atomically: a crash mid-write leaves the previous file, never a torn one."""
-        write_atomically(self.path, json.dumps(config).encode())
+        # Upstream URLs may carry credentials: readable by this user only.
+        write_atomically(self.path, json.dumps(config).encode(), private=True)
 
 
 def _forwardable(headers: Mapping[str, str], skip: frozenset[str]) -> CIMultiDict[str]:
