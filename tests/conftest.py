@@ -1,4 +1,8 @@
-"""Fixtures shared by unit and integration tests: history stores on SQLite and PostgreSQL.
+"""Fixtures shared by every suite: the real binaries tests start, and history stores.
+
+A test that needs a binary skips with the Debian package to install, except
+under SAFESHIP_REQUIRE_INTEGRATION=1 (set by .ci/run), where a missing binary
+fails the test: CI must never pass by skipping.
 
 `store_url` runs a store test once per database: on a fresh SQLite file, and on a fresh
 database of one PostgreSQL server started for the whole session (a database per test,
@@ -11,27 +15,85 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from safeship.demo.haproxy_server import find_haproxy
+from safeship.demo.monitoring import PrometheusServer, PushgatewayServer
+from safeship.demo.nginx_server import NGINX_PACKAGE, find_nginx
 from safeship.demo.postgres_server import POSTGRES_PACKAGE, PostgresServer, find_postgres_bin
 
 _database_numbers = itertools.count(1)
 
 
+def need_binary(name: str, package: str, found: str | None = None) -> str:
+    """The binary's path; skip (or fail under SAFESHIP_REQUIRE_INTEGRATION=1) without it."""
+    path = found or shutil.which(name)
+    if path is not None:
+        return path
+    message = f"{name} is not installed (Debian package `{package}`: apt-get install {package})"
+    if os.environ.get("SAFESHIP_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def prometheus_installed() -> None:
+    """For tests that start Prometheus themselves (the demo sandbox does)."""
+    need_binary("prometheus", "prometheus")
+
+
+@pytest.fixture
+def prometheus(prometheus_installed: None) -> Iterator[PrometheusServer]:
+    """Prometheus 2.42 scraping every second whatever a test adds with add_targets()."""
+    with PrometheusServer(scrape_interval=1.0) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def alertmanager_installed() -> None:
+    need_binary("prometheus-alertmanager", "prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def haproxy_installed() -> None:
+    need_binary("haproxy", "haproxy", find_haproxy())
+
+
+@pytest.fixture(scope="session")
+def nginx_installed() -> None:
+    need_binary("nginx", NGINX_PACKAGE, find_nginx())
+
+
+@pytest.fixture(scope="session")
+def pushgateway_installed() -> None:
+    need_binary("prometheus-pushgateway", "prometheus-pushgateway")
+
+
+@pytest.fixture
+def pushgateway(pushgateway_installed: None) -> Iterator[PushgatewayServer]:
+    with PushgatewayServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium's path (Debian `chromium`)."""
+    return need_binary("chromium", "chromium", shutil.which("chromium-browser"))
+
+
+@pytest.fixture(scope="session")
+def postgres_installed() -> None:
+    found = find_postgres_bin()
+    need_binary("postgres", POSTGRES_PACKAGE, str(found) if found else None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_installed: None) -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL for the session; tests take databases from it."""
-    if find_postgres_bin() is None:
-        message = (
-            f"PostgreSQL is not installed (Debian package `{POSTGRES_PACKAGE}`: "
-            f"apt-get install {POSTGRES_PACKAGE})"
-        )
-        if os.environ.get("SAFESHIP_REQUIRE_INTEGRATION") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
     with PostgresServer() as server:
         yield server
 

@@ -1,9 +1,6 @@
 """Shared parts of the fault-injection suite: binaries, a fault-injecting proxy, the CLI.
 
-The suite lives outside tests/integration, so the fixtures it needs from there are
-provided here again (from `safeship.demo.*`, never from other test modules). A
-test that needs a binary skips with the Debian package to install, except under
-SAFESHIP_REQUIRE_INTEGRATION=1, where a missing binary fails it.
+The binaries it needs come from the fixtures of tests/conftest.py.
 
 `FaultProxy` stands between safeship and a real server (Prometheus, Grafana) and
 is switched while a rollout runs:
@@ -22,19 +19,15 @@ from __future__ import annotations
 import http.client
 import http.server
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from safeship.demo.monitoring import PushgatewayServer
 from safeship.store import open_store
 
 Popen = subprocess.Popen[str]
@@ -48,46 +41,6 @@ MODES = (
     "error-envelope",
     "http500",
 )
-
-
-def need_binary(name: str, package: str, found: str | None = None) -> None:
-    """Skip (or fail under SAFESHIP_REQUIRE_INTEGRATION=1) unless `name` is installed."""
-    if (found or shutil.which(name)) is not None:
-        return
-    message = f"{name} is not installed (Debian package `{package}`: apt-get install {package})"
-    if os.environ.get("SAFESHIP_REQUIRE_INTEGRATION") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def prometheus_installed() -> None:
-    need_binary("prometheus", "prometheus")
-
-
-@pytest.fixture(scope="session")
-def haproxy_installed() -> None:
-    from safeship.demo.haproxy_server import find_haproxy
-
-    need_binary("haproxy", "haproxy", find_haproxy())
-
-
-@pytest.fixture(scope="session")
-def nginx_installed() -> None:
-    from safeship.demo.nginx_server import NGINX_PACKAGE, find_nginx
-
-    need_binary("nginx", NGINX_PACKAGE, find_nginx())
-
-
-@pytest.fixture(scope="session")
-def pushgateway_installed() -> None:
-    need_binary("prometheus-pushgateway", "prometheus-pushgateway")
-
-
-@pytest.fixture
-def pushgateway(pushgateway_installed: None) -> Iterator[PushgatewayServer]:
-    with PushgatewayServer() as server:
-        yield server
 
 
 class FaultProxy:

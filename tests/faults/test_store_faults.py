@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.faults.conftest import (
-    need_binary,
     rollout_reaches,
     safeship,
     start_safeship,
@@ -36,7 +35,7 @@ from tests.faults.conftest import (
 )
 
 from safeship.demo.load import LoadGenerator
-from safeship.demo.postgres_server import POSTGRES_PACKAGE, PostgresServer, find_postgres_bin
+from safeship.demo.postgres_server import PostgresServer
 from safeship.demo.service import start_service
 from safeship.routers.local import LocalRouter, start_local_proxy
 
@@ -195,8 +194,8 @@ def test_store_path_that_cannot_be_created_exits_3_before_any_traffic_moves(
 
 
 @pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    need_binary("postgres", POSTGRES_PACKAGE, str(find_postgres_bin() or "") or None)
+def postgres(postgres_installed: None) -> Iterator[PostgresServer]:
+    """A PostgreSQL of its own: this test stops it."""
     with PostgresServer() as server:
         yield server
 

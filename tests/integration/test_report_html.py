@@ -11,13 +11,11 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import need_binary
 
 from safeship.cli.main import main
 from safeship.report.synthetic import generate_history
@@ -44,17 +42,9 @@ document.body.appendChild(out);
 """
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    need_binary("chromium", "chromium", found)
-    assert found is not None
-    return found
-
-
 def test_every_plot_of_the_html_report_draws_in_chromium(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], chromium: str
 ) -> None:
-    chromium = _chromium()
     url = f"sqlite:///{tmp_path / 'history.db'}"
     generate_history(url, 3000, 120, seed=3, end=time.time())
     page = tmp_path / "report.html"
