@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -56,6 +57,22 @@ def test_unreachable_router_exits_3_before_anything_changes(
         assert store.list_deployments() == []
     finally:
         store.close()
+
+
+def test_json_output_of_a_rollout_that_ends_in_an_error_is_still_json(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["--config", str(config), "rollout", "--version", "v2", "--deployment-id", "d1", "--json"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 3
+    report = json.loads(out)
+    assert report["schema_version"] == 1
+    assert (report["deployment_id"], report["outcome"], report["phase"]) == ("d1", None, None)
+    assert report["error_type"] == "RouterError"
+    assert "router not ready before the rollout" in report["error"]
+    assert "router not ready before the rollout" in err
 
 
 def test_rollout_without_version_is_a_usage_error(

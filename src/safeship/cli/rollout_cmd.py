@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import click
@@ -15,7 +15,7 @@ from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
 from safeship.config import Config, parse_steps, secret_values
-from safeship.errors import StoreError, StoreUnavailableError
+from safeship.errors import SafeshipError, StoreError, StoreUnavailableError
 from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
@@ -104,15 +104,16 @@ def rollout(
         _github(cfg, as_json) as github,
     ):
         controller.on_event = _events(cfg, controller, show=not as_json, github=github)
-        preflight(controller)
         deployment_id = deployment_id or new_deployment_id(time.time())
         try:
-            state = controller.start(
-                version,
-                deployment_id=deployment_id,
-                commit_sha=commit_sha,
-                commit_time=commit_time,
-            )
+            with _json_errors(as_json, controller.store, deployment_id):
+                preflight(controller)
+                state = controller.start(
+                    version,
+                    deployment_id=deployment_id,
+                    commit_sha=commit_sha,
+                    commit_time=commit_time,
+                )
         except KeyboardInterrupt:
             # The router keeps the weight it has; say how to finish from here.
             click.echo(
@@ -244,6 +245,33 @@ def _events(
     return on_event
 
 
+@contextmanager
+def _json_errors(as_json: bool, store: Store, deployment_id: str) -> Iterator[None]:
+    """With --json, a rollout that ends in an error still prints JSON a script can read.
+
+    The error goes on to the root command, which prints it and sets the exit code;
+    the JSON adds where the rollout stands, when the store can still say.
+    """
+    try:
+        yield
+    except SafeshipError as exc:
+        if as_json:
+            stored: dict[str, Any] | None = None
+            with suppress(SafeshipError):
+                stored = store.load_state(deployment_id)
+            emit_json(
+                {
+                    "deployment_id": deployment_id,
+                    "outcome": None,
+                    "phase": stored.get("phase") if stored else None,
+                    "weight": stored.get("weight") if stored else None,
+                    "error": str(exc),
+                    "error_type": type(exc).__name__,
+                }
+            )
+        raise
+
+
 def _print_event(event: RolloutEvent) -> None:
     state = event.state
     prefix = f"[{when(state.updated_at)}] {state.weight:>3}%"
@@ -257,7 +285,9 @@ def _print_event(event: RolloutEvent) -> None:
 def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Promote a paused rollout now (pre-promotion hooks still run)."""
     with _controller_of(ctx, deployment_id, as_json) as (cfg, controller, github):
-        return _finish(cfg, controller, controller.promote(deployment_id), as_json, github)
+        with _json_errors(as_json, controller.store, deployment_id):
+            state = controller.promote(deployment_id)
+        return _finish(cfg, controller, state, as_json, github)
 
 
 @rollout.command()
@@ -267,7 +297,8 @@ def promote(ctx: Context, deployment_id: str, as_json: bool) -> int:
 def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Send the canary no traffic and end the rollout as aborted; safe to repeat."""
     with _controller_of(ctx, deployment_id, as_json) as (cfg, controller, github):
-        state = controller.abort(deployment_id)
+        with _json_errors(as_json, controller.store, deployment_id):
+            state = controller.abort(deployment_id)
         _finish(cfg, controller, state, as_json, github)
         if state.phase is Phase.ABORTED:
             return ExitCode.OK
@@ -286,7 +317,9 @@ def abort(ctx: Context, deployment_id: str, as_json: bool) -> int:
 def resume(ctx: Context, deployment_id: str, as_json: bool) -> int:
     """Continue a paused or interrupted rollout (finishing any recorded unfinished action)."""
     with _controller_of(ctx, deployment_id, as_json) as (cfg, controller, github):
-        return _finish(cfg, controller, controller.resume(deployment_id), as_json, github)
+        with _json_errors(as_json, controller.store, deployment_id):
+            state = controller.resume(deployment_id)
+        return _finish(cfg, controller, state, as_json, github)
 
 
 @rollout.command("list")
