@@ -39,11 +39,10 @@ import httpx
 import pytest
 import yaml
 
-from safeship.demo.haproxy_server import HaproxyServer
 from safeship.demo.load import LoadGenerator
 from safeship.demo.monitoring import free_port
+from safeship.demo.rigs import RigKind, router_rig
 from safeship.demo.service import start_service
-from safeship.routers.local import start_local_proxy
 from safeship.store import open_store
 
 pytestmark = pytest.mark.integration
@@ -65,7 +64,7 @@ class Stack:
 
 
 @contextmanager
-def stack(kind: str, faulty: bool) -> Iterator[Stack]:
+def stack(kind: RigKind, faulty: bool) -> Iterator[Stack]:
     with ExitStack() as es:
         addresses = {"blue": f"127.0.0.1:{free_port()}", "green": f"127.0.0.1:{free_port()}"}
         v1 = es.enter_context(
@@ -81,16 +80,10 @@ def stack(kind: str, faulty: bool) -> Iterator[Stack]:
                 error_rate=0.3 if faulty else 0.0,
             )
         )
-        if kind == "local":
-            proxy = es.enter_context(
-                start_local_proxy("127.0.0.1:0", "127.0.0.1:0", v1.url, v2.url)
-            )
-            url, router = proxy.url + "/", {"type": "local", "admin_url": proxy.admin_url}
-        else:
-            haproxy = es.enter_context(HaproxyServer(addresses))
-            url, router = haproxy.url, haproxy.settings().model_dump(mode="json")
-        es.enter_context(LoadGenerator(url, rps=200))
-        yield Stack(url, router, v1.metrics_url, v2.metrics_url)
+        rig = es.enter_context(router_rig(kind, addresses))
+        es.enter_context(LoadGenerator(rig.url, rps=200))
+        settings = rig.settings.model_dump(mode="json")
+        yield Stack(rig.url, settings, v1.metrics_url, v2.metrics_url)
 
 
 def write_config(tmp_path: Path, s: Stack) -> Path:
@@ -121,7 +114,7 @@ def answered_by(url: str, n: int = 30) -> Counter[str]:
         return Counter(client.get(url).text.strip() for _ in range(n))
 
 
-def run_point(kind: str, point: int, tmp_path: Path) -> dict[str, Any]:
+def run_point(kind: RigKind, point: int, tmp_path: Path) -> dict[str, Any]:
     rng = random.Random(f"{SEED}-{kind}-{point}")
     faulty = point % 2 == 1
     delay = rng.uniform(*KILL_WINDOW[faulty])
@@ -198,7 +191,7 @@ def run_point(kind: str, point: int, tmp_path: Path) -> dict[str, Any]:
 @pytest.mark.timeout(120 + 40 * POINTS)  # ~10 s a point; `make soak` runs 50
 @pytest.mark.parametrize("kind", ["local", "haproxy"])
 def test_kill_9_then_resume_leaves_traffic_where_the_record_says(
-    kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    kind: RigKind, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> None:
     if kind == "haproxy":
         request.getfixturevalue("haproxy_installed")

@@ -15,47 +15,27 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from safeship.demo.haproxy_server import HaproxyServer
 from safeship.demo.load import LoadGenerator
 from safeship.demo.monitoring import free_port
+from safeship.demo.rigs import RigKind, RouterRig, router_rig
 from safeship.demo.service import ServiceProcess, start_service
-from safeship.routers.interface import Router
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Rig:
-    kind: str
-    url: str
-    router: Router
-    settings: dict[str, Any]
-    addresses: dict[str, str]
-
-
 @pytest.fixture(params=["haproxy", "nginx"])
-def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
-    kind: str = request.param
+def rig(request: pytest.FixtureRequest) -> Iterator[RouterRig]:
+    kind: RigKind = request.param
     request.getfixturevalue(f"{kind}_installed")
     addresses = {"blue": f"127.0.0.1:{free_port()}", "green": f"127.0.0.1:{free_port()}"}
-    with ExitStack() as stack:
-        server: Any
-        if kind == "haproxy":
-            server = stack.enter_context(HaproxyServer(addresses))
-        else:
-            from safeship.demo.nginx_server import NginxServer
-
-            server = stack.enter_context(NginxServer(addresses))
-        settings = server.settings().model_dump(mode="json")
-        yield Rig(kind, server.url, server.router(), settings, addresses)
+    with router_rig(kind, addresses) as started:
+        yield started
 
 
 def deploy(address: str, version: str, track: str, error_rate: float = 0.0) -> ServiceProcess:
@@ -63,7 +43,7 @@ def deploy(address: str, version: str, track: str, error_rate: float = 0.0) -> S
 
 
 def rollout(
-    tmp_path: Path, rig: Rig, version: str, canary: ServiceProcess, stable: ServiceProcess
+    tmp_path: Path, rig: RouterRig, version: str, canary: ServiceProcess, stable: ServiceProcess
 ) -> subprocess.CompletedProcess[str]:
     hook_log = tmp_path / "hook.log"
     script = (
@@ -75,7 +55,7 @@ def rollout(
         "environments": {"production": {}},
         "canary": {"steps": [10, 50, 100], "hold": 5, "warmup": 1, "interval": 1,
                    "min_requests": 40},
-        "router": rig.settings,
+        "router": rig.settings.model_dump(mode="json"),
         "provider": {"type": "scrape", "canary_url": canary.metrics_url,
                      "baseline_url": stable.metrics_url},
         "hooks": {"pre_rollout": [{"command": [sys.executable, "-c", script, str(hook_log)]}]},
@@ -95,9 +75,9 @@ def safeship(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_rollout_promotes_into_the_idle_slot_then_rolls_back_the_next(
-    rig: Rig, tmp_path: Path
+    rig: RouterRig, tmp_path: Path
 ) -> None:
-    blue, green = rig.addresses["blue"], rig.addresses["green"]
+    blue, green = rig.slots["blue"], rig.slots["green"]
     with ExitStack() as stack:
         v1 = stack.enter_context(deploy(blue, "v1", "stable"))
         stack.enter_context(LoadGenerator(rig.url, rps=200))

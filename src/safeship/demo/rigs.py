@@ -1,9 +1,11 @@
-"""A router with its real data plane in front of two slot upstreams, ready to load.
+"""A router with its real data plane in front of two slots, ready to load.
 
-The no-drop tests and `benchmarks/routers.py` drive every router the same
-way: start two `SlotUpstream`s, put the router's data plane in front (the
-local proxy, HAProxy, nginx), send load to `url` and count answers by the
-track header. `canary_track` is the header value the canary's answers carry.
+The no-drop tests, the rollout tests and `benchmarks/routers.py` drive every
+router the same way: two slot upstreams (tiny `SlotUpstream`s, unless the
+caller runs its own services at given addresses), the router's data plane in
+front (the local proxy, HAProxy, nginx), load sent to `url` and answers
+counted by the track header. `canary_track` is the header value the canary's
+answers carry.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from safeship.config import LocalRouterSettings, RouterSettings
 from safeship.demo.slot_upstream import SlotUpstream
 from safeship.routers.interface import Router
 
@@ -22,22 +25,29 @@ RIG_KINDS: tuple[RigKind, ...] = ("local", "haproxy", "nginx")
 
 @dataclass(frozen=True)
 class RouterRig:
-    """Where to send load, the router to drive, and how to tell the canary's answers."""
+    """Where to send load, the router to drive (and its settings), how to tell the canary."""
 
     kind: RigKind
     url: str
     router: Router
+    settings: RouterSettings
+    slots: dict[str, str]  # slot name -> host:port, stable first
     stable_track: str
     canary_track: str
 
 
 @contextlib.contextmanager
-def router_rig(kind: RigKind) -> Iterator[RouterRig]:
-    """Start the upstreams and `kind`'s data plane; everything stops on leaving the block."""
+def router_rig(kind: RigKind, slots: dict[str, str] | None = None) -> Iterator[RouterRig]:
+    """Start `kind`'s data plane in front of `slots` (blue/green upstreams when None).
+
+    Everything started here stops on leaving the block.
+    """
     with contextlib.ExitStack() as stack:
-        blue = stack.enter_context(SlotUpstream("blue"))
-        green = stack.enter_context(SlotUpstream("green"))
-        slots = {"blue": blue.address, "green": green.address}
+        if slots is None:
+            blue = stack.enter_context(SlotUpstream("blue"))
+            green = stack.enter_context(SlotUpstream("green"))
+            slots = {"blue": blue.address, "green": green.address}
+        stable, canary = slots
         if kind == "local":
             from safeship.routers.local import LocalRouter, start_local_proxy
 
@@ -45,21 +55,25 @@ def router_rig(kind: RigKind) -> Iterator[RouterRig]:
                 start_local_proxy(
                     "127.0.0.1:0",
                     "127.0.0.1:0",
-                    f"http://{blue.address}",
-                    f"http://{green.address}",
+                    f"http://{slots[stable]}",
+                    f"http://{slots[canary]}",
                 )
             )
             router: Router = LocalRouter(proxy.admin_url)
             stack.callback(router.close)
+            settings: RouterSettings = LocalRouterSettings(admin_url=proxy.admin_url)
             # The local proxy stamps its own track names over the upstream's header.
-            yield RouterRig(kind, proxy.url + "/", router, "stable", "canary")
+            yield RouterRig(kind, proxy.url + "/", router, settings, slots, "stable", "canary")
         elif kind == "haproxy":
             from safeship.demo.haproxy_server import HaproxyServer
 
             haproxy = stack.enter_context(HaproxyServer(slots))
-            yield RouterRig(kind, haproxy.url, haproxy.router(), "blue", "green")
+            router = haproxy.router()
+            yield RouterRig(kind, haproxy.url, router, haproxy.settings(), slots, stable, canary)
         else:
             from safeship.demo.nginx_server import NginxServer
 
             nginx = stack.enter_context(NginxServer(slots))
-            yield RouterRig(kind, nginx.url, nginx.router(), "blue", "green")
+            router = nginx.router()
+            stack.callback(router.close)
+            yield RouterRig(kind, nginx.url, router, nginx.settings(), slots, stable, canary)
