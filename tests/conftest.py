@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from safeship.demo.haproxy_server import find_haproxy
 from safeship.demo.monitoring import PrometheusServer, PushgatewayServer
@@ -27,6 +28,19 @@ from safeship.demo.nginx_server import NGINX_PACKAGE, find_nginx
 from safeship.demo.postgres_server import POSTGRES_PACKAGE, PostgresServer, find_postgres_bin
 
 _database_numbers = itertools.count(1)
+
+# Property tests are bounded and derandomized in `make test` (a run is repeatable, with no
+# timing on a noisy machine); HYPOTHESIS_PROFILE=deep explores much further.
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+settings.register_profile("deep", max_examples=5000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def need_binary(name: str, package: str, found: str | None = None) -> str:

@@ -265,14 +265,14 @@ def test_identical_distributions_pass_with_a_large_p_value() -> None:
     baseline = normal(0.1, 0.02, 400, phase=0.25)
     canary = normal(0.1, 0.02, 400, phase=0.75)  # interleaved draws of the same distribution
 
-    result, p = judge_latency(LatencyJudgeCheck(), raw(canary), raw(baseline))
+    result, log_p = judge_latency(LatencyJudgeCheck(), raw(canary), raw(baseline))
 
     assert result.result is Result.PASS
     assert result.details["classification"] == "Pass"
     assert result.details["p_value"] > 0.5
     assert result.details["ci_low"] < 0 < result.details["ci_high"]
-    assert p is not None
-    assert p > 0.5
+    assert log_p is not None
+    assert log_p > math.log(0.5)
 
 
 def test_a_300ms_shift_in_raw_samples_is_high_and_fails() -> None:
@@ -368,12 +368,12 @@ def test_only_a_shift_in_the_harmful_direction_fails(
     canary, baseline = (fast, slow) if faster_canary else (slow, fast)
     check = LatencyJudgeCheck.model_validate({"direction": direction, "max_tail_ratio": None})
 
-    result, p = judge_latency(check, raw(canary), raw(baseline))
+    result, log_p = judge_latency(check, raw(canary), raw(baseline))
 
     assert result.details["classification"] == ("Low" if faster_canary else "High")
     assert result.result is expected
-    assert p is not None
-    assert (p < 1e-10) is (expected is Result.FAIL)
+    assert log_p is not None
+    assert (log_p < math.log(1e-10)) is (expected is Result.FAIL)
 
 
 def test_decrease_limit_is_below_the_baseline_mean() -> None:

@@ -65,7 +65,7 @@ class Memory:
 class _Outcome:
     result: CheckResult
     critical: bool
-    p_value: float | None = None
+    log_p: float | None = None  # log p-value: evidence can be too strong for a float p
     level: float | None = None
     shown_not_worse: bool | None = None
     harm_suspected: bool = False
@@ -109,7 +109,7 @@ def evaluate(
                 _Outcome(
                     judged.result,
                     check.critical,
-                    judged.p_value,
+                    judged.log_p_value,
                     check.alpha,
                     judged.shown_not_worse,
                     judged.harm_suspected,
@@ -122,13 +122,13 @@ def evaluate(
                 )
             )
         elif isinstance(check, LatencyJudgeCheck):
-            latency, p_value = judge_latency(check, canary, baseline)
+            latency, log_p = judge_latency(check, canary, baseline)
             tail_only = latency.result is Result.FAIL and latency.details.get(
                 "classification"
             ) not in ("High", "Low")
             if tail_only:
-                p_value = None  # a tail-ratio failure is a limit, not a test to correct
-            outcomes.append(_Outcome(latency, check.critical, p_value, 1 - check.confidence))
+                log_p = None  # a tail-ratio failure is a limit, not a test to correct
+            outcomes.append(_Outcome(latency, check.critical, log_p, 1 - check.confidence))
         else:
             outcomes.append(_Outcome(_threshold(check, canary, baseline), check.critical))
     outcomes = _holm(outcomes)
@@ -170,11 +170,12 @@ def _holm(outcomes: list[_Outcome]) -> list[_Outcome]:
 
     Ordered by p / level, the i-th of k is rejected only if every one before it
     was and its p <= level / (k - i); a failure that does not survive becomes a
-    pass that says so.
+    pass that says so. Everything is compared in log space: the strongest
+    evidence has a p-value that underflows to 0, and it must rank first.
     """
     tested = sorted(
-        (i for i, o in enumerate(outcomes) if o.critical and o.p_value is not None and o.level),
-        key=lambda i: (outcomes[i].p_value or 1.0) / (outcomes[i].level or 1.0),
+        (i for i, o in enumerate(outcomes) if o.critical and o.log_p is not None and o.level),
+        key=lambda i: _log_ratio_to_level(outcomes[i]),
     )
     k = len(tested)
     if k < 2:
@@ -183,9 +184,7 @@ def _holm(outcomes: list[_Outcome]) -> list[_Outcome]:
     still_rejecting = True
     for rank, i in enumerate(tested):
         o = outcomes[i]
-        assert o.p_value is not None
-        assert o.level is not None
-        survives = still_rejecting and o.p_value <= o.level / (k - rank)
+        survives = still_rejecting and _log_ratio_to_level(o) <= -math.log(k - rank)
         still_rejecting = survives
         if o.result.result is Result.FAIL and not survives:
             note = f" (not significant after Holm's correction for {k} checks)"
@@ -199,6 +198,13 @@ def _holm(outcomes: list[_Outcome]) -> list[_Outcome]:
                 ),
             )
     return adjusted
+
+
+def _log_ratio_to_level(outcome: _Outcome) -> float:
+    """log(p / level): at most -log(m) when the check is rejected at level / m."""
+    assert outcome.log_p is not None
+    assert outcome.level is not None
+    return outcome.log_p - math.log(outcome.level)
 
 
 def _short_of_data(canary: VersionSample, baseline: VersionSample, minimum: int) -> str | None:

@@ -285,11 +285,12 @@ def judge_latency(
 ) -> tuple[CheckResult, float | None]:
     """Judge canary latencies against the baseline's over the same window.
 
-    Returns the check's result and the p-value of the harmful direction for the
-    caller's multiple-testing correction (None when nothing was tested). That
-    p-value is the one-sided one doubled, so it is on the scale of the
+    Returns the check's result and the log p-value of the harmful direction for
+    the caller's multiple-testing correction (None when nothing was tested).
+    That p-value is the one-sided one doubled, so it is on the scale of the
     two-sided interval: below 1 - confidence about when the interval excludes
     0 on the harmful side, and near 1 when the canary moved the harmless way.
+    It is kept as a logarithm because a large shift's p-value underflows to 0.
     """
     canary_obs, baseline_obs = observations(canary), observations(baseline)
     if canary_obs is None or baseline_obs is None:
@@ -371,7 +372,7 @@ def judge_latency(
         limit=test.mean_baseline * factor,
         details=details,
     )
-    return result, _harmful_p(test, check.direction)
+    return result, _log_harmful_p(test, check.direction)
 
 
 def _classify(test: MannWhitney, ratio: float, tolerance: float) -> Classification:
@@ -390,11 +391,19 @@ def _classify(test: MannWhitney, ratio: float, tolerance: float) -> Classificati
     return Classification.PASS
 
 
-def _harmful_p(test: MannWhitney, direction: str) -> float:
+def _log_harmful_p(test: MannWhitney, direction: str) -> float:
     if direction == "either":
-        return test.p_value
+        return log_erfc(abs(test.z) / _SQRT2)
     z = test.z if direction == "increase" else -test.z
-    return min(1.0, math.erfc(z / _SQRT2))  # 2 x P(Z >= z)
+    return min(0.0, log_erfc(z / _SQRT2))  # log(2 x P(Z >= z))
+
+
+def log_erfc(x: float) -> float:
+    """log(erfc(x)) without underflow: erfc(27) is already below the smallest float."""
+    if x < 20.0:
+        return math.log(math.erfc(x))
+    # Asymptotic series: erfc(x) = exp(-x^2) / (x sqrt(pi)) * (1 - 1/(2x^2) + 3/(4x^4) - ...)
+    return -x * x - math.log(x * math.sqrt(math.pi)) + math.log1p(-0.5 / x**2 + 0.75 / x**4)
 
 
 def _ratio(canary: float, baseline: float) -> float:

@@ -159,7 +159,9 @@ class SequentialJudgement:
     """One look at the evidence: the check result, its anytime-valid p-value, early-advance."""
 
     result: CheckResult
-    p_value: float
+    log_p_value: (
+        float  # log of the anytime-valid p-value: it underflows to 0 where evidence is huge
+    )
     shown_not_worse: bool
     harm_suspected: bool = False  # evidence past sqrt(1/alpha): not proof, but no time to advance
 
@@ -172,7 +174,8 @@ def judge(
     log_safe = _log_mean_exp(evidence.safe) if evidence.safe else 0.0
     threshold = math.log(1 / check.alpha)
     # The running maximum makes 1/e an anytime-valid p-value (Ville's inequality).
-    p_value = min(1.0, math.exp(-evidence.max_log_harm))
+    log_p_value = min(0.0, -evidence.max_log_harm)
+    p_value = math.exp(log_p_value)
     shown_not_worse = log_safe >= threshold
     harm_suspected = log_harm >= threshold / 2
     t = evidence.totals
@@ -216,14 +219,14 @@ def judge(
                 None,
                 details,
             ),
-            p_value,
+            log_p_value,
             False,
             harm_suspected=True,  # stays true if a multiple-testing correction overrules the fail
         )
     if not enough_data:
         return SequentialJudgement(
             CheckResult(check.name, check.type, Result.INCONCLUSIVE, short_reason, details=details),
-            p_value,
+            log_p_value,
             False,
         )
     verdict = (
@@ -241,7 +244,7 @@ def judge(
         CheckResult(
             check.name, check.type, Result.PASS, reason, canary_rate, baseline_rate, None, details
         ),
-        p_value,
+        log_p_value,
         shown_not_worse,
         harm_suspected,
     )
