@@ -61,7 +61,6 @@ import numpy as np
 
 from safeship.clock import VirtualClock
 from safeship.config import CanaryStrategy
-from safeship.providers.interface import Window
 from safeship.rollout.machine import Outcome
 from safeship.simulation import SimulatedRouter, SimulatedTraffic, TrafficModel, Trial, run_trial
 
@@ -122,8 +121,8 @@ class Run:
         second split by the weight that was in force then.
         """
         end = self.clock.now() if until is None else self.started + until
-        m = self.traffic.measure(Window(self.started + since, end))
-        return m.canary.requests, m.canary.errors, m.baseline.requests, m.baseline.errors
+        seen = self.traffic.router_counts(self.started + since, end)
+        return float(seen[0]), float(seen[1]), float(seen[2]), float(seen[3])
 
     def end(self, outcome: Outcome, reason: str | None) -> Trial:
         """Move all traffic off (rollback) or onto (promotion) the canary, now."""

@@ -135,6 +135,26 @@ def default_checks() -> tuple[Check, ...]:
     return (SequentialErrorRateCheck(), LatencyJudgeCheck())
 
 
+class CatastropheGuard(Model):
+    """Rolls back at once a canary obviously failing, looking at every fresh figure.
+
+    It fires when the evidence shows the canary failing more than
+    `error_ratio` of its requests and more than `baseline_factor` times the
+    baseline's error rate; warm-up, holds, failure limits and pause settings
+    cannot hold it back. `alpha` bounds its false alarms per hour of looking
+    once a second at a canary exactly at those limits.
+    """
+
+    enabled: bool = True
+    error_ratio: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of failing canary requests that is a disaster."
+    )
+    baseline_factor: float = Field(
+        default=2.0, ge=1, description="...and how many times the baseline's error rate."
+    )
+    alpha: float = Field(default=0.001, gt=0, lt=0.5, description="False alarms per hour.")
+
+
 class Limits(Model):
     """How many results of each class a rollout tolerates, and what it does past that.
 
@@ -151,6 +171,12 @@ class Limits(Model):
     on_suspected_harm: Literal[Action.ROLLBACK, Action.PAUSE] = Field(
         default=Action.ROLLBACK,
         description="Harm suspected (not proven) for twice the hold: the safe side is back.",
+    )
+    max_restarts: int = Field(
+        default=2,
+        ge=0,
+        description="Canary restarts (counter resets) tolerated in one step; one more rolls "
+        "back as crash_loop, at once.",
     )
     on_interrupted: Literal["resume", "rollback"] = Field(
         default="resume",
@@ -170,6 +196,7 @@ class CanaryStrategy(Model):
     interval: float = Field(default=10.0, gt=0)
     min_requests: int = Field(default=100, ge=1)
     checks: tuple[Check, ...] = Field(default_factory=default_checks)
+    guard: CatastropheGuard = Field(default_factory=CatastropheGuard)
     limits: Limits = Field(default_factory=Limits)
     pause_timeout: float | None = Field(default=None, gt=0)
     pause_timeout_action: Literal[Action.ROLLBACK, Action.PAUSE] = Action.ROLLBACK
@@ -345,9 +372,17 @@ class ScrapeProviderSettings(Model):
     type: Literal["scrape"] = "scrape"
     canary_url: str = "http://127.0.0.1:9002/metrics"
     baseline_url: str = "http://127.0.0.1:9001/metrics"
-    timeout: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=5.0, gt=0, description="Seconds per scrape, all of it.")
+    poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between scrapes for the catastrophe guard and the sequential tests.",
+    )
     match: dict[str, str] = Field(
         default_factory=dict, description="Only series with these label values count."
+    )
+    error_label: str = Field(
+        default="status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="Label of HTTP codes."
     )
     error_status: str = Field(default="5..", description="Regex of HTTP codes counted as errors.")
 
@@ -388,10 +423,11 @@ class PrometheusQueries(Model):
     requests: str | None = None
     errors: str | None = None
     latency: str | None = None
+    resets: str | None = Field(default=None, description="Counter resets (restarts) in the window.")
 
     @model_validator(mode="after")
     def _known_variables(self) -> PrometheusQueries:
-        for name in ("requests", "errors", "latency"):
+        for name in ("requests", "errors", "latency", "resets"):
             template = getattr(self, name)
             if template is None:
                 continue

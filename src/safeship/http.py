@@ -1,8 +1,10 @@
-"""One way to make outgoing HTTP calls: timeouts, retries with backoff, auth, TLS.
+"""One way to make outgoing HTTP calls: deadlines, retries with backoff, auth, TLS.
 
 Every client safeship builds comes from `make_client`, and every call that may
 be retried goes through `with_retries`, so the retry policy (exponential
-backoff with full jitter, honouring `Retry-After`) lives in one place.
+backoff with full jitter, honouring `Retry-After`) lives in one place. A
+client's `timeout` is a deadline for each whole request (connect, send and
+every read), so a server trickling its answer fails like one that is silent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TypeVar
 
 import httpx
 
+from safeship.deadlines import bound_by_deadline
 from safeship.errors import TransientError
 
 T = TypeVar("T")
@@ -75,17 +78,23 @@ def with_retries(
 
 
 def make_client(
-    base_url: str,
+    base_url: str = "",
     *,
     timeout: float,
     headers: dict[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     ca_file: Path | None = None,
     transport: httpx.BaseTransport | None = None,
+    trust_env: bool = True,
 ) -> httpx.Client:
-    """An httpx client with TLS verification on (a custom CA if given) and no redirects."""
+    """An httpx client with TLS verification on (a custom CA if given), no redirects, and
+    `timeout` as the deadline of every whole request.
+
+    `trust_env=False` for loopback admin endpoints: an HTTP(S)_PROXY meant for
+    the internet must not capture them.
+    """
     verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
-    return httpx.Client(
+    client = httpx.Client(
         base_url=base_url,
         timeout=timeout,
         headers=headers,
@@ -93,4 +102,6 @@ def make_client(
         verify=verify,
         transport=transport,
         follow_redirects=False,
+        trust_env=trust_env,
     )
+    return bound_by_deadline(client, timeout)

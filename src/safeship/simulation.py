@@ -13,6 +13,7 @@ repeated exactly.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Callable
@@ -40,7 +41,15 @@ from safeship.testing import MemoryStore
 
 @dataclass(frozen=True)
 class TrafficModel:
-    """The service under test: load, error rates, latency (log-normal, median and spread)."""
+    """The service under test: load, error rates, latency (log-normal, median and spread).
+
+    `canary_slow_share` of the canary's requests take `canary_slow_factor` times
+    as long (a tail regression that a quantile limit may miss). With
+    `canary_restart_every`, the canary's process restarts that often: for
+    `restart_downtime` seconds the requests routed to it fail at the router,
+    unseen by its own metrics, and its counters start again from zero, losing
+    what it served since the provider last read them.
+    """
 
     rps: float = 50.0
     baseline_error_rate: float = 0.005
@@ -48,6 +57,10 @@ class TrafficModel:
     baseline_latency_median: float = 0.05
     latency_sigma: float = 0.5
     canary_latency_factor: float = 1.0
+    canary_slow_share: float = 0.0
+    canary_slow_factor: float = 1.0
+    canary_restart_every: float | None = None
+    restart_downtime: float = 1.0
 
 
 class SimulatedRouter(Router):
@@ -75,21 +88,22 @@ class SimulatedRouter(Router):
         return weight
 
 
-@dataclass
-class _Chunk:
-    start: float
-    end: float
-    counts: np.ndarray  # canary requests, canary errors, baseline requests, baseline errors
-    canary_buckets: np.ndarray
-    baseline_buckets: np.ndarray
+_COUNTS = 4  # canary requests, canary errors, baseline requests, baseline errors
+_CELLS = len(LATENCY_BUCKETS) + 1
 
 
 class SimulatedTraffic(MetricsProvider):
     """Random traffic through a `SimulatedRouter`, generated up to each look, one second at a time.
 
     Each second's split follows the weight in force during it, so the traffic
-    a canary serves during warm-ups and after a rollback is counted too.
+    a canary serves during warm-ups and after a rollback is counted too. Two
+    views are kept as running totals at every point generated up to: what the
+    versions' own metrics show (`measure`, the provider safeship reads) and
+    what the router saw (`router_counts`, with the requests a restarting canary
+    failed), besides the ground truth of what the canary served.
     """
+
+    fresh_every = 1.0  # figures are generated per second
 
     def __init__(
         self, model: TrafficModel, router: SimulatedRouter, rng: np.random.Generator
@@ -98,10 +112,13 @@ class SimulatedTraffic(MetricsProvider):
         self.router = router
         self.rng = rng
         self.generated_until = router.clock.now()
-        self.chunks: list[_Chunk] = []
-        self._canary_p = _bucket_probabilities(
-            model.baseline_latency_median * model.canary_latency_factor, model.latency_sigma
-        )
+        self._started = self.generated_until
+        self._times = [self.generated_until]
+        # Running totals at each time in `_times`: metrics view (counts, canary cells,
+        # baseline cells, canary resets) and router view (counts).
+        self._metrics = [np.zeros(_COUNTS + 2 * _CELLS + 1)]
+        self._routed = [np.zeros(_COUNTS)]
+        self._canary_p = _mixture_probabilities(model)
         self._baseline_p = _bucket_probabilities(model.baseline_latency_median, model.latency_sigma)
 
     def window_opened(self, at: float) -> None:
@@ -109,23 +126,40 @@ class SimulatedTraffic(MetricsProvider):
 
     def measure(self, window: Window) -> Measurement:
         self._generate_until(window.end)
-        inside = [c for c in self.chunks if c.start >= window.start and c.end <= window.end]
-        counts = sum((c.counts for c in inside), np.zeros(4))
-        canary_b = sum((c.canary_buckets for c in inside), np.zeros(len(LATENCY_BUCKETS) + 1))
-        baseline_b = sum((c.baseline_buckets for c in inside), np.zeros(len(LATENCY_BUCKETS) + 1))
+        total = self._metrics_at(window.end) - self._metrics_at(window.start)
+        counts = total[:_COUNTS]
+        canary_cells = total[_COUNTS : _COUNTS + _CELLS]
+        baseline_cells = total[_COUNTS + _CELLS : _COUNTS + 2 * _CELLS]
         return Measurement(
             window=window,
-            canary=VersionSample(float(counts[0]), float(counts[1]), _cumulative(canary_b)),
-            baseline=VersionSample(float(counts[2]), float(counts[3]), _cumulative(baseline_b)),
+            canary=VersionSample(
+                float(counts[0]),
+                float(counts[1]),
+                _cumulative(canary_cells),
+                resets=round(float(total[-1])),
+            ),
+            baseline=VersionSample(float(counts[2]), float(counts[3]), _cumulative(baseline_cells)),
             queries={"canary": "simulated", "baseline": "simulated"},
         )
 
+    def router_counts(self, since: float, until: float) -> np.ndarray:
+        """What the router saw in [since, until]: canary and baseline requests and failures."""
+        self._generate_until(until)
+        difference: np.ndarray = self._at(self._routed, until) - self._at(self._routed, since)
+        return difference
+
     def canary_served(self, until: float) -> tuple[float, float]:
         """Requests and failed requests the canary served up to `until` (ground truth)."""
-        self._generate_until(until)
-        requests = sum(float(c.counts[0]) for c in self.chunks if c.end <= until)
-        failed = sum(float(c.counts[1]) for c in self.chunks if c.end <= until)
-        return requests, failed
+        routed = self.router_counts(self._started, until)
+        return float(routed[0]), float(routed[1])
+
+    def _metrics_at(self, at: float) -> np.ndarray:
+        return self._at(self._metrics, at)
+
+    def _at(self, series: list[np.ndarray], at: float) -> np.ndarray:
+        """The running total at the latest generated point at or before `at`."""
+        index = bisect.bisect_right(self._times, at) - 1
+        return series[max(index, 0)]
 
     def _generate_until(self, until: float) -> None:
         start = self.generated_until
@@ -141,17 +175,54 @@ class SimulatedTraffic(MetricsProvider):
         baseline_n = self.rng.poisson(m.rps * span * (1 - share))
         canary_e = self.rng.binomial(canary_n, m.canary_error_rate)
         baseline_e = self.rng.binomial(baseline_n, m.baseline_error_rate)
-        total_c, total_b = int(canary_n.sum()), int(baseline_n.sum())
-        self.chunks.append(
-            _Chunk(
-                start,
-                until,
-                np.array([total_c, canary_e.sum(), total_b, baseline_e.sum()], dtype=float),
-                self.rng.multinomial(total_c, self._canary_p).astype(float),
+        down, crashed = self._restarts(lo, hi)
+        # While the canary is down its requests fail at the router, unseen by its metrics;
+        # at a crash its counters restart, and what it served since the last read is lost.
+        lost = down | np.logical_or.accumulate(crashed[::-1])[::-1] if crashed.any() else down
+        seen = ~lost
+        routed_failed = np.where(down, canary_n, canary_e)
+        seen_n, seen_e = int(canary_n[seen].sum()), int(canary_e[seen].sum())
+        total_b = int(baseline_n.sum())
+        metrics = np.concatenate(
+            [
+                np.array([seen_n, seen_e, total_b, baseline_e.sum()], dtype=float),
+                self.rng.multinomial(seen_n, self._canary_p).astype(float),
                 self.rng.multinomial(total_b, self._baseline_p).astype(float),
-            )
+                np.array([float(crashed.sum())]),
+            ]
         )
+        routed = np.array(
+            [canary_n.sum(), routed_failed.sum(), total_b, baseline_e.sum()], dtype=float
+        )
+        self._times.append(until)
+        self._metrics.append(self._metrics[-1] + metrics)
+        self._routed.append(self._routed[-1] + routed)
         self.generated_until = until
+
+    def _restarts(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per generated second: is the canary down, and does it crash in it."""
+        every = self.model.canary_restart_every
+        if every is None:
+            none = np.zeros(len(lo), dtype=bool)
+            return none, none.copy()
+        since = lo - self._started
+        phase = np.mod(since, every)
+        crashed = (np.floor((hi - self._started) / every) > np.floor(since / every)) & (
+            hi - self._started >= every
+        )
+        down = (since >= every) & (phase < self.model.restart_downtime)
+        return down, crashed
+
+
+def _mixture_probabilities(model: TrafficModel) -> np.ndarray:
+    """The canary's bucket probabilities: its latency, with a slow share further out."""
+    median = model.baseline_latency_median * model.canary_latency_factor
+    usual = _bucket_probabilities(median, model.latency_sigma)
+    if model.canary_slow_share <= 0:
+        return usual
+    slow = _bucket_probabilities(median * model.canary_slow_factor, model.latency_sigma)
+    mixed: np.ndarray = (1 - model.canary_slow_share) * usual + model.canary_slow_share * slow
+    return mixed
 
 
 def _bucket_probabilities(median: float, sigma: float) -> np.ndarray:

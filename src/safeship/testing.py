@@ -80,8 +80,11 @@ class Traffic:
 class SyntheticProvider(MetricsProvider):
     """Expected counts of `rps` requests split by the router's weight, over any window.
 
-    `outage` makes every measurement raise ProviderError while set.
+    `outage` makes every measurement raise ProviderError while set. Figures are
+    fresh every second, as a scraped endpoint's are.
     """
+
+    fresh_every = 1.0
 
     def __init__(
         self,

@@ -49,6 +49,8 @@ def provider(
 
 def healthy(query: str) -> list[tuple[dict[str, str], str]]:
     """A service with traffic and no errors: the 5xx selector matches no series."""
+    if "resets(" in query:
+        return [({}, "0")]
     if query.startswith("count("):
         return [({}, "4")]
     if "=~" in query:
@@ -159,3 +161,35 @@ def test_templates_must_use_the_selector() -> None:
 def test_templates_reject_unknown_variables() -> None:
     with pytest.raises(ValueError, match="unknown template variable"):
         PrometheusQueries(requests="sum(x{ {{ selector }} }[{{ windw }}])")
+
+
+def test_restarts_are_read_with_resets_per_target() -> None:
+    def restarting(query: str) -> list[tuple[dict[str, str], str]]:
+        if "resets(" in query:
+            return [({}, "3")] if 'track="canary"' in query else [({}, "0")]
+        return healthy(query)
+
+    m = provider(restarting).measure(WINDOW)
+
+    assert (m.canary.resets, m.baseline.resets) == (3, 0)
+    assert m.queries["canary.resets"] == (
+        'sum(max by (instance) (resets(http_requests_total{ service="checkout", '
+        'environment="production", track="canary" }[43s])))'
+    )
+    verdict = evaluate(m, CanaryStrategy(min_requests=100))
+    assert verdict.urgent == "crash_loop"
+
+
+def test_request_series_without_the_error_label_are_refused_with_the_reason() -> None:
+    def unlabelled(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("count(") or "=~" in query:
+            return []  # no series has a `status` label
+        return healthy(query)
+
+    m = provider(unlabelled).measure(WINDOW)
+
+    assert math.isnan(m.canary.errors)
+    assert any("carry no `status` label" in p and "provider.error_label" in p for p in m.problems)
+    verdict = evaluate(m, CanaryStrategy(min_requests=100))
+    assert verdict.result is Result.INCONCLUSIVE
+    assert "carry no `status` label" in verdict.reason

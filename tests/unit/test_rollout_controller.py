@@ -136,7 +136,9 @@ def test_rollback_decision_is_stored_with_its_inputs(store: Store) -> None:
     inputs = rollback[0].inputs
     verdict = inputs["verdict"]
     assert verdict["result"] == "fail"
-    assert verdict["samples"]["canary_requests"] >= 100
+    # Proof needs no minimum sample: the anytime-valid test looked at every fresh figure.
+    assert verdict["look"] == "tick"
+    assert verdict["samples"]["canary_requests"] > 0
     check = next(c for c in verdict["checks"] if c["name"] == "error_rate")
     assert check["kind"] == "error_rate_sequential"
     assert check["canary"] == pytest.approx(0.05)
@@ -153,15 +155,20 @@ def test_latency_regression_rolls_back_as_high_latency(store: Store) -> None:
     assert (state.outcome, state.reason) == (Outcome.ROLLED_BACK, Reason.HIGH_LATENCY)
 
 
-def test_analysis_windows_never_reach_before_the_step_and_its_warmup(store: Store) -> None:
+def test_windows_never_reach_before_the_step_and_latency_leaves_out_the_warmup(
+    store: Store,
+) -> None:
     world = World(store, settings())
     state = world.controller.start("v2")
     verdicts = [d for d in store.decisions(state.deployment_id) if "verdict" in d.inputs]
     assert verdicts
     for decision in verdicts:
         step = decision.inputs["step"]
-        window = decision.inputs["verdict"]["window"]
-        assert window["start"] >= step["started_at"] + step["warmup"]
+        verdict = decision.inputs["verdict"]
+        # Errors count from the step's first request: the error test needs no warm-up.
+        assert verdict["window"]["start"] >= step["started_at"]
+        # Latency and threshold checks judge only what came after the warm-up.
+        assert verdict["settled_window"]["start"] >= step["started_at"] + step["warmup"]
 
 
 def test_too_little_traffic_pauses_at_hold_end_and_never_advances(store: Store) -> None:

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_ALERTS = {
     "DeploymentHighErrorRate",
     "DeploymentRollbackDetected",
+    "CanaryCrashLooping",
     "SmokeTestFailing",
     "HighErrorRateStaging",
     "HighErrorRateProduction",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import httpx
@@ -166,19 +167,87 @@ def test_error_status_regex_is_matched_against_the_whole_status(targets: FakeTar
     assert m.baseline.errors == 0
 
 
-def test_counter_reset_raises_naming_the_target_and_restarts_the_window(
+def test_a_counter_reset_keeps_the_window_and_counts_what_came_after_it(
     targets: FakeTargets, provider: ScrapeProvider
 ) -> None:
     targets.bodies[CANARY] = exposition(500, 5, (100, 200, 300, 505))
     provider.window_opened(0.0)
-    targets.bodies[CANARY] = exposition(3, 0, (1, 2, 3, 3))
+    targets.bodies[CANARY] = exposition(540, 9, (110, 220, 330, 549))
+    assert provider.measure(Window(0.0, 10.0)).canary.errors == 4
+    targets.bodies[CANARY] = exposition(3, 2, (1, 2, 3, 5))  # restarted: counting from zero
 
-    with pytest.raises(ProviderError, match=f"counter reset on {CANARY}: the process restarted"):
-        provider.measure(Window(0.0, 60.0))
+    m = provider.measure(Window(0.0, 20.0))
 
-    targets.bodies[CANARY] = exposition(13, 2, (5, 10, 15, 15))
-    m = provider.measure(Window(0.0, 60.0))
-    assert (m.canary.requests, m.canary.errors) == (12, 2)
+    # 44 requests (4 errors) before the restart, 5 (2 errors) after: nothing read as success.
+    assert (m.canary.requests, m.canary.errors, m.canary.resets) == (49, 6, 1)
+    assert m.canary.latency_buckets[-1] == (math.inf, 49)
+    targets.bodies[CANARY] = exposition(13, 4, (5, 10, 15, 17))
+    later = provider.measure(Window(0.0, 30.0))
+    assert (later.canary.requests, later.canary.errors, later.canary.resets) == (61, 8, 1)
+
+
+def test_every_restart_of_a_crash_loop_is_counted(
+    targets: FakeTargets, provider: ScrapeProvider
+) -> None:
+    targets.bodies[CANARY] = exposition(50, 5, (10, 20, 30, 55))
+    provider.window_opened(0.0)
+    for life in range(3):
+        targets.bodies[CANARY] = exposition(20, 2, (5, 10, 15, 22))
+        provider.measure(Window(0.0, 10.0 * life + 1))
+        targets.bodies[CANARY] = exposition(30, 3, (10, 20, 30, 33))
+        m = provider.measure(Window(0.0, 10.0 * life + 2))
+    assert m.canary.resets == 3
+    assert m.canary.errors == 3 * 3
+    assert m.baseline.resets == 0
+
+
+def test_a_new_process_start_time_is_a_restart_even_when_counters_grew(
+    targets: FakeTargets, provider: ScrapeProvider
+) -> None:
+    started = "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}\n"
+    targets.bodies[CANARY] = exposition(10, 0, (1, 2, 3, 10)) + started.format(1000)
+    provider.window_opened(0.0)
+    # Restarted and already busier than the last process was: only the start time tells.
+    targets.bodies[CANARY] = exposition(15, 5, (1, 2, 3, 20)) + started.format(2000)
+
+    m = provider.measure(Window(0.0, 10.0))
+
+    assert (m.canary.requests, m.canary.errors, m.canary.resets) == (20, 5, 1)
+
+
+def test_request_series_without_the_error_label_make_errors_unknown(
+    targets: FakeTargets,
+) -> None:
+    coded = exposition(0, 0, (0, 0, 0, 0)).replace('status="', 'code="')
+    targets.bodies[CANARY] = coded
+    p = ScrapeProvider(CANARY, BASELINE, transport=httpx.MockTransport(targets.handle))
+    try:
+        p.window_opened(0.0)
+        targets.bodies[CANARY] = exposition(210, 210, (0, 0, 0, 420)).replace('status="', 'code="')
+        m = p.measure(Window(0.0, 60.0))
+    finally:
+        p.close()
+
+    assert math.isnan(m.canary.errors)
+    assert len(m.problems) == 1
+    assert CANARY in m.problems[0]
+    assert "`status` label" in m.problems[0]
+    assert "provider.error_label" in m.problems[0]
+
+
+def test_the_error_label_is_configurable(targets: FakeTargets) -> None:
+    targets.bodies[CANARY] = exposition(0, 0, (0, 0, 0, 0)).replace('status="', 'code="')
+    p = ScrapeProvider(
+        CANARY, BASELINE, transport=httpx.MockTransport(targets.handle), error_label="code"
+    )
+    try:
+        p.window_opened(0.0)
+        targets.bodies[CANARY] = exposition(200, 10, (0, 0, 0, 210)).replace('status="', 'code="')
+        m = p.measure(Window(0.0, 60.0))
+    finally:
+        p.close()
+
+    assert (m.canary.requests, m.canary.errors, m.problems) == (210, 10, ())
 
 
 def test_a_series_that_vanished_is_a_reset(targets: FakeTargets, provider: ScrapeProvider) -> None:
@@ -186,8 +255,9 @@ def test_a_series_that_vanished_is_a_reset(targets: FakeTargets, provider: Scrap
     provider.window_opened(0.0)
     targets.bodies[BASELINE] = "# nothing served since the restart\n"
 
-    with pytest.raises(ProviderError, match=f"counter reset on {BASELINE}"):
-        provider.measure(Window(0.0, 60.0))
+    m = provider.measure(Window(0.0, 60.0))
+
+    assert (m.baseline.requests, m.baseline.resets) == (0, 1)
 
 
 def test_a_target_without_the_metric_has_no_requests(

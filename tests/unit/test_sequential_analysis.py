@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from safeship.analysis import Memory, Result, evaluate
+from safeship.analysis.evaluate import Snapshot
 from safeship.analysis.sequential import Counts, Evidence, judge, update
 from safeship.config import CanaryStrategy, SequentialErrorRateCheck
 from safeship.providers.interface import Measurement, VersionSample, Window
@@ -124,7 +125,7 @@ def test_holm_keeps_a_borderline_failure_from_rolling_back_when_two_checks_can()
     harm = tuple(math.log(30) for _ in range(12))
     memory = Memory(
         window_start=0,
-        seen=Counts(1000, 10, 1000, 10),
+        seen=Snapshot(VersionSample(1000, 10, buckets), VersionSample(1000, 10, buckets)),
         evidence={"error_rate": Evidence(harm=harm, max_log_harm=math.log(30))},
     )
     alone = evaluate(measurement, CanaryStrategy(checks=(seq,), min_requests=10), memory)

@@ -1,24 +1,42 @@
-"""One look at a window: every configured check, corrected for testing several at once.
+"""One look at a step: every check that may look now, corrected for testing several at once.
 
-Checks are of two kinds. Threshold checks compare the window's figures with
-limits. Statistical checks (the sequential error-rate test, the latency
-judge) give p-values; when more than one of them may roll a canary back, a
-failure must survive Holm's step-down correction across them, so the
-false-rollback rate of the rollout stays at the checks' own levels. A check
-marked `critical: false` is reported but never rolls back.
+A step's figures arrive as cumulative counts since the step began (its
+weight was confirmed), as often as the provider has fresh ones. Each look is
+one of three kinds:
 
-The sequential test needs what earlier looks saw; that memory travels with
-the verdict and is stored with the rollout state, so a resumed rollout keeps
-its evidence.
+    tick    fresh figures: the catastrophe guard, the crash-loop rule and the
+            anytime-valid sequential tests look (none of them needs a warm-up:
+            errors are errors from the first request on, and an anytime-valid
+            test may be looked at as often as figures change);
+    settle  a tick that marks the end of the warm-up: the *settled* window,
+            which latency and threshold checks judge, starts here;
+    full    an interval look: every check, and the verdict is what the
+            rollout's policy decides on.
+
+Threshold checks compare the settled window's figures with limits.
+Statistical checks give p-values; when more than one of them may roll a
+canary back, a failure must survive Holm's step-down correction across all
+of them (a check that did not look counts with p = 1), so the false-rollback
+rate of the rollout stays at the checks' own levels. A check marked
+`critical: false` is reported but never rolls back.
+
+Figures that cannot be true (negative, NaN, infinite, beyond any real
+traffic) are no evidence: the look is inconclusive and names them. The
+sequential tests and the guard consume increments between looks, never raw
+totals, and what they need travels in `Memory`, stored with the rollout
+state so a resumed rollout keeps its evidence.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
+from safeship.analysis import guard as catastrophe
 from safeship.analysis import sequential
+from safeship.analysis.figures import clamp_errors, implausible
 from safeship.analysis.latency import judge_latency
 from safeship.analysis.threshold import threshold_check
 from safeship.analysis.verdict import CheckResult, Result, Verdict, combine
@@ -30,34 +48,75 @@ from safeship.config import (
     LatencyJudgeCheck,
     SequentialErrorRateCheck,
 )
-from safeship.providers.interface import Measurement, VersionSample
+from safeship.providers.interface import Measurement, VersionSample, Window
+
+
+class Look(StrEnum):
+    TICK = "tick"
+    SETTLE = "settle"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Cumulative figures of both versions at one look of a step."""
+
+    canary: VersionSample = field(default_factory=lambda: VersionSample(0.0, 0.0))
+    baseline: VersionSample = field(default_factory=lambda: VersionSample(0.0, 0.0))
+
+    def counts(self) -> sequential.Counts:
+        return sequential.Counts(
+            self.canary.requests, self.canary.errors, self.baseline.requests, self.baseline.errors
+        )
+
+    def for_storage(self) -> dict[str, Any]:
+        return {
+            "canary": _sample_for_storage(self.canary),
+            "baseline": _sample_for_storage(self.baseline),
+        }
+
+    @classmethod
+    def from_storage(cls, data: dict[str, Any]) -> Snapshot:
+        return cls(_sample_from_storage(data["canary"]), _sample_from_storage(data["baseline"]))
 
 
 @dataclass(frozen=True)
 class Memory:
-    """What the next look needs: the current window's counts so far, and the evidence."""
+    """What the next look needs: the step's figures so far, the settled window's start, evidence."""
 
     window_start: float | None = None
-    seen: sequential.Counts = field(default_factory=sequential.Counts)
+    seen: Snapshot = field(default_factory=Snapshot)
+    settled: Snapshot | None = None
+    settled_at: float | None = None
     evidence: dict[str, sequential.Evidence] = field(default_factory=dict)
+    guard: catastrophe.GuardState = field(default_factory=catastrophe.GuardState)
 
     def for_storage(self) -> dict[str, Any]:
         return {
             "window_start": self.window_start,
-            "seen": self.seen.as_list(),
+            "seen": self.seen.for_storage(),
+            "settled": None if self.settled is None else self.settled.for_storage(),
+            "settled_at": self.settled_at,
             "evidence": {k: v.for_storage() for k, v in self.evidence.items()},
+            "guard": self.guard.for_storage(),
         }
 
     @classmethod
     def from_storage(cls, data: dict[str, Any] | None) -> Memory:
         if not data:
             return cls()
+        seen = data.get("seen")
+        settled = data.get("settled")
         return cls(
             window_start=data.get("window_start"),
-            seen=sequential.Counts.from_list(data.get("seen", [0, 0, 0, 0])),
+            # Rollouts stored before snapshots kept four counts only: start their step afresh.
+            seen=Snapshot.from_storage(seen) if isinstance(seen, dict) else Snapshot(),
+            settled=Snapshot.from_storage(settled) if isinstance(settled, dict) else None,
+            settled_at=data.get("settled_at"),
             evidence={
                 k: sequential.Evidence.from_storage(v) for k, v in data.get("evidence", {}).items()
             },
+            guard=catastrophe.GuardState.from_storage(data.get("guard")),
         )
 
 
@@ -72,27 +131,35 @@ class _Outcome:
 
 
 def evaluate(
-    measurement: Measurement, strategy: CanaryStrategy, memory: Memory | None = None
+    measurement: Measurement,
+    strategy: CanaryStrategy,
+    memory: Memory | None = None,
+    *,
+    look: Look = Look.FULL,
 ) -> Verdict:
-    """Judge one window of canary vs. baseline; the verdict carries the next memory."""
+    """Judge one look at a step of canary vs. baseline; the verdict carries the next memory.
+
+    Without memory the whole window counts as settled (no warm-up to leave out).
+    """
     memory = memory or Memory()
-    canary, baseline = measurement.canary, measurement.baseline
-    same_window = memory.window_start == measurement.window.start
-    before = memory.seen if same_window else sequential.Counts()
-    counts_known = all(
-        math.isfinite(v)
-        for v in (canary.requests, canary.errors, baseline.requests, baseline.errors)
-    )
-    # Unknown counts (NaN) are no evidence: this look adds nothing, the next one catches up.
-    now_seen = (
-        sequential.Counts(canary.requests, canary.errors, baseline.requests, baseline.errors)
-        if counts_known
-        else before
-    )
-    increment = now_seen.minus(before)
-    short = _short_of_data(canary, baseline, strategy.min_requests)
-    if short is None and not counts_known:
-        short = "error or request counts unknown (NaN): no evidence either way"
+    if memory.window_start != measurement.window.start:
+        memory = replace(
+            memory,
+            window_start=measurement.window.start,
+            seen=Snapshot(),
+            settled=None,
+            settled_at=None,
+        )
+    problems = implausible(measurement)
+    if problems:
+        return _inconclusive(measurement, memory, problems)
+    now = Snapshot(clamp_errors(measurement.canary), clamp_errors(measurement.baseline))
+    increment = now.counts().minus(memory.seen.counts())
+    if look is Look.SETTLE and memory.settled is None:
+        memory = replace(memory, settled=now, settled_at=measurement.window.end)
+    guard_state = catastrophe.update(strategy.guard, memory.guard, increment)
+    step = now.counts()
+    short = _short_of_data(step, strategy.min_requests)
 
     outcomes: list[_Outcome] = []
     evidence = dict(memory.evidence)
@@ -115,69 +182,140 @@ def evaluate(
                     judged.harm_suspected,
                 )
             )
-        elif short is not None:
-            outcomes.append(
-                _Outcome(
-                    CheckResult(check.name, check.type, Result.INCONCLUSIVE, short), check.critical
-                )
-            )
-        elif isinstance(check, LatencyJudgeCheck):
-            latency, log_p = judge_latency(check, canary, baseline)
-            tail_only = latency.result is Result.FAIL and latency.details.get(
-                "classification"
-            ) not in ("High", "Low")
-            if tail_only:
-                log_p = None  # a tail-ratio failure is a limit, not a test to correct
-            outcomes.append(_Outcome(latency, check.critical, log_p, 1 - check.confidence))
-        else:
-            outcomes.append(_Outcome(_threshold(check, canary, baseline), check.critical))
-    outcomes = _holm(outcomes)
+    settled_window: Window | None = None
+    if look is Look.FULL:
+        start = memory.settled or Snapshot()
+        settled_window = Window(
+            memory.settled_at or measurement.window.start, measurement.window.end
+        )
+        canary = _since(now.canary, start.canary)
+        baseline = _since(now.baseline, start.baseline)
+        settled_short = _short_of_data(
+            sequential.Counts(canary.requests, canary.errors, baseline.requests, baseline.errors),
+            strategy.min_requests,
+        )
+        for check in strategy.checks:
+            if isinstance(check, SequentialErrorRateCheck):
+                continue
+            outcomes.append(_settled_outcome(check, canary, baseline, settled_short))
+    outcomes = _holm(outcomes, _statistical_checks(strategy))
     checks = tuple(o.result for o in outcomes)
+    urgent, urgent_check = _urgent(strategy, guard_state, measurement)
+    if urgent_check is not None:
+        checks = (urgent_check, *checks)
     # Non-critical checks are reported but never roll back; alone, they still need data.
     deciding = tuple(o.result for o in outcomes if o.critical) or tuple(
         replace(o.result, result=Result.PASS) if o.result.result is Result.FAIL else o.result
         for o in outcomes
     )
-    result = combine(deciding)
+    result = Result.FAIL if urgent else combine(deciding)
+    restarted = measurement.canary.resets > 0
     early = (
         result is Result.PASS
+        and look is Look.FULL
+        and not restarted  # a restart lost requests: they cannot count as a clean record
         and any(o.shown_not_worse for o in outcomes)
         and all(o.shown_not_worse is not False for o in outcomes if o.critical)
     )
     return Verdict(
         result=result,
-        reason=_summary(result, checks),
+        reason=urgent_check.reason if urgent_check else _summary(result, checks),
         window=measurement.window,
         checks=checks,
-        canary_requests=canary.requests,
-        baseline_requests=baseline.requests,
-        canary_errors=canary.errors,
-        baseline_errors=baseline.errors,
+        canary_requests=step.canary_requests,
+        baseline_requests=step.baseline_requests,
+        canary_errors=step.canary_errors,
+        baseline_errors=step.baseline_errors,
         queries=dict(measurement.queries),
         shown_not_worse=early,
         harm_suspected=any(o.harm_suspected for o in outcomes if o.critical),
-        memory=Memory(measurement.window.start, now_seen, evidence).for_storage(),
+        memory=Memory(
+            measurement.window.start,
+            now,
+            memory.settled,
+            memory.settled_at,
+            evidence,
+            guard_state,
+        ).for_storage(),
+        urgent=urgent,
+        look=look.value,
+        settled_window=settled_window,
+        canary_resets=measurement.canary.resets,
+        baseline_resets=measurement.baseline.resets,
     )
 
 
-def _threshold(check: Check, canary: VersionSample, baseline: VersionSample) -> CheckResult:
+def _urgent(
+    strategy: CanaryStrategy, guard_state: catastrophe.GuardState, measurement: Measurement
+) -> tuple[str | None, CheckResult | None]:
+    """A rollback no policy may delay: a crash loop, or the catastrophe guard's alarm."""
+    restarts = measurement.canary.resets
+    limit = strategy.limits.max_restarts
+    if restarts > limit:
+        reason = (
+            f"crash loop: the canary's counters reset {restarts} times in this step (each a "
+            f"restart that lost the requests in flight), more than limits.max_restarts {limit}; "
+            f"the baseline's reset {measurement.baseline.resets} times"
+        )
+        check = CheckResult(
+            name="crash_loop",
+            kind="crash_loop",
+            result=Result.FAIL,
+            reason=reason,
+            canary=float(restarts),
+            baseline=float(measurement.baseline.resets),
+            limit=float(limit),
+            details={"canary_resets": restarts, "baseline_resets": measurement.baseline.resets},
+        )
+        return "crash_loop", check
+    alarm = catastrophe.judge(strategy.guard, guard_state)
+    if alarm is not None:
+        return "high_error_rate", alarm
+    return None, None
+
+
+def _settled_outcome(
+    check: Check, canary: VersionSample, baseline: VersionSample, short: str | None
+) -> _Outcome:
+    if short is not None:
+        return _Outcome(
+            CheckResult(check.name, check.type, Result.INCONCLUSIVE, short), check.critical
+        )
+    if isinstance(check, LatencyJudgeCheck):
+        latency, log_p = judge_latency(check, canary, baseline)
+        tail_only = latency.result is Result.FAIL and latency.details.get("classification") not in (
+            "High",
+            "Low",
+        )
+        if tail_only:
+            log_p = None  # a tail-ratio failure is a limit, not a test to correct
+        return _Outcome(latency, check.critical, log_p, 1 - check.confidence)
     assert isinstance(check, ErrorRateCheck | LatencyCheck)
-    return threshold_check(check, canary, baseline)
+    return _Outcome(threshold_check(check, canary, baseline), check.critical)
 
 
-def _holm(outcomes: list[_Outcome]) -> list[_Outcome]:
-    """Holm's step-down across critical statistical checks, each at its own level.
+def _statistical_checks(strategy: CanaryStrategy) -> int:
+    """How many critical checks give p-values, whether or not they look this time."""
+    return sum(
+        1
+        for c in strategy.checks
+        if c.critical and isinstance(c, SequentialErrorRateCheck | LatencyJudgeCheck)
+    )
+
+
+def _holm(outcomes: list[_Outcome], k: int) -> list[_Outcome]:
+    """Holm's step-down across the k critical statistical checks, each at its own level.
 
     Ordered by p / level, the i-th of k is rejected only if every one before it
     was and its p <= level / (k - i); a failure that does not survive becomes a
-    pass that says so. Everything is compared in log space: the strongest
-    evidence has a p-value that underflows to 0, and it must rank first.
+    pass that says so. A check that did not look this time ranks last (p = 1).
+    Everything is compared in log space: the strongest evidence has a p-value
+    that underflows to 0, and it must rank first.
     """
     tested = sorted(
         (i for i, o in enumerate(outcomes) if o.critical and o.log_p is not None and o.level),
         key=lambda i: _log_ratio_to_level(outcomes[i]),
     )
-    k = len(tested)
     if k < 2:
         return outcomes
     adjusted = list(outcomes)
@@ -207,11 +345,60 @@ def _log_ratio_to_level(outcome: _Outcome) -> float:
     return outcome.log_p - math.log(outcome.level)
 
 
-def _short_of_data(canary: VersionSample, baseline: VersionSample, minimum: int) -> str | None:
+def _inconclusive(measurement: Measurement, memory: Memory, problems: tuple[str, ...]) -> Verdict:
+    """Figures that cannot be true: no evidence is taken from them, the memory stays as it was."""
+    reason = "figures refused: " + "; ".join(problems)
+    return Verdict(
+        result=Result.INCONCLUSIVE,
+        reason=reason,
+        window=measurement.window,
+        checks=(
+            CheckResult(
+                name="figures",
+                kind="figures",
+                result=Result.INCONCLUSIVE,
+                reason=reason,
+                details={"problems": list(problems)},
+            ),
+        ),
+        queries=dict(measurement.queries),
+        memory=memory.for_storage(),
+    )
+
+
+def _since(now: VersionSample, start: VersionSample) -> VersionSample:
+    """The figures between two cumulative snapshots (raw samples only over a whole window)."""
+    if start.requests == 0 and not start.latency_buckets:
+        return now
+    return VersionSample(
+        requests=max(0.0, now.requests - start.requests),
+        errors=max(0.0, now.errors - start.errors),
+        latency_buckets=_bucket_difference(now.latency_buckets, start.latency_buckets),
+        resets=max(0, now.resets - start.resets),
+    )
+
+
+def _bucket_difference(
+    now: tuple[tuple[float, float], ...], start: tuple[tuple[float, float], ...]
+) -> tuple[tuple[float, float], ...]:
+    before = dict(start)
+    running = 0.0
+    out = []
+    for le, count in now:
+        # Cumulative counts stay cumulative: extrapolation noise must not make them dip.
+        running = max(running, count - before.get(le, 0.0), 0.0)
+        out.append((le, running))
+    return tuple(out)
+
+
+def _short_of_data(counts: sequential.Counts, minimum: int) -> str | None:
     lacking = [
-        f"{name} {sample.requests:.0f} < {minimum} requests"
-        for name, sample in (("canary", canary), ("baseline", baseline))
-        if not sample.requests >= minimum  # NaN counts as lacking
+        f"{name} {requests:.0f} < {minimum} requests"
+        for name, requests in (
+            ("canary", counts.canary_requests),
+            ("baseline", counts.baseline_requests),
+        )
+        if not requests >= minimum  # NaN counts as lacking
     ]
     return f"not enough data: {', '.join(lacking)}" if lacking else None
 
@@ -219,3 +406,21 @@ def _short_of_data(canary: VersionSample, baseline: VersionSample, minimum: int)
 def _summary(result: Result, checks: tuple[CheckResult, ...]) -> str:
     chosen = [c for c in checks if c.result is result] or list(checks)
     return "; ".join(f"{c.name}: {c.reason}" for c in chosen) or "no checks configured"
+
+
+def _sample_for_storage(sample: VersionSample) -> dict[str, Any]:
+    return {
+        "requests": sample.requests,
+        "errors": sample.errors,
+        "buckets": [list(pair) for pair in sample.latency_buckets],
+        "resets": sample.resets,
+    }
+
+
+def _sample_from_storage(data: dict[str, Any]) -> VersionSample:
+    return VersionSample(
+        requests=float(data.get("requests", 0.0)),
+        errors=float(data.get("errors", 0.0)),
+        latency_buckets=tuple((float(le), float(c)) for le, c in data.get("buckets", ())),
+        resets=int(data.get("resets", 0)),
+    )

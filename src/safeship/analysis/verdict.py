@@ -63,6 +63,12 @@ class Verdict:
     shown_not_worse: bool = False  # every critical check passed and the canary is proven safe
     harm_suspected: bool = False  # some evidence of harm, short of proof: do not advance yet
     memory: dict[str, Any] = field(default_factory=dict)  # what the next look needs (stored)
+    # A rollback no policy may delay or soften (the rollback reason), or None.
+    urgent: str | None = None
+    look: str = "full"  # tick | settle | full (see analysis.evaluate)
+    settled_window: Window | None = None  # what latency and threshold checks judged
+    canary_resets: int = 0
+    baseline_resets: int = 0
 
     def failed_checks(self) -> tuple[CheckResult, ...]:
         return tuple(c for c in self.checks if c.result is Result.FAIL)
@@ -86,6 +92,20 @@ class Verdict:
             "shown_not_worse": self.shown_not_worse,
             "harm_suspected": self.harm_suspected,
             "queries": dict(self.queries),
+            "look": self.look,
+            "resets": {"canary": self.canary_resets, "baseline": self.baseline_resets},
+            **({"urgent": self.urgent} if self.urgent else {}),
+            **(
+                {
+                    "settled_window": {
+                        "start": self.settled_window.start,
+                        "end": self.settled_window.end,
+                        "seconds": round(self.settled_window.seconds, 3),
+                    }
+                }
+                if self.settled_window is not None
+                else {}
+            ),
         }
 
 

@@ -1,8 +1,9 @@
 """The sample service that `safeship demo` and the tests deploy.
 
 Each process is one version on one track (stable or canary). Faults are
-injected from the command line (an error rate, extra latency) so a bad canary
-can be staged, and the figures a rollout judges are exposed on `/metrics` under
+injected from the command line (an error rate, extra latency, a crash after
+so many seconds: under a supervisor that restarts it, a crash loop) so a bad
+canary can be staged, and the figures a rollout judges are exposed on `/metrics` under
 the names the queries expect:
 
     http_requests_total{service,environment,version,track,status}
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import sys
@@ -40,6 +42,7 @@ from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_chi
 from safeship.sample_service import LATENCY_BUCKETS
 
 TRACKS = ("stable", "canary")
+CRASH_EXIT_CODE = 70  # what a process dying of `--crash-after` exits with
 # The base latency varies by up to this fraction either way, so histograms look
 # like real traffic rather than one spike.
 _JITTER = 0.2
@@ -56,6 +59,7 @@ class ServiceConfig:
     error_rate: float = 0.0
     latency_ms: float = 0.0
     base_latency_ms: float = 20.0
+    crash_after: float | None = None  # seconds until the process dies (a fault)
 
     def __post_init__(self) -> None:
         if self.track not in TRACKS:
@@ -64,6 +68,10 @@ class ServiceConfig:
             raise ValueError(f"error rate must be between 0 and 1, not {self.error_rate}")
         if self.latency_ms < 0 or self.base_latency_ms < 0:
             raise ValueError("latencies must not be negative")
+        if self.crash_after is not None and not self.crash_after > 0:
+            raise ValueError(
+                f"crash-after must be a positive number of seconds, not {self.crash_after}"
+            )
 
 
 class _DemoService:
@@ -166,6 +174,9 @@ async def _serve(config: ServiceConfig, host: str, port: int) -> None:
             f"version={config.version} track={config.track}",
             flush=True,
         )
+        if config.crash_after is not None:
+            # A crash, not a shutdown: requests in flight die with the process.
+            loop.call_later(config.crash_after, os._exit, CRASH_EXIT_CODE)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -183,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of requests failed")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="extra latency (a fault)")
     parser.add_argument("--base-latency-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--crash-after", type=float, default=None, help="die after this many seconds (a fault)"
+    )
     args = parser.parse_args(argv)
     try:
         host, port = parse_listen(args.listen)
@@ -194,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             error_rate=args.error_rate,
             latency_ms=args.latency_ms,
             base_latency_ms=args.base_latency_ms,
+            crash_after=args.crash_after,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -246,6 +261,7 @@ def start_service(
     latency_ms: float = 0.0,
     ready_timeout: float = 10.0,
     base_latency_ms: float = 20.0,
+    crash_after: float | None = None,
 ) -> ServiceProcess:
     """Start `python -m safeship.demo.service` and wait until it is serving.
 
@@ -254,7 +270,9 @@ def start_service(
     tail if it exits or is not ready within `ready_timeout` seconds.
     """
     # Checked here too, so a mistake is a ValueError now rather than a usage error in a child.
-    ServiceConfig(service, environment, version, track, error_rate, latency_ms, base_latency_ms)
+    ServiceConfig(
+        service, environment, version, track, error_rate, latency_ms, base_latency_ms, crash_after
+    )
     parse_listen(listen)
     args = [
         f"--listen={listen}",
@@ -265,6 +283,7 @@ def start_service(
         f"--error-rate={error_rate}",
         f"--latency-ms={latency_ms}",
         f"--base-latency-ms={base_latency_ms}",
+        *([f"--crash-after={crash_after}"] if crash_after is not None else []),
     ]
     try:
         child = start_child("safeship.demo.service", args, ("listen",), ready_timeout)

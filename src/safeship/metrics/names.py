@@ -42,6 +42,7 @@ ROLLBACK_REASONS: tuple[str, ...] = (
     "smoke_test_failed",
     "high_error_rate",
     "high_latency",
+    "crash_loop",
     "provider_error",
     "no_data",
     "router_error",

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
-from prometheus_client.exposition import default_handler, push_to_gateway
+from prometheus_client.exposition import push_to_gateway
 
 from safeship.errors import StoreError
+from safeship.http import make_client
 from safeship.redact import redact_url
 
 if TYPE_CHECKING:
@@ -80,8 +82,34 @@ def push_metrics(
         registry=_GroupView(metrics.registry, resolved, environment),
         grouping_key={"service": resolved, "environment": environment},
         timeout=timeout,
-        handler=handler or default_handler,
+        handler=handler or deadline_handler,
     )
+
+
+def deadline_handler(
+    url: str,
+    method: str,
+    timeout: float | None,
+    headers: list[tuple[str, str]],
+    data: bytes,
+) -> Callable[[], None]:
+    """prometheus_client's push handler, with `timeout` as the whole request's deadline.
+
+    Its default handler (urllib) times out per socket read only, so a Pushgateway
+    trickling its answer would hold a deploy's last step. Failures are `OSError`s,
+    as the default handler's are.
+    """
+
+    def push() -> None:
+        try:
+            with make_client(timeout=timeout or 10.0) as client:
+                response = client.request(method, url, headers=headers, content=data)
+        except httpx.HTTPError as exc:
+            raise OSError(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            raise OSError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    return push
 
 
 def push_or_warn(

@@ -41,7 +41,6 @@ from safeship.prometheus.promql import (
     COUNTER_FUNCTIONS,
     Matcher,
     Selector,
-    parse_duration,
     selectors,
 )
 from safeship.providers.prometheus import ERROR_LABEL_PRESENT, PrometheusQueries, Track
@@ -221,11 +220,9 @@ def _scrape_interval(client: PrometheusClient, settings: PrometheusSettings) -> 
     if settings.scrape_interval is not None:
         return settings.scrape_interval
     try:
-        intervals = [_duration(t.get("scrapeInterval")) for t in client.targets()]
+        return client.longest_scrape_interval()
     except (PrometheusError, PrometheusRejected):
         return None
-    known = [i for i in intervals if i is not None]
-    return max(known) if known else None
 
 
 def _shape_problem(kind: str, samples: tuple[Sample, ...]) -> str | None:
@@ -240,10 +237,6 @@ def _shape_problem(kind: str, samples: tuple[Sample, ...]) -> str | None:
             "(e.g. sum(...))"
         )
     return None
-
-
-def _duration(value: object) -> float | None:
-    return parse_duration(value) if isinstance(value, str) else None
 
 
 class QueryChecker:

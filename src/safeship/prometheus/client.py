@@ -27,6 +27,7 @@ from safeship.errors import ConfigError, PermanentError, ProviderError
 from safeship.http import RETRY_STATUSES, RetryPolicy, make_client, retry_after_seconds
 from safeship.http import with_retries as _with_retries
 from safeship.metrics import DeploymentMetrics
+from safeship.prometheus.promql import parse_duration
 from safeship.redact import redact_text, redact_url
 
 
@@ -222,6 +223,13 @@ class PrometheusClient:
         """Active scrape targets (with their `scrapeInterval`)."""
         data = self._api("GET", "/api/v1/targets", {"state": "active"})
         return list(data.get("activeTargets", []))
+
+    def longest_scrape_interval(self) -> float | None:
+        """The longest scrape interval among active targets (the cautious one), if any is known."""
+        intervals = [t.get("scrapeInterval") for t in self.targets()]
+        known = [parse_duration(i) for i in intervals if isinstance(i, str)]
+        seconds = [k for k in known if k is not None]
+        return max(seconds) if seconds else None
 
     def format_query(self, expr: str) -> str:
         """Prometheus' own formatting of `expr`: a cheap syntax check (raises PromQLError)."""

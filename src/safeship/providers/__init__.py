@@ -25,6 +25,8 @@ def build_provider(
             timeout=settings.timeout,
             error_status_regex=settings.error_status,
             match=dict(settings.match),
+            error_label=settings.error_label,
+            poll_interval=settings.poll_interval,
         )
     if isinstance(settings, PrometheusProviderSettings):
         from safeship.prometheus.client import PrometheusClient
@@ -32,6 +34,10 @@ def build_provider(
 
         client = PrometheusClient(config.prometheus, workflow="analysis", metrics=metrics)
         return PrometheusProvider(
-            settings, client, service=config.service, environment=config.environment
+            settings,
+            client,
+            service=config.service,
+            environment=config.environment,
+            scrape_interval=config.prometheus.scrape_interval,
         )
     assert_never(settings)

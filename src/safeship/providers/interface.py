@@ -2,7 +2,10 @@
 
 A measurement covers one analysis window for both versions at once, so the
 canary is always judged against the baseline over the same time. Counts are
-deltas over the window, never totals since process start.
+increases over the window, never totals since process start: a provider that
+sees a counter reset (a restarted process) keeps counting from the reset, as
+Prometheus' `increase()` does, and reports how many resets it saw, so a
+restart never restarts the window nor hides the errors that follow it.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ class VersionSample:
     `latency_buckets` are cumulative histogram buckets `(le, count)` sorted by
     `le`, ending with `+Inf`, as in Prometheus' `_bucket` series.
     `latency_samples` are individual durations in seconds, when a provider has
-    them (simulations); analyses prefer them to buckets.
+    them (simulations); analyses prefer them to buckets. `resets` counts the
+    counter resets (process restarts) seen during the window.
     """
 
     requests: float
     errors: float
     latency_buckets: tuple[tuple[float, float], ...] = ()
     latency_samples: tuple[float, ...] = ()  # raw durations, when a provider has them
+    resets: int = 0
 
     @property
     def error_ratio(self) -> float | None:
@@ -48,16 +53,29 @@ class VersionSample:
 
 @dataclass(frozen=True)
 class Measurement:
-    """Canary and baseline over the same window, with what was asked to get them."""
+    """Canary and baseline over the same window, with what was asked to get them.
+
+    `problems` are reasons the provider itself does not trust a figure (say, request
+    series without the error label), each naming where it came from; any problem
+    makes the look inconclusive.
+    """
 
     window: Window
     canary: VersionSample
     baseline: VersionSample
     queries: dict[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
 
 class MetricsProvider(ABC):
-    """Reads request, error and latency figures for canary and baseline."""
+    """Reads request, error and latency figures for canary and baseline.
+
+    `fresh_every` is how often new figures can appear (seconds): the rollout
+    looks that often for obvious failure, however long its analysis interval.
+    None means no faster than the analysis interval.
+    """
+
+    fresh_every: float | None = None
 
     def ready(self) -> None:  # noqa: B027 - optional hook
         """Raise `ProviderError` if figures cannot be read now (checked before traffic moves)."""

@@ -9,11 +9,17 @@ a service or environment name can never change a query's meaning.
 No data stays no data: an empty requests result is zero requests (below any
 minimum, hence inconclusive); an empty errors result counts as zero errors
 only when the request series exist and carry the error label (otherwise the
-error ratio is NaN: inconclusive); NaN is passed on as NaN.
+error ratio is NaN: inconclusive, with the reason); NaN is passed on as NaN.
+
+`increase()` already counts across counter resets; `resets()` says how many
+there were (per scraped target, the series that reset most), so a crash loop
+is seen for what it is. New figures appear once per scrape interval, which is
+how often the rollout looks for obvious failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
@@ -31,6 +37,9 @@ ERRORS = (
     '{{ error_label }}=~"{{ error_status }}" }[{{ window }}]))'
 )
 LATENCY = "sum by (le) (increase({{ latency_metric }}_bucket{ {{ selector }} }[{{ window }}]))"
+# Restarts: a restarted process resets every series at once, so per target the series
+# that reset most counts its restarts; targets (replicas) add up.
+RESETS = "sum(max by (instance) (resets({{ requests_metric }}{ {{ selector }} }[{{ window }}])))"
 # Whether the request series carry the error label at all: an empty errors
 # result means "no errors" only if they do.
 ERROR_LABEL_PRESENT = 'count({{ requests_metric }}{ {{ selector }}, {{ error_label }}!="" })'
@@ -87,6 +96,7 @@ class PrometheusQueries:
             "requests": self.render(q.requests or REQUESTS, track, window_seconds),
             "errors": self.render(q.errors or ERRORS, track, window_seconds),
             "latency": self.render(q.latency or LATENCY, track, window_seconds),
+            "resets": self.render(q.resets or RESETS, track, window_seconds),
         }
 
 
@@ -100,37 +110,66 @@ class PrometheusProvider(MetricsProvider):
         *,
         service: str,
         environment: str,
+        scrape_interval: float | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.queries = PrometheusQueries(settings, service=service, environment=environment)
+        self.fresh_every = scrape_interval
 
     def ready(self) -> None:
-        """Prometheus answers and is ready (not still replaying its WAL)."""
+        """Prometheus answers and is ready (not still replaying its WAL).
+
+        Without a configured scrape interval, the targets' own tell how often
+        figures change (and so how often the rollout looks for obvious failure).
+        """
         try:
             ready = self.client.ready()
         except PrometheusRejected as exc:
             raise ProviderError(str(exc)) from exc
         if not ready:
             raise ProviderError(f"Prometheus {redact_url(self.client.url)} is not ready yet")
+        if self.fresh_every is None:
+            with contextlib.suppress(PromQLError, PrometheusRejected, ProviderError):
+                self.fresh_every = self.client.longest_scrape_interval()
 
     def measure(self, window: Window) -> Measurement:
+        problems: list[str] = []
         try:
-            canary, canary_q = self._sample("canary", window)
-            baseline, baseline_q = self._sample("baseline", window)
+            canary, canary_q = self._sample("canary", window, problems)
+            baseline, baseline_q = self._sample("baseline", window, problems)
         except (PromQLError, PrometheusRejected) as exc:
             raise ProviderError(str(exc)) from exc
         queries = {f"canary.{k}": v for k, v in canary_q.items()}
         queries |= {f"baseline.{k}": v for k, v in baseline_q.items()}
-        return Measurement(window=window, canary=canary, baseline=baseline, queries=queries)
+        return Measurement(
+            window=window,
+            canary=canary,
+            baseline=baseline,
+            queries=queries,
+            problems=tuple(problems),
+        )
 
-    def _sample(self, track: Track, window: Window) -> tuple[VersionSample, dict[str, str]]:
+    def _sample(
+        self, track: Track, window: Window, problems: list[str]
+    ) -> tuple[VersionSample, dict[str, str]]:
         queries = self.queries.all(track, window.seconds)
         at = window.end
         requests = self.client.query(queries["requests"], at).value()
         errors = self.client.query(queries["errors"], at).value()
         if errors is None:
             errors = self._errors_when_none_found(track, requests, window, queries)
+            if math.isnan(errors):
+                problems.append(
+                    f"{track}: `{queries['errors']}` returned no data although "
+                    + (
+                        "a custom errors query must return 0 itself"
+                        if self.settings.queries.errors is not None
+                        else f"requests were served, and the request series carry no "
+                        f"`{self.settings.error_label}` label (set provider.error_label)"
+                    )
+                )
+        resets = self.client.query(queries["resets"], at).value()
         latency = self.client.query(queries["latency"], at)
         buckets = sorted(
             (float(s.labels["le"]), s.value) for s in latency.samples if "le" in s.labels
@@ -142,6 +181,7 @@ class PrometheusProvider(MetricsProvider):
                 requests=0.0 if requests is None else requests,
                 errors=errors,
                 latency_buckets=tuple(buckets),
+                resets=_restarts(resets),
             ),
             queries,
         )
@@ -149,8 +189,13 @@ class PrometheusProvider(MetricsProvider):
     def _errors_when_none_found(
         self, track: Track, requests: float | None, window: Window, queries: dict[str, str]
     ) -> float:
-        """Zero errors if the request series exist and carry the error label; else unknown."""
-        if self.settings.queries.errors is not None or not requests:
+        """Zero errors if the request series exist and carry the error label; else unknown.
+
+        Without requests there are no errors either (and too few requests to judge).
+        """
+        if not requests:
+            return 0.0
+        if self.settings.queries.errors is not None:
             return math.nan  # a custom errors query must return 0 itself
         probe = self.queries.render(ERROR_LABEL_PRESENT, track, window.seconds)
         queries["errors_label_probe"] = probe
@@ -159,3 +204,10 @@ class PrometheusProvider(MetricsProvider):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _restarts(value: float | None) -> int:
+    """`resets()` as a count; no data (or NaN) is none seen."""
+    if value is None or not math.isfinite(value):
+        return 0
+    return max(0, round(value))

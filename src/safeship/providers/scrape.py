@@ -1,17 +1,25 @@
 """A provider that reads each version's own `/metrics`, so no Prometheus server is needed.
 
-Counters only ever grow, so the figures for a window are the difference
-between a snapshot taken when the window opened and one taken when it is
-measured. Per target it reads
+Per target it reads
 
     requests  sum(http_requests_total)
     errors    sum(http_requests_total{status=~ERROR_STATUS_REGEX})
     latency   sum by (le) (http_request_duration_seconds_bucket)
 
 optionally only over series whose labels match `match` (e.g. one service of
-several in one process). A counter that went down means the process
-restarted: the difference would be meaningless, so the window is restarted
-from a fresh snapshot and the caller is told to retry.
+several in one process). The figures for a window are the increase since the
+window opened, counted the way Prometheus' `increase()` counts: scrape after
+scrape, a series that went down (or vanished, or whose process reports a new
+`process_start_time_seconds`) restarted from zero, so what it shows now is
+all it served since the restart. A restart therefore never restarts the
+window nor hides the errors after it; it is counted in `resets`, and what the
+process served between the last scrape and its crash is lost (never read as
+successes). Scraping every `poll_interval` (the rollout asks that often)
+keeps that loss to a second's worth.
+
+Request series that exist but carry no error label make the errors unknown
+(NaN, with the reason), exactly as the Prometheus provider does: a label
+named differently must never read as "no errors".
 """
 
 from __future__ import annotations
@@ -19,27 +27,67 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from safeship.errors import ConfigError, ProviderError
+from safeship.http import make_client
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 
 REQUESTS_METRIC = "http_requests_total"
 BUCKETS_METRIC = "http_request_duration_seconds_bucket"
+START_TIME_METRIC = "process_start_time_seconds"
 _ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
 
-_Series = tuple[tuple[str, str], ...]
+_Series = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
 
 
 @dataclass(frozen=True)
 class _Scrape:
-    """Counter values per series (labels sorted) of one target at one moment."""
+    """Counter values per series of one target at one moment, and its process start time."""
 
-    requests: Mapping[_Series, float]
-    buckets: Mapping[_Series, float]
+    values: Mapping[_Series, float]
+    started: float | None
+
+
+@dataclass
+class _Counters:
+    """One target's counters, reset-corrected: the running increase per series since tracked."""
+
+    raw: dict[_Series, float] = field(default_factory=dict)
+    total: dict[_Series, float] = field(default_factory=dict)
+    resets: int = 0
+    started: float | None = None
+    tracking: bool = False
+
+    def add(self, scrape: _Scrape) -> None:
+        if not self.tracking:
+            self.raw, self.started, self.tracking = dict(scrape.values), scrape.started, True
+            return
+        restarted = (
+            scrape.started is not None
+            and self.started is not None
+            and scrape.started != self.started
+        ) or any(scrape.values.get(series, 0.0) < value for series, value in self.raw.items())
+        if restarted:
+            self.resets += 1
+        for series, value in scrape.values.items():
+            before = 0.0 if restarted else self.raw.get(series, 0.0)
+            self.total[series] = self.total.get(series, 0.0) + max(0.0, value - before)
+        self.raw = dict(scrape.values)
+        self.started = scrape.started if scrape.started is not None else self.started
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """Both targets' corrected totals when a window opened."""
+
+    canary: dict[_Series, float]
+    baseline: dict[_Series, float]
+    canary_resets: int
+    baseline_resets: int
 
 
 @dataclass(frozen=True)
@@ -49,14 +97,8 @@ class _Target:
     safe_url: str
 
 
-class _CounterReset(Exception):
-    def __init__(self, target: _Target) -> None:
-        super().__init__(target.safe_url)
-        self.target = target
-
-
 class ScrapeProvider(MetricsProvider):
-    """Measures canary and baseline by diffing scrapes of their `/metrics` endpoints.
+    """Measures canary and baseline from the reset-corrected counters of their `/metrics`.
 
     A URL without a path gets `/metrics` appended; any other path is used as
     given. `transport` replaces the network in tests.
@@ -70,6 +112,8 @@ class ScrapeProvider(MetricsProvider):
         error_status_regex: str = r"5..",
         transport: httpx.BaseTransport | None = None,
         match: Mapping[str, str] | None = None,
+        error_label: str = "status",
+        poll_interval: float = 1.0,
     ) -> None:
         self._canary = _target("canary", canary_url)
         self._baseline = _target("baseline", baseline_url)
@@ -80,10 +124,13 @@ class ScrapeProvider(MetricsProvider):
                 f"error status regex {error_status_regex!r} is invalid: {exc}"
             ) from exc
         self._error_status_text = error_status_regex
+        self._error_label = error_label
         self._match = dict(match or {})
-        self._snapshots: dict[float, tuple[_Scrape, _Scrape]] = {}
-        self._client = httpx.Client(
-            transport=transport, timeout=timeout, headers={"Accept": _ACCEPT}
+        self._counters = {"canary": _Counters(), "baseline": _Counters()}
+        self._openings: dict[float, _Opening] = {}
+        self.fresh_every = poll_interval
+        self._client = make_client(
+            timeout=timeout, headers={"Accept": _ACCEPT}, transport=transport
         )
 
     def ready(self) -> None:
@@ -91,36 +138,31 @@ class ScrapeProvider(MetricsProvider):
         self._scrape_both()
 
     def window_opened(self, at: float) -> None:
-        """Snapshot both targets for the window starting at `at`; raises `ProviderError`."""
-        self._snapshots[at] = self._scrape_both()
+        """Note both targets' totals for the window starting at `at`; raises `ProviderError`."""
+        self._scrape_both()
+        self._openings[at] = self._opening()
 
     def measure(self, window: Window) -> Measurement:
-        """Deltas since the window's opening snapshot; raises `ProviderError` when there are none.
+        """The increase since the window opened; raises `ProviderError` when it cannot be had.
 
-        The opening snapshot is the one taken at `window.start` or else the
-        latest before it. Without one, or after a counter reset, the current
-        scrape becomes the window's snapshot so that a retry has a start to
-        measure from.
+        The opening is the one noted at `window.start` or else the latest before
+        it. Without one, the current totals become the window's opening so that a
+        retry has a start to measure from.
         """
-        current = self._scrape_both()
-        opened_at = max((at for at in self._snapshots if at <= window.start), default=None)
+        self._scrape_both()
+        opened_at = max((at for at in self._openings if at <= window.start), default=None)
         if opened_at is None:
-            self._restart_window(window.start, current)
+            self._openings[window.start] = self._opening()
+            self._drop_before(window.start)
             raise ProviderError(
                 f"the window starting at {window.start} had no opening snapshot; "
                 "took one now, retry to measure from it"
             )
         self._drop_before(opened_at)
-        opening = self._snapshots[opened_at]
-        try:
-            canary = self._delta(self._canary, opening[0], current[0])
-            baseline = self._delta(self._baseline, opening[1], current[1])
-        except _CounterReset as reset:
-            self._restart_window(window.start, current)
-            raise ProviderError(
-                f"counter reset on {reset.target.safe_url}: the process restarted; "
-                "the window is restarted"
-            ) from None
+        opening = self._openings[opened_at]
+        problems: list[str] = []
+        canary = self._delta(self._canary, opening.canary, opening.canary_resets, problems)
+        baseline = self._delta(self._baseline, opening.baseline, opening.baseline_resets, problems)
         return Measurement(
             window=window,
             canary=canary,
@@ -129,31 +171,37 @@ class ScrapeProvider(MetricsProvider):
                 target.role: self._describe(target, opened_at)
                 for target in (self._canary, self._baseline)
             },
+            problems=tuple(problems),
         )
 
     def close(self) -> None:
         self._client.close()
 
-    def _restart_window(self, start: float, current: tuple[_Scrape, _Scrape]) -> None:
-        self._snapshots[start] = current
-        self._drop_before(start)
+    def _opening(self) -> _Opening:
+        canary, baseline = self._counters["canary"], self._counters["baseline"]
+        return _Opening(dict(canary.total), dict(baseline.total), canary.resets, baseline.resets)
 
     def _drop_before(self, at: float) -> None:
-        for old in [t for t in self._snapshots if t < at]:
-            del self._snapshots[old]
+        for old in [t for t in self._openings if t < at]:
+            del self._openings[old]
 
     def _describe(self, target: _Target, opened_at: float) -> str:
         selector = ",".join(f'{k}="{v}"' for k, v in sorted(self._match.items()))
-        errors = ",".join(filter(None, [selector, f'status=~"{self._error_status_text}"']))
+        errors = ",".join(
+            filter(None, [selector, f'{self._error_label}=~"{self._error_status_text}"'])
+        )
         return (
             f"scrape {target.safe_url} sum({REQUESTS_METRIC}{{{selector}}}) "
             f"errors sum({REQUESTS_METRIC}{{{errors}}}) "
             f"sum by (le) ({BUCKETS_METRIC}{{{selector}}}) "
-            f"delta since snapshot at {opened_at}"
+            f"increase since snapshot at {opened_at}"
         )
 
-    def _scrape_both(self) -> tuple[_Scrape, _Scrape]:
-        return self._scrape(self._canary), self._scrape(self._baseline)
+    def _scrape_both(self) -> None:
+        # Both are read before either is counted, so a failure leaves both as they were.
+        canary, baseline = self._scrape(self._canary), self._scrape(self._baseline)
+        self._counters["canary"].add(canary)
+        self._counters["baseline"].add(baseline)
 
     def _scrape(self, target: _Target) -> _Scrape:
         where = f"{target.role} {target.safe_url}"
@@ -173,55 +221,71 @@ class ScrapeProvider(MetricsProvider):
             ) from exc
 
     def _parse(self, text: str) -> _Scrape:
-        requests: dict[_Series, float] = {}
-        buckets: dict[_Series, float] = {}
+        values: dict[_Series, float] = {}
+        started: float | None = None
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == REQUESTS_METRIC:
-                    into = requests
-                elif sample.name == BUCKETS_METRIC:
-                    into = buckets
-                else:
-                    continue
                 labels: dict[str, str] = sample.labels
-                if into is buckets and not _is_number(labels.get("le")):
+                if sample.name == START_TIME_METRIC:
+                    started = float(sample.value)
+                    continue
+                if sample.name not in (REQUESTS_METRIC, BUCKETS_METRIC):
+                    continue
+                if sample.name == BUCKETS_METRIC and not _is_number(labels.get("le")):
                     raise ValueError(f"a {BUCKETS_METRIC} series has no numeric le label")
                 if all(labels.get(k) == v for k, v in self._match.items()):
-                    into[tuple(sorted(labels.items()))] = float(sample.value)
-        return _Scrape(requests, buckets)
+                    values[(sample.name, tuple(sorted(labels.items())))] = float(sample.value)
+        return _Scrape(values, started)
 
-    def _delta(self, target: _Target, opening: _Scrape, current: _Scrape) -> VersionSample:
-        for before, now in (
-            (opening.requests, current.requests),
-            (opening.buckets, current.buckets),
-        ):
-            # A series that vanished counts as 0: a restarted process has not served it yet.
-            if any(now.get(series, 0.0) < value for series, value in before.items()):
-                raise _CounterReset(target)
-
-        def is_error(series: _Series) -> bool:
-            return self._error_status.fullmatch(dict(series).get("status", "")) is not None
-
-        requests = sum(current.requests.values()) - sum(opening.requests.values())
-        errors = sum(v for s, v in current.requests.items() if is_error(s)) - sum(
-            v for s, v in opening.requests.items() if is_error(s)
-        )
+    def _delta(
+        self,
+        target: _Target,
+        opening: Mapping[_Series, float],
+        resets_then: int,
+        problems: list[str],
+    ) -> VersionSample:
+        counters = self._counters[target.role]
+        increase = {
+            series: value - opening.get(series, 0.0) for series, value in counters.total.items()
+        }
+        requests = sum(v for (name, _), v in increase.items() if name == REQUESTS_METRIC)
+        labelled = [
+            labels
+            for (name, labels) in counters.raw
+            if name == REQUESTS_METRIC and self._error_label in dict(labels)
+        ]
+        if requests > 0 and not labelled:
+            problems.append(
+                f"{target.role} {target.safe_url}: no {REQUESTS_METRIC} series carries a "
+                f"`{self._error_label}` label, so its errors are unknown (set "
+                "provider.error_label to the label holding the HTTP status)"
+            )
+            errors = math.nan
+        else:
+            errors = sum(
+                v
+                for (name, labels), v in increase.items()
+                if name == REQUESTS_METRIC and self._is_error(labels)
+            )
         return VersionSample(
             requests=requests,
             errors=errors,
-            latency_buckets=_bucket_deltas(opening.buckets, current.buckets),
+            latency_buckets=_buckets(increase),
+            resets=counters.resets - resets_then,
         )
 
+    def _is_error(self, labels: tuple[tuple[str, str], ...]) -> bool:
+        status = dict(labels).get(self._error_label, "")
+        return self._error_status.fullmatch(status) is not None
 
-def _bucket_deltas(
-    opening: Mapping[_Series, float], current: Mapping[_Series, float]
-) -> tuple[tuple[float, float], ...]:
+
+def _buckets(increase: Mapping[_Series, float]) -> tuple[tuple[float, float], ...]:
     """Cumulative `(le, count)` over the window, summed across series, sorted with +Inf last."""
     by_le: dict[float, float] = {}
-    for sign, series_values in ((1.0, current), (-1.0, opening)):
-        for series, value in series_values.items():
-            le = float(dict(series)["le"])
-            by_le[le] = by_le.get(le, 0.0) + sign * value
+    for (name, labels), value in increase.items():
+        if name == BUCKETS_METRIC:
+            le = float(dict(labels)["le"])
+            by_le[le] = by_le.get(le, 0.0) + value
     return tuple(sorted(by_le.items(), key=lambda item: (math.isinf(item[0]), item[0])))
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from safeship.analysis import Memory, Verdict, error_verdict, evaluate
+from safeship.analysis import Memory, Result, Verdict, error_verdict, evaluate
+from safeship.analysis.evaluate import Look
 from safeship.clock import Clock
 from safeship.config import (
     Action,
@@ -110,6 +111,8 @@ class RolloutController:
         self.router_retries = router_retries or RetryPolicy(retries=2)
         # The sequence number of the last state of each rollout this controller saw.
         self._seen: dict[str, int] = {}
+        # Per rollout: (wall-clock start of its current step, monotonic reading then).
+        self._origins: dict[str, tuple[float, float]] = {}
 
     # --- entry points ----------------------------------------------------------------
 
@@ -402,6 +405,8 @@ class RolloutController:
             return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
         achievable = self.router.achievable_weight(target)
         state = state.weight_confirmed(confirmed, self.clock.now(), achievable)
+        if state.step_started_at is not None:
+            self._origins[state.deployment_id] = (state.step_started_at, self.clock.monotonic())
         self._save(state)
         self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
@@ -434,27 +439,69 @@ class RolloutController:
         return with_retries(attempt, self.router_retries, sleep=self.clock.sleep)
 
     def _hold(self, state: RolloutState) -> RolloutState:
-        """Analyse the step every interval until a decision other than `continue`."""
+        """Look at the step as often as figures change; let the policy decide every interval.
+
+        The step begins when its weight is confirmed. Every tick (as often as the
+        provider has fresh figures, at most every interval) the catastrophe
+        guard, the crash-loop rule and the anytime-valid tests look, warm-up or
+        not; a rollback they call for, or a failed anytime-valid test, is decided
+        on at once. From the end of the warm-up, every interval and at the hold's
+        end, every check looks and the policy decides. Durations are measured on
+        the monotonic clock; the wall clock only places windows and records.
+        """
         strategy = self.strategy
-        step_start = state.step_started_at
-        assert step_start is not None  # HOLDING always has a step start
-        hold_end = step_start + strategy.hold
-        self._sleep_until(step_start + strategy.warmup)
+        origin = self._step_origin(state)
+        hold_end = origin + strategy.hold
+        warmup_end = origin + strategy.warmup
+        tick = self._tick()
         window_start: float | None = None
+        analysis = state.analysis
+        settled = strategy.warmup == 0  # without a warm-up the settled window is the step
+        next_tick = origin
+        next_full = min(warmup_end + strategy.interval, hold_end)
         while True:
-            now = self.clock.now()
+            wake = min(next_tick, next_full)
+            if not settled and self.clock.monotonic() < warmup_end:
+                wake = min(wake, warmup_end)  # the settled window starts right at the warm-up's end
+            self._sleep_until_monotonic(wake)
+            mono, now = self.clock.monotonic(), self.clock.now()
+            full = mono >= next_full
             if window_start is None:
                 window_start = self._open_window(now)
-                if window_start is not None:
-                    # An empty window says nothing: first look one interval after opening.
-                    self._sleep_until(min(window_start + strategy.interval, hold_end))
-                    now = self.clock.now()
+                if window_start is not None and not full:
+                    next_tick = mono + tick  # an empty window says nothing: look a tick later
+                    continue
+            while next_tick <= mono:
+                next_tick += tick
+            look = Look.FULL if full else Look.TICK
+            if not settled and mono >= warmup_end:
+                look = Look.SETTLE if not full else Look.FULL
             if window_start is None:
+                if not full:
+                    continue
                 verdict = error_verdict(Window(now, now), "could not open the analysis window")
             else:
-                verdict = self._measure(Window(window_start, now), state)
-            state = state.observed(verdict, now)
-            decision = decide(state, verdict, strategy, now)
+                verdict = self._measure(Window(window_start, now), analysis, look, settled)
+                if verdict.result is not Result.ERROR:
+                    analysis = verdict.memory
+                    settled = settled or look is not Look.TICK
+            if full:
+                next_full = mono + strategy.interval
+                if mono < hold_end < next_full:
+                    next_full = hold_end  # the final verdict of a step is taken at its hold's end
+            if not full and verdict.urgent is None and verdict.result is not Result.FAIL:
+                continue
+            observed = state.observed(verdict, now)
+            decision = decide(observed, verdict, strategy, held=mono - origin)
+            if (
+                not full
+                and verdict.urgent is None
+                and decision.action is not DecisionAction.ROLLBACK
+            ):
+                # Proof of harm between intervals acts at once only to roll back; a pause waits
+                # for the interval's look, and until then the guard keeps watching.
+                continue
+            state = observed
             self._record_verdict(state, verdict, decision)
             if decision.action is DecisionAction.ADVANCE:
                 return self._next_step(state)
@@ -467,10 +514,24 @@ class RolloutController:
                 self._emit("paused", paused, decision.explanation)
                 return paused
             self._save(state)
-            next_tick = now + strategy.interval
-            if now < hold_end < next_tick:
-                next_tick = hold_end  # the final verdict of a step is taken at its hold's end
-            self._sleep_until(next_tick)
+
+    def _tick(self) -> float:
+        """Seconds between looks: as often as the provider has fresh figures, at most interval."""
+        fresh = self.provider.fresh_every
+        interval = self.strategy.interval
+        return interval if fresh is None or fresh <= 0 else min(interval, fresh)
+
+    def _step_origin(self, state: RolloutState) -> float:
+        """The monotonic reading at which the current step began, in this process's terms."""
+        started = state.step_started_at
+        assert started is not None  # HOLDING always has a step start
+        known = self._origins.get(state.deployment_id)
+        if known is not None and known[0] == started:
+            return known[1]
+        # Begun by another process (or before a restart): as far back as the records say.
+        origin = self.clock.monotonic() - max(0.0, self.clock.now() - started)
+        self._origins[state.deployment_id] = (started, origin)
+        return origin
 
     def _open_window(self, at: float) -> float | None:
         try:
@@ -478,27 +539,50 @@ class RolloutController:
         except ProviderError as exc:
             log.warning("could not open analysis window: %s", exc)
             return None
+        except Exception as exc:  # a provider's bug must not end the rollout unrecorded
+            log.warning("could not open analysis window: %s: %s", type(exc).__name__, exc)
+            return None
         return at
 
-    def _measure(self, window: Window, state: RolloutState) -> Verdict:
+    def _measure(
+        self, window: Window, analysis: dict[str, Any], look: Look, settled: bool
+    ) -> Verdict:
+        """The provider's figures, judged; a failure of either is an error verdict, not a crash."""
         try:
             measurement = self.provider.measure(window)
         except ProviderError as exc:
             return error_verdict(window, str(exc))
-        return evaluate(measurement, self.strategy, Memory.from_storage(state.analysis))
+        except Exception as exc:
+            log.debug("provider failed", exc_info=True)
+            return error_verdict(window, f"the provider failed: {type(exc).__name__}: {exc}")
+        memory = Memory.from_storage(analysis)
+        try:
+            verdict = evaluate(measurement, self.strategy, memory, look=look)
+            if look is Look.FULL and not settled and self.strategy.warmup > 0:
+                # The warm-up's end was never marked (no figures then): the settled window
+                # starts now, and this look says so rather than judging the warm-up.
+                marked = evaluate(measurement, self.strategy, memory, look=Look.SETTLE)
+                verdict = evaluate(
+                    measurement, self.strategy, Memory.from_storage(marked.memory), look=look
+                )
+        except Exception as exc:
+            log.debug("analysis failed", exc_info=True)
+            return error_verdict(window, f"the analysis failed: {type(exc).__name__}: {exc}")
+        return verdict
 
     def _wait_while_paused(self, state: RolloutState) -> RolloutState:
         """With a pause_timeout, wait for a person; past it, apply the configured action."""
         timeout = self.strategy.pause_timeout
         if timeout is None or state.paused_at is None:
             return state
-        deadline = state.paused_at + timeout
-        while self.clock.now() < deadline:
-            self.clock.sleep(min(self.strategy.interval, deadline - self.clock.now()))
+        remaining = state.paused_at + timeout - self.clock.now()
+        deadline = self.clock.monotonic() + max(0.0, min(remaining, timeout))
+        while self.clock.monotonic() < deadline:
+            self.clock.sleep(min(self.strategy.interval, deadline - self.clock.monotonic()))
             current = self.load(state.deployment_id)
             if current.phase is not Phase.PAUSED or current.paused_at != state.paused_at:
                 return self._follow(current)
-        expired = self._pause_expired(state, self.clock.now())
+        expired = self._pause_expired(state)
         return self._drive(expired) if expired is not None else state
 
     def _follow(self, state: RolloutState) -> RolloutState:
@@ -509,10 +593,10 @@ class RolloutController:
             state = self.load(state.deployment_id)
         return state
 
-    def _pause_expired(self, state: RolloutState, now: float) -> RolloutState | None:
-        """The rollout as the pause-timeout action leaves it, or None if not expired."""
+    def _pause_expired(self, state: RolloutState) -> RolloutState | None:
+        """The rollout as the pause-timeout action leaves it (its wait is over)."""
         timeout = self.strategy.pause_timeout
-        if timeout is None or state.paused_at is None or now < state.paused_at + timeout:
+        if timeout is None or state.paused_at is None:
             return None
         detail = f"nobody answered the pause within {timeout:g}s: {state.detail}"
         if self.strategy.pause_timeout_action is Action.ROLLBACK:
@@ -672,8 +756,8 @@ class RolloutController:
         if self.on_event is not None:
             self.on_event(RolloutEvent(kind, state, message, verdict, decision))
 
-    def _sleep_until(self, when: float) -> None:
-        delay = when - self.clock.now()
+    def _sleep_until_monotonic(self, when: float) -> None:
+        delay = when - self.clock.monotonic()
         if delay > 0:
             self.clock.sleep(delay)
 

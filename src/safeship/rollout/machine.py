@@ -55,6 +55,7 @@ class Reason(StrEnum):
     SMOKE_TEST_FAILED = "smoke_test_failed"
     HIGH_ERROR_RATE = "high_error_rate"
     HIGH_LATENCY = "high_latency"
+    CRASH_LOOP = "crash_loop"
     PROVIDER_ERROR = "provider_error"
     NO_DATA = "no_data"
     ROUTER_ERROR = "router_error"
@@ -316,17 +317,22 @@ class RolloutState:
         return cls(**values)
 
 
-def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: float) -> Decision:
-    """The policy: what a (counted) verdict means for the rollout at time `at`.
+def decide(
+    state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, held: float
+) -> Decision:
+    """The policy: what a (counted) verdict means for a rollout `held` seconds into its step.
 
-    A step advances only on a passing verdict once its hold is over; a
-    failure past `failure_limit`, or provider errors reaching
-    `consecutive_errors`, trigger their configured action; not enough data
-    when the hold ends never advances.
+    `held` is measured on a monotonic clock, so a step of the wall clock never
+    shortens a hold. An urgent verdict (a crash loop, the catastrophe guard)
+    rolls back at once, whatever the limits say. A step advances only on a
+    passing verdict once its hold is over; a failure past `failure_limit`, or
+    provider errors reaching `consecutive_errors`, trigger their configured
+    action; not enough data when the hold ends never advances.
     """
     limits = strategy.limits
-    started = state.step_started_at if state.step_started_at is not None else at
-    hold_over = at - started >= strategy.hold
+    hold_over = held >= strategy.hold
+    if verdict.urgent is not None:
+        return Decision(DecisionAction.ROLLBACK, verdict.reason, Reason(verdict.urgent))
     if verdict.result is Result.FAIL:
         failed = verdict.failed_checks()
         reason = (
@@ -359,7 +365,6 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
             f"provider error {state.consecutive_errors} of {limits.consecutive_errors}, "
             f"retrying: {verdict.reason}",
         )
-    held = at - started
     if not hold_over:
         if verdict.result is Result.PASS and verdict.shown_not_worse and held >= strategy.min_hold:
             return Decision(
@@ -389,10 +394,11 @@ def decide(state: RolloutState, verdict: Verdict, strategy: CanaryStrategy, at: 
         )
     # A window that opened late (the provider failed at first) must still be long enough.
     needed = min(strategy.min_hold, strategy.hold - strategy.warmup)
-    if verdict.window.seconds < needed:
+    analysed = verdict.settled_window or verdict.window
+    if analysed.seconds < needed:
         return Decision(
             DecisionAction.CONTINUE,
-            f"pass over only {verdict.window.seconds:.0f}s of analysis; a step advances on at "
+            f"pass over only {analysed.seconds:.0f}s of analysis; a step advances on at "
             f"least {needed:g}s: {verdict.reason}",
         )
     return Decision(

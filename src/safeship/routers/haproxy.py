@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from pathlib import Path
 
 from safeship.config import HaproxyRouterSettings
@@ -125,14 +126,26 @@ class HaproxyRouter(SlotRouter):
             raise RouterError(f"{self._where()}: {command!r} answered {answer[:200]!r}")
 
     def _command(self, command: str) -> str:
-        """One Runtime API command on a fresh connection; every failure is a RouterError."""
+        """One Runtime API command on a fresh connection; every failure is a RouterError.
+
+        `timeout` is the deadline of the whole exchange, so an answer trickling in
+        slower than it fails like a silent socket.
+        """
         what = f"{self._where()}: {command!r}"
+        deadline = time.monotonic() + self._timeout
         try:
             with self._connect() as conn:
                 conn.sendall(command.encode() + b"\n")
                 conn.shutdown(socket.SHUT_WR)
                 chunks: list[bytes] = []
-                while chunk := conn.recv(65536):
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    conn.settimeout(left)
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
                     chunks.append(chunk)
         except TimeoutError:
             raise RouterError(f"{what} timed out after {self._timeout}s") from None

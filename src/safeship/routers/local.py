@@ -15,6 +15,7 @@ import httpx
 
 from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
 from safeship.errors import RouterError
+from safeship.http import make_client
 from safeship.routers.interface import Router, RouterHealth
 
 
@@ -29,10 +30,8 @@ class LocalRouter(Router):
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
         self._timeout = timeout
-        # trust_env=False: an HTTP(S)_PROXY meant for the internet must not
-        # capture calls to a loopback admin port.
-        self._client = httpx.Client(
-            base_url=self.admin_url, timeout=timeout, transport=transport, trust_env=False
+        self._client = make_client(
+            self.admin_url, timeout=timeout, transport=transport, trust_env=False
         )
 
     def set_weight(self, weight: int) -> None:

@@ -48,6 +48,7 @@ import httpx
 from safeship.config import NginxRouterSettings
 from safeship.errors import RouterError
 from safeship.files import write_atomically
+from safeship.http import make_client
 from safeship.routers.interface import RouterHealth, Slot, check_weight
 from safeship.routers.slots import SlotRouter
 
@@ -104,14 +105,12 @@ class NginxRouter(SlotRouter):
         self.config_file = settings.config_file
         self.prefix = settings.prefix
         self._timeout = settings.timeout
-        # trust_env=False: an HTTP(S)_PROXY meant for the internet must not capture
-        # calls to the loopback status server. `Connection: close`: an idle pooled
-        # connection to a worker that a reload retires would be closed under us.
-        self._client = httpx.Client(
+        # `Connection: close`: an idle pooled connection to a worker that a reload
+        # retires would be closed under us.
+        self._client = make_client(
             timeout=min(settings.timeout, 2.0),
             headers={"Connection": "close"},
             trust_env=False,
-            follow_redirects=False,
         )
 
     @classmethod

@@ -155,6 +155,20 @@ sum by (service, environment, reason) (increase(deployment_rollback_total[10m]))
             ),
         ),
         b.alert(
+            "CanaryCrashLooping",
+            """
+sum by (service, environment) (increase(deployment_rollback_total{reason="crash_loop"}[30m])) > 0
+""",
+            for_="1m",
+            severity="warning",
+            summary=f"A canary of {_SERVICE_ENV} was crash-looping",
+            description=(
+                "A new version of {{ $labels.service }} in {{ $labels.environment }} kept "
+                "restarting under canary traffic and was rolled back (crash_loop) in the last "
+                "30 minutes; its logs say why it dies."
+            ),
+        ),
+        b.alert(
             "SmokeTestFailing",
             """
 sum by (service, environment) (increase(smoke_test_total{result="failed"}[15m])) > 0

@@ -11,6 +11,7 @@ credentials (bearer token, client key) never appear in one.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from lightkube.resources.apps_v1 import Deployment, DeploymentScale
 from lightkube.types import PatchType
 
 from safeship.config import KubernetesRouterSettings
+from safeship.deadlines import DeadlineExceeded, call_with_deadline
 from safeship.errors import RouterError
 from safeship.redact import redact_text
 
@@ -123,13 +125,12 @@ class KubeApi:
     def get(self, kind: Kind, name: str) -> Obj:
         """The object as a plain JSON dict; RouterError when it cannot be read."""
         client = self._connect()
+        resource: Any = {DEPLOYMENT: Deployment, DEPLOYMENT_SCALE: DeploymentScale}.get(kind)
+        resource = resource or _GENERIC[kind]
         try:
-            if kind is DEPLOYMENT:
-                found: Any = client.get(Deployment, name, namespace=self.namespace)
-            elif kind is DEPLOYMENT_SCALE:
-                found = client.get(DeploymentScale, name, namespace=self.namespace)
-            else:
-                found = client.get(_GENERIC[kind], name, namespace=self.namespace)
+            found = self._within_deadline(
+                lambda: client.get(resource, name, namespace=self.namespace), "get", kind, name
+            )
         except Exception as exc:
             raise self._error("get", kind, name, exc) from None
         return _plain(found)
@@ -147,7 +148,10 @@ class KubeApi:
             if not change(obj):
                 return obj
             try:
-                return self._write(kind, name, obj)
+                written: Obj = self._within_deadline(
+                    functools.partial(self._write, kind, name, obj), kind.write_verb, kind, name
+                )
+                return written
             except ApiError as exc:
                 if exc.status.code != 409:
                     raise self._error(kind.write_verb, kind, name, exc) from None
@@ -183,6 +187,18 @@ class KubeApi:
 
     # -- connection and errors -----------------------------------------------------------
 
+    def _within_deadline(self, call: Callable[[], Any], verb: str, kind: Kind, name: str) -> Any:
+        """`call()` with `timeout` as its deadline: lightkube's own timeout is per read.
+
+        A call given up on keeps its client busy, so the next call gets a new one.
+        """
+        what = f"{verb} {kind.describe(self.namespace, name)}"
+        try:
+            return call_with_deadline(call, self.settings.timeout, what)
+        except DeadlineExceeded:
+            self._client = None
+            raise
+
     def _connect(self) -> Client:
         """The client, created on first use so a bad kubeconfig is a RouterError, not a crash."""
         if self._client is None:
@@ -211,7 +227,7 @@ class KubeApi:
             reason = exc.status.reason or ""
             advice = self._advice(code, verb, kind, name)
             text = f"{what} failed: HTTP {code} {reason}: {exc.status.message}; {advice}"
-        elif isinstance(exc, httpx2.TimeoutException):
+        elif isinstance(exc, httpx2.TimeoutException | DeadlineExceeded):
             text = f"{what} timed out after {self.settings.timeout}s; is the API server reachable?"
         elif isinstance(exc, httpx2.HTTPError):
             text = f"{what} failed: API server unreachable ({type(exc).__name__}: {exc})"
