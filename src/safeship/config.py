@@ -106,21 +106,25 @@ class SequentialErrorRateCheck(Model):
 
 
 class LatencyJudgeCheck(Model):
-    """Canary vs. baseline latency distributions, Kayenta-style (Mann-Whitney).
+    """Canary vs. baseline latency distributions: anytime-valid, and explained Kayenta's way.
 
-    A Mann-Whitney test with the Hodges-Lehmann shift and its confidence
-    interval; the canary fails when the shift is significant in the harmful
-    `direction` and the mean ratio is beyond `tolerance`, or its tail quantile
-    is more than `max_tail_ratio` times the baseline's.
+    The rollout decides with an anytime-valid test of the share of slow
+    requests, bucket by bucket: the canary fails when there is evidence past
+    1/alpha that, beyond some bound, its share of requests is more than
+    (1 + `tolerance`) times the baseline's in the harmful `direction`. Each
+    interval also reports Kayenta's Mann-Whitney judgement (Hodges-Lehmann
+    shift, its interval at `confidence`, the mean ratio). `max_tail_ratio`
+    is a plain limit on the tail quantile's ratio (not a test), off by default.
     """
 
     type: Literal["latency_judge"] = "latency_judge"
     name: str = "latency"
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="False-rollback rate.")
     confidence: float = Field(default=0.98, gt=0.5, lt=1)
     tolerance: float = Field(default=0.25, ge=0)
     direction: Literal["increase", "decrease", "either"] = "increase"
     tail_quantile: float = Field(default=0.99, gt=0.5, lt=1)
-    max_tail_ratio: float | None = Field(default=1.5, gt=1)
+    max_tail_ratio: float | None = Field(default=None, gt=1)
     critical: bool = True
 
 

@@ -35,14 +35,13 @@ from enum import StrEnum
 from typing import Any
 
 from safeship.analysis import guard as catastrophe
-from safeship.analysis import sequential
+from safeship.analysis import sequential, slow_share
 from safeship.analysis.figures import clamp_errors, implausible
-from safeship.analysis.latency import judge_latency
+from safeship.analysis.latency import judge_latency_sequentially
 from safeship.analysis.threshold import threshold_check
 from safeship.analysis.verdict import CheckResult, Result, Verdict, combine
 from safeship.config import (
     CanaryStrategy,
-    Check,
     ErrorRateCheck,
     LatencyCheck,
     LatencyJudgeCheck,
@@ -90,6 +89,7 @@ class Memory:
     settled_at: float | None = None
     evidence: dict[str, sequential.Evidence] = field(default_factory=dict)
     guard: catastrophe.GuardState = field(default_factory=catastrophe.GuardState)
+    latency: dict[str, slow_share.SlowShareEvidence] = field(default_factory=dict)
 
     def for_storage(self) -> dict[str, Any]:
         return {
@@ -99,6 +99,7 @@ class Memory:
             "settled_at": self.settled_at,
             "evidence": {k: v.for_storage() for k, v in self.evidence.items()},
             "guard": self.guard.for_storage(),
+            "latency": {k: v.for_storage() for k, v in self.latency.items()},
         }
 
     @classmethod
@@ -117,6 +118,10 @@ class Memory:
                 k: sequential.Evidence.from_storage(v) for k, v in data.get("evidence", {}).items()
             },
             guard=catastrophe.GuardState.from_storage(data.get("guard")),
+            latency={
+                k: slow_share.SlowShareEvidence.from_storage(v)
+                for k, v in data.get("latency", {}).items()
+            },
         )
 
 
@@ -155,14 +160,37 @@ def evaluate(
         return _inconclusive(measurement, memory, problems)
     now = Snapshot(clamp_errors(measurement.canary), clamp_errors(measurement.baseline))
     increment = now.counts().minus(memory.seen.counts())
+    # Latency counts from the end of the warm-up: not before it is marked (a whole window
+    # judged at once, or a strategy without warm-up, is settled from its start).
+    latency_counts = memory.settled is not None or look is Look.FULL or strategy.warmup == 0
+    latency_increment = (
+        _since(now.canary, memory.seen.canary),
+        _since(now.baseline, memory.seen.baseline),
+    )
     if look is Look.SETTLE and memory.settled is None:
         memory = replace(memory, settled=now, settled_at=measurement.window.end)
+        latency_counts = False  # the settled window starts here: nothing in it yet
     guard_state = catastrophe.update(strategy.guard, memory.guard, increment)
     step = now.counts()
     short = _short_of_data(step, strategy.min_requests)
+    settled_window: Window | None = None
+    window_figures: tuple[VersionSample, VersionSample] | None = None
+    settled_short: str | None = None
+    if look is Look.FULL:
+        start = memory.settled or Snapshot()
+        settled_window = Window(
+            memory.settled_at or measurement.window.start, measurement.window.end
+        )
+        window_figures = (_since(now.canary, start.canary), _since(now.baseline, start.baseline))
+        canary, baseline = window_figures
+        settled_short = _short_of_data(
+            sequential.Counts(canary.requests, canary.errors, baseline.requests, baseline.errors),
+            strategy.min_requests,
+        )
 
     outcomes: list[_Outcome] = []
     evidence = dict(memory.evidence)
+    latency = dict(memory.latency)
     for check in strategy.checks:
         if isinstance(check, SequentialErrorRateCheck):
             updated = sequential.update(
@@ -182,21 +210,22 @@ def evaluate(
                     judged.harm_suspected,
                 )
             )
-    settled_window: Window | None = None
-    if look is Look.FULL:
-        start = memory.settled or Snapshot()
-        settled_window = Window(
-            memory.settled_at or measurement.window.start, measurement.window.end
-        )
-        canary = _since(now.canary, start.canary)
-        baseline = _since(now.baseline, start.baseline)
-        settled_short = _short_of_data(
-            sequential.Counts(canary.requests, canary.errors, baseline.requests, baseline.errors),
-            strategy.min_requests,
-        )
-        for check in strategy.checks:
-            if isinstance(check, SequentialErrorRateCheck):
-                continue
+        elif isinstance(check, LatencyJudgeCheck):
+            known = latency.get(check.name, slow_share.SlowShareEvidence())
+            if latency_counts:
+                known = slow_share.update(
+                    check, known, *(_buckets_of(sample) for sample in latency_increment)
+                )
+                latency[check.name] = known
+            elif look is not Look.FULL:
+                continue  # warming up: latency does not look yet
+            judgement, log_p = judge_latency_sequentially(
+                check, known, window_figures, settled_short if look is Look.FULL else short
+            )
+            outcomes.append(_Outcome(judgement, check.critical, log_p, check.alpha))
+        elif look is Look.FULL:
+            assert isinstance(check, ErrorRateCheck | LatencyCheck)
+            canary, baseline = window_figures or (now.canary, now.baseline)
             outcomes.append(_settled_outcome(check, canary, baseline, settled_short))
     outcomes = _holm(outcomes, _statistical_checks(strategy))
     checks = tuple(o.result for o in outcomes)
@@ -236,6 +265,7 @@ def evaluate(
             memory.settled_at,
             evidence,
             guard_state,
+            latency,
         ).for_storage(),
         urgent=urgent,
         look=look.value,
@@ -275,23 +305,22 @@ def _urgent(
 
 
 def _settled_outcome(
-    check: Check, canary: VersionSample, baseline: VersionSample, short: str | None
+    check: ErrorRateCheck | LatencyCheck,
+    canary: VersionSample,
+    baseline: VersionSample,
+    short: str | None,
 ) -> _Outcome:
     if short is not None:
         return _Outcome(
             CheckResult(check.name, check.type, Result.INCONCLUSIVE, short), check.critical
         )
-    if isinstance(check, LatencyJudgeCheck):
-        latency, log_p = judge_latency(check, canary, baseline)
-        tail_only = latency.result is Result.FAIL and latency.details.get("classification") not in (
-            "High",
-            "Low",
-        )
-        if tail_only:
-            log_p = None  # a tail-ratio failure is a limit, not a test to correct
-        return _Outcome(latency, check.critical, log_p, 1 - check.confidence)
-    assert isinstance(check, ErrorRateCheck | LatencyCheck)
     return _Outcome(threshold_check(check, canary, baseline), check.critical)
+
+
+def _buckets_of(sample: VersionSample) -> tuple[tuple[float, float], ...]:
+    if sample.latency_buckets:
+        return sample.latency_buckets
+    return slow_share.buckets_of_samples(sample.latency_samples)
 
 
 def _statistical_checks(strategy: CanaryStrategy) -> int:

@@ -23,6 +23,7 @@ from itertools import accumulate, pairwise
 from statistics import NormalDist
 from typing import Any
 
+from safeship.analysis.slow_share import Family, SlowShareEvidence, strongest
 from safeship.analysis.threshold import histogram_quantile
 from safeship.analysis.verdict import CheckResult, Result
 from safeship.config import LatencyJudgeCheck
@@ -116,7 +117,10 @@ class MannWhitney:
     means the canary tends to be slower. `z` is signed the same way, with tie and
     continuity corrections; `p_value` is two-sided. `hl_shift` (canary - baseline)
     is the Hodges-Lehmann estimate and `[ci_low, ci_high]` its distribution-free
-    interval at `confidence`.
+    interval at `confidence`. With ties an end can fall on an atom, a difference
+    shared by many pairs (zero-inflated samples, latencies in one histogram
+    bucket): the test then decides whether the atom itself is in the interval,
+    and `low_open` / `high_open` say it is not (the test rejects that shift).
     """
 
     u: float
@@ -130,6 +134,14 @@ class MannWhitney:
     confidence: float
     mean_canary: float
     mean_baseline: float
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def cles(self) -> float:
+        """The common-language effect size: the share of pairs where the canary is slower."""
+        pairs = self.n_canary * self.n_baseline
+        return self.u / pairs if pairs else 0.5
 
 
 def mann_whitney(canary: Observations, baseline: Observations, confidence: float) -> MannWhitney:
@@ -144,19 +156,18 @@ def mann_whitney(canary: Observations, baseline: Observations, confidence: float
     grid = _Differences(canary, baseline)
     m, n = canary.total, baseline.total
     half = grid.total / 2
-    at_or_below, below = grid.weight_upto(0.0), grid.weight_upto(_before(0.0))
-    u = grid.total - at_or_below + (at_or_below - below) / 2
     within = _tie_sum(canary.counts) + _tie_sum(baseline.counts)
-    shared = dict(zip(baseline.values, baseline.counts, strict=True))
-    across = math.fsum(
-        3 * a * b * (a + b)  # merging tie groups of sizes a and b adds 3ab(a + b) to sum(t^3 - t)
-        for value, a in zip(canary.values, canary.counts, strict=True)
-        if (b := shared.get(value)) is not None
-    )
-    z = _standardize(u - half, _sigma(m, n, within + across))
+    u, z = _standardized_at(grid, canary, baseline, 0.0, within)
     # Away from the differences themselves the shifted samples tie only within
-    # themselves, so the interval's ends use the within-sample correction alone.
-    reach = NormalDist().inv_cdf((1 + confidence) / 2) * _sigma(m, n, within) + 0.5
+    # themselves, so the interval's ends use the within-sample correction alone...
+    quantile = NormalDist().inv_cdf((1 + confidence) / 2)
+    reach = quantile * _sigma(m, n, within) + 0.5
+    ci_low = grid.smallest_reaching(half - reach, False)
+    ci_high = grid.smallest_reaching(half + reach, True)
+    # ...but at an end that is itself a difference many pairs share, the shifted
+    # samples tie across too: the test at that very shift says whether it is in.
+    _, z_low = _standardized_at(grid, canary, baseline, ci_low, within)
+    _, z_high = _standardized_at(grid, canary, baseline, ci_high, within)
     return MannWhitney(
         u=u,
         z=z,
@@ -164,12 +175,47 @@ def mann_whitney(canary: Observations, baseline: Observations, confidence: float
         n_canary=m,
         n_baseline=n,
         hl_shift=(grid.smallest_reaching(half, False) + grid.smallest_reaching(half, True)) / 2,
-        ci_low=grid.smallest_reaching(half - reach, False),
-        ci_high=grid.smallest_reaching(half + reach, True),
+        ci_low=ci_low,
+        ci_high=ci_high,
         confidence=confidence,
         mean_canary=canary.mean,
         mean_baseline=baseline.mean,
+        low_open=z_low >= quantile,
+        high_open=z_high <= -quantile,
     )
+
+
+def _standardized_at(
+    grid: _Differences,
+    canary: Observations,
+    baseline: Observations,
+    shift: float,
+    within: float,
+) -> tuple[float, float]:
+    """U and its standardized value for the canary moved back by `shift`, ties included.
+
+    Pairs whose difference is exactly `shift` tie and count half; the tie groups
+    they merge (canary value v with baseline value v - shift) correct the variance.
+    """
+    at_or_below, below = grid.weight_upto(shift), grid.weight_upto(_before(shift))
+    u = grid.total - at_or_below + (at_or_below - below) / 2
+    across = 0.0
+    for value, a in zip(canary.values, canary.counts, strict=True):
+        b = _count_where(baseline, value, shift)
+        if b:
+            across += 3 * a * b * (a + b)  # merging groups of sizes a and b adds 3ab(a + b)
+    sigma = _sigma(canary.total, baseline.total, within + across)
+    return u, _standardize(u - grid.total / 2, sigma)
+
+
+def _count_where(baseline: Observations, value: float, shift: float) -> float:
+    """The baseline count at the value w with `value - w == shift` (as the grid computes it)."""
+    values = baseline.values
+    # value - w is decreasing in w, so bisect on the negated difference.
+    index = bisect_left(values, True, key=lambda w: value - w <= shift)
+    if index < len(values) and value - values[index] == shift:
+        return baseline.counts[index]
+    return 0.0
 
 
 def _tie_sum(counts: tuple[float, ...]) -> float:
@@ -328,12 +374,17 @@ def judge_latency(
     )
     failed = classification in _HARMFUL[check.direction] or tail_blown
 
+    bucketed = not (canary.latency_samples and baseline.latency_samples)
+    # From a histogram every figure is a bucket estimate (a bucket stands at its
+    # midpoint): said so, so nobody reads "175ms" as a measured mean.
+    basis = "bucket midpoints" if bucketed else "raw samples"
     reason = (
-        f"canary {_ms(test.mean_canary)} vs baseline {_ms(test.mean_baseline)} mean "
-        f"(x{ratio:.2f}, tolerance {check.tolerance * 100:g}%): "
+        f"Mann-Whitney on {basis}: canary {_ms(test.mean_canary)} vs baseline "
+        f"{_ms(test.mean_baseline)} mean (x{ratio:.2f}, tolerance {check.tolerance * 100:g}%): "
         f"shift {_ms(test.hl_shift, signed=True)} "
         f"[{_ms(test.ci_low, unit='')}, {_ms(test.ci_high, unit='')}] "
-        f"at {check.confidence * 100:g}%, p={test.p_value:.2g} -> {classification.value}"
+        f"at {check.confidence * 100:g}%{' (bucket estimates)' if bucketed else ''}, "
+        f"p={test.p_value:.2g} -> {classification.value}"
     )
     if tail_blown:
         reason += (
@@ -359,7 +410,9 @@ def judge_latency(
         "tail_ratio": tail_ratio,
         "max_tail_ratio": check.max_tail_ratio,
         "tail_judged": tail_judged,
+        "tail_blown": tail_blown,
         "classification": classification.value,
+        "basis": basis,
     }
     factor = 1 - check.tolerance if check.direction == "decrease" else 1 + check.tolerance
     result = CheckResult(
@@ -375,20 +428,193 @@ def judge_latency(
     return result, _log_harmful_p(test, check.direction)
 
 
+def judge_latency_sequentially(
+    check: LatencyJudgeCheck,
+    evidence: SlowShareEvidence,
+    window: tuple[VersionSample, VersionSample] | None,
+    short: str | None,
+) -> tuple[CheckResult, float]:
+    """The rollout's latency verdict: the anytime-valid slow-share test decides.
+
+    `evidence` already holds this look's increment. With `window` (the settled
+    window's figures, at an interval's look), Kayenta's Mann-Whitney judgement
+    explains the verdict and `max_tail_ratio`, if set, is enforced as a limit.
+    Returns the result and the test's log p-value (from its running maximum).
+    """
+    threshold = math.log(1 / check.alpha)
+    log_e = evidence.log_evidence
+    log_p = min(0.0, -evidence.max_log_evidence)
+    proven = log_e >= threshold
+    family = strongest(evidence)
+    details: dict[str, Any] = {
+        "alpha": check.alpha,
+        "e_value": math.exp(min(log_e, 700.0)),
+        "e_threshold": 1 / check.alpha,
+        "p_value": math.exp(log_p),
+        "tolerance": check.tolerance,
+        "direction": check.direction,
+    }
+    shares = _share_text(family, check) if family is not None else "no latency histogram yet"
+    if family is not None:
+        details |= {"bound": family.bound, "side": family.side, **_tally_details(family)}
+    explained, blown = "", False
+    if window is not None:
+        judged, _ = judge_latency(check, *window)
+        details["kayenta"] = judged.details
+        explained = f"; {judged.reason}"
+        blown = bool(judged.details.get("tail_blown"))
+    evidence_text = (
+        f"evidence {details['e_value']:.3g} {'>=' if proven else '<'} {1 / check.alpha:.3g} "
+        "(1/alpha; anytime-valid, bucket by bucket)"
+    )
+    if proven or blown:
+        verdict, result = ("slower than tolerated" if proven else "tail limit passed"), Result.FAIL
+    elif short is not None:
+        verdict, result = short, Result.INCONCLUSIVE
+    else:
+        verdict, result = "no evidence of a slower canary", Result.PASS
+    reason = f"{verdict}: {shares}, {evidence_text}{explained}"
+    check_result = CheckResult(
+        name=check.name,
+        kind=check.type,
+        result=result,
+        reason=reason,
+        canary=family.tally.canary_events / family.tally.canary_requests
+        if family is not None and family.tally.canary_requests
+        else None,
+        baseline=family.tally.baseline_events / family.tally.baseline_requests
+        if family is not None and family.tally.baseline_requests
+        else None,
+        limit=None,
+        details=details,
+    )
+    return check_result, log_p
+
+
+def _share_text(family: Family, check: LatencyJudgeCheck) -> str:
+    t = family.tally
+    canary = t.canary_events / t.canary_requests if t.canary_requests else 0.0
+    baseline = t.baseline_events / t.baseline_requests if t.baseline_requests else 0.0
+    ratio = "inf" if baseline == 0 and canary > 0 else f"{_ratio(canary, baseline):.2f}"
+    kind = "slower than" if family.side == "slow" else "at most"
+    return (
+        f"requests {kind} {_ms(family.bound)}: canary {canary:.2%} "
+        f"({t.canary_events:.0f}/{t.canary_requests:.0f}) vs baseline {baseline:.2%} "
+        f"({t.baseline_events:.0f}/{t.baseline_requests:.0f}), x{ratio} "
+        f"(tolerated x{1 + check.tolerance:g})"
+    )
+
+
+def _tally_details(family: Family) -> dict[str, float]:
+    t = family.tally
+    return {
+        "canary_events": t.canary_events,
+        "canary_requests": t.canary_requests,
+        "baseline_events": t.baseline_events,
+        "baseline_requests": t.baseline_requests,
+    }
+
+
 def _classify(test: MannWhitney, ratio: float, tolerance: float) -> Classification:
-    # Kayenta's MannWhitneyClassifier calls a metric High when the interval's
-    # lower end clears tolerance x |estimate| (stricter than clearing 0: an
-    # interval barely off 0 relative to the shift it estimates is too loose to
-    # act on) and the mean ratio is at least its allowed increase; Low mirrors
-    # it. Kayenta configures the allowed increase/decrease per metric (default
-    # 1.0, i.e. off); here they are 1 ± tolerance, as the config documents, so a
-    # significant but small shift passes. Ratios compare inclusively, as there.
+    # Kayenta configures the allowed increase/decrease of the effect size per
+    # metric (default 1.0, i.e. off); here they are 1 ± tolerance, as the config
+    # documents, so a significant but small shift passes.
+    return classify(test, tolerance=tolerance, effect=ratio, allowed=(1 - tolerance, 1 + tolerance))
+
+
+def classify(
+    test: MannWhitney,
+    *,
+    tolerance: float,
+    effect: float,
+    allowed: tuple[float, float] = (1.0, 1.0),
+    direction: str = "either",
+) -> Classification:
+    """Kayenta's MannWhitneyClassifier rule on a test already run.
+
+    High when the interval's lower end clears `tolerance` x |estimate|
+    (stricter than clearing 0: an interval barely off 0 relative to the shift
+    it estimates is too loose to act on) and the effect size (mean ratio, or
+    CLES) is at least `allowed[1]`; Low mirrors it. A NaN effect (a mean of 0)
+    is not checked, as in Kayenta. An end open at an atom of ties counts as
+    clearing a margin it sits on: the test rejected that very shift.
+    """
     margin = tolerance * abs(test.hl_shift)
-    if test.ci_low > margin and ratio >= 1 + tolerance:
+    above = test.ci_low > margin or (test.ci_low >= margin and test.low_open)
+    below = test.ci_high < -margin or (test.ci_high <= -margin and test.high_open)
+    if direction in ("increase", "either") and above and not effect < allowed[1]:
         return Classification.HIGH
-    if test.ci_high < -margin and ratio <= 1 - tolerance:
+    if direction in ("decrease", "either") and below and not effect > allowed[0]:
         return Classification.LOW
     return Classification.PASS
+
+
+@dataclass(frozen=True)
+class KayentaJudgement:
+    """What Kayenta's MannWhitneyClassifier answers for one metric (see `kayenta_classify`)."""
+
+    classification: Classification
+    critical: bool
+    deviation: float  # the mean ratio (canary / baseline), NaN when a mean is 0
+    reason: str
+
+
+def kayenta_classify(
+    canary: Iterable[float],
+    baseline: Iterable[float],
+    *,
+    tolerance: float = 0.25,
+    confidence: float = 0.95,
+    effect_thresholds: tuple[float, float] = (1.0, 1.0),
+    critical_thresholds: tuple[float, float] = (1.0, 1.0),
+    effect_measure: str = "meanRatio",
+    direction: str = "either",
+    critical: bool = False,
+    missing_is_pass: bool = False,
+) -> KayentaJudgement:
+    """One metric judged the way Kayenta's `MannWhitneyClassifier.classify` does.
+
+    The same parameters and classes, for users who bring Kayenta configurations
+    and for checking agreement with Kayenta's own test suite. Deliberate
+    differences: ties are handled by the tie-corrected test itself (an interval
+    end on an atom of ties is open when the test rejects it) instead of adding
+    Gaussian noise to constant samples, and the estimate is the Hodges-Lehmann
+    median of differences rather than a root of the standardized statistic.
+    `missing_is_pass` is Kayenta's `NaNStrategy.Replace`.
+    """
+    experiment = [v for v in canary if math.isfinite(v)]
+    control = [v for v in baseline if math.isfinite(v)]
+    if not experiment or not control:
+        if missing_is_pass:
+            return KayentaJudgement(Classification.PASS, False, 1.0, "")
+        return KayentaJudgement(Classification.NODATA, critical, 1.0, "missing data")
+    if sorted(experiment) == sorted(control):
+        return KayentaJudgement(Classification.PASS, False, 1.0, "canary and baseline identical")
+    if len(set(experiment) | set(control)) == 1:
+        return KayentaJudgement(Classification.PASS, False, 1.0, "")
+    canary_obs = Observations.of((v, 1.0) for v in experiment)
+    baseline_obs = Observations.of((v, 1.0) for v in control)
+    assert canary_obs is not None
+    assert baseline_obs is not None
+    test = mann_whitney(canary_obs, baseline_obs, confidence)
+    deviation = _kayenta_mean_ratio(test.mean_canary, test.mean_baseline)
+    effect = test.cles if effect_measure == "cles" else deviation
+    found = classify(
+        test,
+        tolerance=tolerance,
+        effect=effect,
+        allowed=effect_thresholds,
+        direction=direction,
+    )
+    failing = (found is Classification.HIGH and not effect < critical_thresholds[1]) or (
+        found is Classification.LOW and not effect > critical_thresholds[0]
+    )
+    reason = "" if found is Classification.PASS else f"classified as {found.value}"
+    return KayentaJudgement(found, critical and failing, deviation, reason)
+
+
+def _kayenta_mean_ratio(canary: float, baseline: float) -> float:
+    return math.nan if canary == 0 or baseline == 0 else canary / baseline
 
 
 def _log_harmful_p(test: MannWhitney, direction: str) -> float:
