@@ -95,7 +95,9 @@ class SequentialErrorRateCheck(Model):
 
     type: Literal["error_rate_sequential"] = "error_rate_sequential"
     name: str = "error_rate"
-    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="False-rollback rate.")
+    alpha: float = Field(
+        default=0.008, gt=0, lt=0.5, description="This check's share of the false-rollback rate."
+    )
     detect_increase: float = Field(
         default=0.5, gt=0, description="Relative increase to catch (0.5: canary errors x1.5)."
     )
@@ -119,7 +121,9 @@ class LatencyJudgeCheck(Model):
 
     type: Literal["latency_judge"] = "latency_judge"
     name: str = "latency"
-    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="False-rollback rate.")
+    alpha: float = Field(
+        default=0.002, gt=0, lt=0.5, description="This check's share of the false-rollback rate."
+    )
     confidence: float = Field(default=0.98, gt=0.5, lt=1)
     tolerance: float = Field(default=0.25, ge=0)
     direction: Literal["increase", "decrease", "either"] = "increase"
@@ -174,7 +178,8 @@ class Limits(Model):
     on_inconclusive: Literal[Action.PAUSE, Action.ROLLBACK] = Action.PAUSE
     on_suspected_harm: Literal[Action.ROLLBACK, Action.PAUSE] = Field(
         default=Action.ROLLBACK,
-        description="Harm suspected (not proven) for twice the hold: the safe side is back.",
+        description="Harm likely (evidence past sqrt(1/alpha), not proof) after twice the "
+        "hold: the safe side is back.",
     )
     max_restarts: int = Field(
         default=2,

@@ -125,9 +125,16 @@ def test_a_pass_over_a_window_shorter_than_min_hold_does_not_advance() -> None:
     )
 
 
-def suspected(seconds: float = 290) -> Verdict:
+def suspected(seconds: float = 290, *, likely: bool = False) -> Verdict:
     checks = (CheckResult("error_rate", "error_rate_sequential", Result.PASS, "suspicious"),)
-    return Verdict(Result.PASS, "suspicious", Window(10, 10 + seconds), checks, harm_suspected=True)
+    return Verdict(
+        Result.PASS,
+        "suspicious",
+        Window(10, 10 + seconds),
+        checks,
+        harm_suspected=True,
+        harm_likely=likely,
+    )
 
 
 def test_suspected_harm_holds_the_step_past_its_hold_instead_of_advancing() -> None:
@@ -137,12 +144,18 @@ def test_suspected_harm_holds_the_step_past_its_hold_instead_of_advancing() -> N
     assert "harm suspected" in decision.explanation
 
 
-def test_harm_suspected_for_twice_the_hold_rolls_back_by_default() -> None:
+def test_harm_still_likely_after_twice_the_hold_rolls_back_by_default() -> None:
     state = holding(at=0)
-    decision = decide(state, suspected(590), STRATEGY, 600)
+    decision = decide(state, suspected(590, likely=True), STRATEGY, 600)
     assert (decision.action, decision.reason) == (DecisionAction.ROLLBACK, Reason.HIGH_ERROR_RATE)
     careful = CanaryStrategy(hold=300, limits=Limits(on_suspected_harm="pause"))
-    assert decide(state, suspected(590), careful, 600).action is DecisionAction.PAUSE
+    assert decide(state, suspected(590, likely=True), careful, 600).action is DecisionAction.PAUSE
+
+
+def test_a_mere_suspicion_that_outlasts_twice_the_hold_advances() -> None:
+    # Suspicion (evidence of 2) is no proof: it buys the step time, it never rolls back.
+    decision = decide(holding(at=0), suspected(590), STRATEGY, 600)
+    assert decision.action is DecisionAction.ADVANCE
 
 
 def test_a_step_advances_early_when_the_canary_is_shown_not_worse_after_min_hold() -> None:

@@ -19,7 +19,7 @@ from safeship.config import CanaryStrategy
 from safeship.providers.interface import Measurement, VersionSample, Window
 from safeship.sample_service import LATENCY_BUCKETS
 
-STRATEGY = CanaryStrategy()  # sequential error test + latency judge: Holm across both
+STRATEGY = CanaryStrategy()  # the defaults: sequential error test + latency judge
 SEVERITY = {Result.PASS: 0, Result.INCONCLUSIVE: 1, Result.ERROR: 1, Result.FAIL: 2}
 
 

@@ -13,12 +13,14 @@ one of three kinds:
     full    an interval look: every check, and the verdict is what the
             rollout's policy decides on.
 
-Threshold checks compare the settled window's figures with limits.
-Statistical checks give p-values; when more than one of them may roll a
-canary back, a failure must survive Holm's step-down correction across all
-of them (a check that did not look counts with p = 1), so the false-rollback
-rate of the rollout stays at the checks' own levels. A check marked
-`critical: false` is reported but never rolls back.
+Threshold checks compare the settled window's figures with limits. The
+statistical checks are anytime-valid tests, each at its own `alpha`: its
+share of the rollout's false-rollback budget, which is their sum (1% with
+the defaults: 0.8% for errors, 0.2% for latency). A rollout stops at its first
+rejection, where Holm's step-down is no more powerful than this split, and an
+explicit split lets the error test, which decides most rollbacks, keep most
+of the budget. A check marked `critical: false` is reported but never rolls
+back.
 
 Figures that cannot be true (negative, NaN, infinite, beyond any real
 traffic) are no evidence: the look is inconclusive and names them. The
@@ -29,7 +31,6 @@ state so a resumed rollout keeps its evidence.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -129,10 +130,9 @@ class Memory:
 class _Outcome:
     result: CheckResult
     critical: bool
-    log_p: float | None = None  # log p-value: evidence can be too strong for a float p
-    level: float | None = None
     shown_not_worse: bool | None = None
     harm_suspected: bool = False
+    harm_likely: bool = False
 
 
 def evaluate(
@@ -204,10 +204,9 @@ def evaluate(
                 _Outcome(
                     judged.result,
                     check.critical,
-                    judged.log_p_value,
-                    check.alpha,
                     judged.shown_not_worse,
                     judged.harm_suspected,
+                    judged.harm_likely,
                 )
             )
         elif isinstance(check, LatencyJudgeCheck):
@@ -219,15 +218,14 @@ def evaluate(
                 latency[check.name] = known
             elif look is not Look.FULL:
                 continue  # warming up: latency does not look yet
-            judgement, log_p = judge_latency_sequentially(
+            judgement = judge_latency_sequentially(
                 check, known, window_figures, settled_short if look is Look.FULL else short
             )
-            outcomes.append(_Outcome(judgement, check.critical, log_p, check.alpha))
+            outcomes.append(_Outcome(judgement, check.critical))
         elif look is Look.FULL:
             assert isinstance(check, ErrorRateCheck | LatencyCheck)
             canary, baseline = window_figures or (now.canary, now.baseline)
             outcomes.append(_settled_outcome(check, canary, baseline, settled_short))
-    outcomes = _holm(outcomes, _statistical_checks(strategy))
     checks = tuple(o.result for o in outcomes)
     urgent, urgent_check = _urgent(strategy, guard_state, measurement)
     if urgent_check is not None:
@@ -258,7 +256,8 @@ def evaluate(
         queries=dict(measurement.queries),
         shown_not_worse=early,
         harm_suspected=any(o.harm_suspected for o in outcomes if o.critical),
-        memory=Memory(
+        harm_likely=any(o.harm_likely for o in outcomes if o.critical),
+        next_memory=Memory(
             measurement.window.start,
             now,
             memory.settled,
@@ -266,7 +265,7 @@ def evaluate(
             evidence,
             guard_state,
             latency,
-        ).for_storage(),
+        ),
         urgent=urgent,
         look=look.value,
         settled_window=settled_window,
@@ -323,57 +322,6 @@ def _buckets_of(sample: VersionSample) -> tuple[tuple[float, float], ...]:
     return slow_share.buckets_of_samples(sample.latency_samples)
 
 
-def _statistical_checks(strategy: CanaryStrategy) -> int:
-    """How many critical checks give p-values, whether or not they look this time."""
-    return sum(
-        1
-        for c in strategy.checks
-        if c.critical and isinstance(c, SequentialErrorRateCheck | LatencyJudgeCheck)
-    )
-
-
-def _holm(outcomes: list[_Outcome], k: int) -> list[_Outcome]:
-    """Holm's step-down across the k critical statistical checks, each at its own level.
-
-    Ordered by p / level, the i-th of k is rejected only if every one before it
-    was and its p <= level / (k - i); a failure that does not survive becomes a
-    pass that says so. A check that did not look this time ranks last (p = 1).
-    Everything is compared in log space: the strongest evidence has a p-value
-    that underflows to 0, and it must rank first.
-    """
-    tested = sorted(
-        (i for i, o in enumerate(outcomes) if o.critical and o.log_p is not None and o.level),
-        key=lambda i: _log_ratio_to_level(outcomes[i]),
-    )
-    if k < 2:
-        return outcomes
-    adjusted = list(outcomes)
-    still_rejecting = True
-    for rank, i in enumerate(tested):
-        o = outcomes[i]
-        survives = still_rejecting and _log_ratio_to_level(o) <= -math.log(k - rank)
-        still_rejecting = survives
-        if o.result.result is Result.FAIL and not survives:
-            note = f" (not significant after Holm's correction for {k} checks)"
-            adjusted[i] = replace(
-                o,
-                result=replace(
-                    o.result,
-                    result=Result.PASS,
-                    reason=o.result.reason + note,
-                    details={**o.result.details, "holm_adjusted": True},
-                ),
-            )
-    return adjusted
-
-
-def _log_ratio_to_level(outcome: _Outcome) -> float:
-    """log(p / level): at most -log(m) when the check is rejected at level / m."""
-    assert outcome.log_p is not None
-    assert outcome.level is not None
-    return outcome.log_p - math.log(outcome.level)
-
-
 def _inconclusive(measurement: Measurement, memory: Memory, problems: tuple[str, ...]) -> Verdict:
     """Figures that cannot be true: no evidence is taken from them, the memory stays as it was."""
     reason = "figures refused: " + "; ".join(problems)
@@ -391,7 +339,7 @@ def _inconclusive(measurement: Measurement, memory: Memory, problems: tuple[str,
             ),
         ),
         queries=dict(measurement.queries),
-        memory=memory.for_storage(),
+        next_memory=memory,
     )
 
 

@@ -433,19 +433,20 @@ def judge_latency_sequentially(
     evidence: SlowShareEvidence,
     window: tuple[VersionSample, VersionSample] | None,
     short: str | None,
-) -> tuple[CheckResult, float]:
+) -> CheckResult:
     """The rollout's latency verdict: the anytime-valid slow-share test decides.
 
     `evidence` already holds this look's increment. With `window` (the settled
     window's figures, at an interval's look), Kayenta's Mann-Whitney judgement
     explains the verdict and `max_tail_ratio`, if set, is enforced as a limit.
-    Returns the result and the test's log p-value (from its running maximum).
     """
     threshold = math.log(1 / check.alpha)
     log_e = evidence.log_evidence
     log_p = min(0.0, -evidence.max_log_evidence)
     proven = log_e >= threshold
-    family = strongest(evidence)
+    # The explanation names the bound with the most evidence; between intervals it is
+    # only needed when the test has something to say.
+    family = strongest(evidence) if proven or window is not None else None
     details: dict[str, Any] = {
         "alpha": check.alpha,
         "e_value": math.exp(min(log_e, 700.0)),
@@ -454,7 +455,9 @@ def judge_latency_sequentially(
         "tolerance": check.tolerance,
         "direction": check.direction,
     }
-    shares = _share_text(family, check) if family is not None else "no latency histogram yet"
+    shares = _share_text(family, check) if family is not None else "latency looked at"
+    if not evidence.families:
+        shares = "no latency histogram yet"
     if family is not None:
         details |= {"bound": family.bound, "side": family.side, **_tally_details(family)}
     explained, blown = "", False
@@ -488,7 +491,7 @@ def judge_latency_sequentially(
         limit=None,
         details=details,
     )
-    return check_result, log_p
+    return check_result
 
 
 def _share_text(family: Family, check: LatencyJudgeCheck) -> str:

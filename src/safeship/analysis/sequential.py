@@ -32,6 +32,14 @@ from safeship.analysis.verdict import CheckResult, Result
 from safeship.config import SequentialErrorRateCheck
 
 GRID_POINTS = 10
+LIKELY = 0.75
+"""Harm is likely from evidence (1/alpha)^LIKELY on (38 at alpha 0.8%): if it is still that
+strong after twice the hold, `limits.on_suspected_harm` acts. Rare for a healthy canary,
+so this policy adds little to the test's own false-rollback rate."""
+SUSPICION = 2.0
+"""Evidence (likelihood ratio) from which harm is suspected: the data favour harm two to one.
+It holds a step for up to one more hold, so a mild regression is judged at the low weight
+where each of its errors says most; it never rolls back by itself."""
 GRID_TOP = 16.0  # the largest error-rate ratio the mixture weighs (larger ones pass it anyway)
 SAFE_GRID_BOTTOM = 0.1
 
@@ -159,11 +167,11 @@ class SequentialJudgement:
     """One look at the evidence: the check result, its anytime-valid p-value, early-advance."""
 
     result: CheckResult
-    log_p_value: (
-        float  # log of the anytime-valid p-value: it underflows to 0 where evidence is huge
-    )
+    # log of the anytime-valid p-value: the p-value underflows to 0 where evidence is huge
+    log_p_value: float
     shown_not_worse: bool
-    harm_suspected: bool = False  # evidence past sqrt(1/alpha): not proof, but no time to advance
+    harm_suspected: bool = False  # evidence of at least SUSPICION: hold the step, do not advance
+    harm_likely: bool = False  # evidence past (1/alpha)^LIKELY: not proof, yet too much
 
 
 def judge(
@@ -177,7 +185,8 @@ def judge(
     log_p_value = min(0.0, -evidence.max_log_harm)
     p_value = math.exp(log_p_value)
     shown_not_worse = log_safe >= threshold
-    harm_suspected = log_harm >= threshold / 2
+    harm_suspected = log_harm >= math.log(SUSPICION)
+    harm_likely = log_harm >= threshold * LIKELY
     t = evidence.totals
     ratio = _ratio_estimate(t)
     details: dict[str, Any] = {
@@ -188,6 +197,7 @@ def judge(
         "e_value_not_worse": _bounded_exp(log_safe),
         "shown_not_worse": shown_not_worse,
         "harm_suspected": harm_suspected,
+        "harm_likely": harm_likely,
         "ratio_estimate": ratio,
         "detect_increase": check.detect_increase,
         "margin": check.margin,
@@ -221,7 +231,8 @@ def judge(
             ),
             log_p_value,
             False,
-            harm_suspected=True,  # stays true if a multiple-testing correction overrules the fail
+            harm_suspected=True,
+            harm_likely=True,
         )
     if not enough_data:
         return SequentialJudgement(
@@ -232,6 +243,8 @@ def judge(
     verdict = (
         f"shown not worse than +{check.margin:.0%}"
         if shown_not_worse
+        else "harm likely, not shown"
+        if harm_likely
         else "harm suspected, not shown"
         if harm_suspected
         else "no evidence of harm"
@@ -247,6 +260,7 @@ def judge(
         log_p_value,
         shown_not_worse,
         harm_suspected,
+        harm_likely,
     )
 
 

@@ -74,6 +74,10 @@ class Family:
     log_ratios: tuple[float, ...]  # per grid point
     tally: Tally
 
+    @property
+    def log_evidence(self) -> float:
+        return _log_mean_exp(self.log_ratios)
+
 
 @dataclass(frozen=True)
 class SlowShareEvidence:
@@ -81,6 +85,7 @@ class SlowShareEvidence:
 
     families: tuple[Family, ...] = ()
     max_log_evidence: float = 0.0
+    log_evidence: float = 0.0  # log of the mixture's current value (1 before any event)
 
     def for_storage(self) -> dict[str, Any]:
         return {
@@ -109,13 +114,7 @@ class SlowShareEvidence:
             )
             for f in data.get("families", ())
         )
-        return cls(families, float(data.get("max_log_evidence", 0.0)))
-
-    @property
-    def log_evidence(self) -> float:
-        """log of the mixture's current value (0 before any look: the evidence is 1)."""
-        values = [r for f in self.families for r in f.log_ratios]
-        return _log_mean_exp(values) if values else 0.0
+        return cls(families, float(data.get("max_log_evidence", 0.0)), _mixture(families))
 
 
 def grid(check: LatencyJudgeCheck) -> tuple[float, ...]:
@@ -141,7 +140,7 @@ def update(
     n_c, n_b = canary_at.get(math.inf, 0.0), baseline_at.get(math.inf, 0.0)
     families = evidence.families or _families(check, canary_at, baseline_at)
     if not families or n_c <= 0 or n_b <= 0:
-        return SlowShareEvidence(families, evidence.max_log_evidence)
+        return SlowShareEvidence(families, evidence.max_log_evidence, evidence.log_evidence)
     null = 1.0 + check.tolerance
     thetas = grid(check)
     updated = []
@@ -163,15 +162,15 @@ def update(
         updated.append(
             Family(family.side, family.bound, ratios, family.tally.plus(Tally(x, n_c, y, n_b)))
         )
-    result = SlowShareEvidence(tuple(updated), evidence.max_log_evidence)
-    return SlowShareEvidence(result.families, max(result.max_log_evidence, result.log_evidence))
+    current = _mixture(tuple(updated))
+    return SlowShareEvidence(tuple(updated), max(evidence.max_log_evidence, current), current)
 
 
 def strongest(evidence: SlowShareEvidence) -> Family | None:
     """The family with the most evidence against the canary, to explain a verdict with."""
     if not evidence.families:
         return None
-    return max(evidence.families, key=lambda f: _log_mean_exp(list(f.log_ratios)))
+    return max(evidence.families, key=lambda f: f.log_evidence)
 
 
 def buckets_of_samples(samples: Sequence[float]) -> tuple[tuple[float, float], ...]:
@@ -209,6 +208,12 @@ def _share(theta: float, n_c: float, n_b: float) -> float:
 
 def _split_log_ratio(p_alt: float, p_null: float, x: float, y: float) -> float:
     return x * math.log(p_alt / p_null) + y * math.log((1 - p_alt) / (1 - p_null))
+
+
+def _mixture(families: tuple[Family, ...]) -> float:
+    """log of the mean over every family's grid points (all weighted alike)."""
+    values = [r for f in families for r in f.log_ratios]
+    return _log_mean_exp(values) if values else 0.0
 
 
 def _log_mean_exp(values: Sequence[float]) -> float:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safeship.providers.interface import Window
+
+if TYPE_CHECKING:
+    from safeship.analysis.evaluate import Memory
 
 
 class Result(StrEnum):
@@ -62,13 +65,20 @@ class Verdict:
     queries: dict[str, str] = field(default_factory=dict)
     shown_not_worse: bool = False  # every critical check passed and the canary is proven safe
     harm_suspected: bool = False  # some evidence of harm, short of proof: do not advance yet
-    memory: dict[str, Any] = field(default_factory=dict)  # what the next look needs (stored)
+    harm_likely: bool = False  # strong evidence, short of proof: still there, the policy acts
+    # What the next look needs; stored with the rollout state (as `memory`).
+    next_memory: Memory | None = None
     # A rollback no policy may delay or soften (the rollback reason), or None.
     urgent: str | None = None
     look: str = "full"  # tick | settle | full (see analysis.evaluate)
     settled_window: Window | None = None  # what latency and threshold checks judged
     canary_resets: int = 0
     baseline_resets: int = 0
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        """The next look's memory as stored (empty when this look left none)."""
+        return {} if self.next_memory is None else self.next_memory.for_storage()
 
     def failed_checks(self) -> tuple[CheckResult, ...]:
         return tuple(c for c in self.checks if c.result is Result.FAIL)
@@ -91,6 +101,7 @@ class Verdict:
             "checks": [c.to_dict() for c in self.checks],
             "shown_not_worse": self.shown_not_worse,
             "harm_suspected": self.harm_suspected,
+            "harm_likely": self.harm_likely,
             "queries": dict(self.queries),
             "look": self.look,
             "resets": {"canary": self.canary_resets, "baseline": self.baseline_resets},

@@ -455,7 +455,7 @@ class RolloutController:
         warmup_end = origin + strategy.warmup
         tick = self._tick()
         window_start: float | None = None
-        analysis = state.analysis
+        memory = Memory.from_storage(state.analysis)
         settled = strategy.warmup == 0  # without a warm-up the settled window is the step
         next_tick = origin
         next_full = min(warmup_end + strategy.interval, hold_end)
@@ -481,9 +481,9 @@ class RolloutController:
                     continue
                 verdict = error_verdict(Window(now, now), "could not open the analysis window")
             else:
-                verdict = self._measure(Window(window_start, now), analysis, look, settled)
-                if verdict.result is not Result.ERROR:
-                    analysis = verdict.memory
+                verdict = self._measure(Window(window_start, now), memory, look, settled)
+                if verdict.next_memory is not None:
+                    memory = verdict.next_memory
                     settled = settled or look is not Look.TICK
             if full:
                 next_full = mono + strategy.interval
@@ -544,9 +544,7 @@ class RolloutController:
             return None
         return at
 
-    def _measure(
-        self, window: Window, analysis: dict[str, Any], look: Look, settled: bool
-    ) -> Verdict:
+    def _measure(self, window: Window, memory: Memory, look: Look, settled: bool) -> Verdict:
         """The provider's figures, judged; a failure of either is an error verdict, not a crash."""
         try:
             measurement = self.provider.measure(window)
@@ -555,16 +553,13 @@ class RolloutController:
         except Exception as exc:
             log.debug("provider failed", exc_info=True)
             return error_verdict(window, f"the provider failed: {type(exc).__name__}: {exc}")
-        memory = Memory.from_storage(analysis)
         try:
             verdict = evaluate(measurement, self.strategy, memory, look=look)
             if look is Look.FULL and not settled and self.strategy.warmup > 0:
                 # The warm-up's end was never marked (no figures then): the settled window
                 # starts now, and this look says so rather than judging the warm-up.
                 marked = evaluate(measurement, self.strategy, memory, look=Look.SETTLE)
-                verdict = evaluate(
-                    measurement, self.strategy, Memory.from_storage(marked.memory), look=look
-                )
+                verdict = evaluate(measurement, self.strategy, marked.next_memory, look=look)
         except Exception as exc:
             log.debug("analysis failed", exc_info=True)
             return error_verdict(window, f"the analysis failed: {type(exc).__name__}: {exc}")

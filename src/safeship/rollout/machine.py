@@ -379,17 +379,18 @@ def decide(
             f"hold of {strategy.hold:g}s ended without a conclusive verdict: {verdict.reason}",
             Reason.NO_DATA,
         )
-    if verdict.harm_suspected:
-        # Steps advance while no evidence of harm is found; suspected harm holds the step
-        # for up to one more hold, in which it is proven (rollback) or fades (advance).
-        if held < 2 * strategy.hold:
-            return Decision(
-                DecisionAction.CONTINUE,
-                f"holding {state.weight}% past the hold: harm suspected: {verdict.reason}",
-            )
+    # Steps advance while no evidence of harm is found; suspected harm holds the step for
+    # up to one more hold, at the weight where each failed request says most, in which it
+    # is proven (rollback) or fades (advance).
+    if verdict.harm_suspected and held < 2 * strategy.hold:
+        return Decision(
+            DecisionAction.CONTINUE,
+            f"holding {state.weight}% past the hold: harm suspected: {verdict.reason}",
+        )
+    if verdict.harm_likely:
         return _act(
             limits.on_suspected_harm,
-            f"harm still suspected after twice the hold ({2 * strategy.hold:g}s): {verdict.reason}",
+            f"harm still likely after twice the hold ({2 * strategy.hold:g}s): {verdict.reason}",
             Reason.HIGH_ERROR_RATE,
         )
     # A window that opened late (the provider failed at first) must still be long enough.
