@@ -44,6 +44,7 @@ class CrashLoop:
     def __init__(self, address: str, version: str, error_rate: float) -> None:
         self.address, self.version, self.error_rate = address, version, error_rate
         self.restarts = 0
+        self._lives = 0
         self._stop = threading.Event()
         self._current = self._start(FIRST_LIFE)
         self._thread = threading.Thread(target=self._supervise, daemon=True)
@@ -58,7 +59,12 @@ class CrashLoop:
             "canary",
             error_rate=self.error_rate,
             crash_after=life,
+            seed=f"life {self._next_life()}",  # each life draws its own errors
         )
+
+    def _next_life(self) -> int:
+        self._lives += 1
+        return self._lives
 
     def _supervise(self) -> None:
         while not self._stop.is_set():
@@ -122,6 +128,12 @@ def _rollout(
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     outcome: dict[str, Any] = json.loads(result.stdout)
+    explain = subprocess.run(
+        [sys.executable, "-m", "safeship", "--config", str(path), "rollout", "explain",
+         outcome["deployment_id"]],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    outcome["explain"] = explain.stdout
     return outcome
 
 
@@ -130,7 +142,7 @@ def _assert_rolled_back_as_crash_loop(outcome: dict[str, Any], rig: RouterRig) -
         "rolled_back",
         "crash_loop",
         0,
-    ), outcome
+    ), outcome["explain"]
     # What users get afterwards: every answer from the stable version.
     assert {httpx.get(rig.url, timeout=5).text for _ in range(20)} == {"ok v1\n"}
 
@@ -138,21 +150,36 @@ def _assert_rolled_back_as_crash_loop(outcome: dict[str, Any], rig: RouterRig) -
 def test_a_crash_looping_canary_is_rolled_back_through_the_router(
     rig: RouterRig, tmp_path: Path
 ) -> None:
+    # As many errors as the stable version: the only thing wrong is that it keeps dying.
     blue, green = rig.slots["blue"], rig.slots["green"]
     with ExitStack() as stack:
         stable = stack.enter_context(
             start_service(blue, "checkout", "production", "v1", "stable", error_rate=0.01)
         )
-        canary = stack.enter_context(CrashLoop(green, "v2", error_rate=0.03))
+        canary = stack.enter_context(CrashLoop(green, "v2", error_rate=0.01))
         stack.enter_context(LoadGenerator(rig.url, rps=150))
-        provider = {
-            "type": "scrape",
-            "canary_url": f"http://{green}/metrics",
-            "baseline_url": stable.metrics_url,
-        }
-        outcome = _rollout(tmp_path, rig, provider)
+        outcome = _rollout(tmp_path, rig, _scrape(green, stable))
         assert canary.restarts >= 2
         _assert_rolled_back_as_crash_loop(outcome, rig)
+
+
+def test_a_restarting_canary_with_more_errors_is_never_promoted(tmp_path: Path) -> None:
+    # 3% errors against 1%, restarting every few seconds: once promoted in 5 of 7 runs,
+    # because each restart hid the errors that followed it.
+    addresses = {"blue": f"127.0.0.1:{free_port()}", "green": f"127.0.0.1:{free_port()}"}
+    with ExitStack() as stack:
+        rig = stack.enter_context(router_rig("local", addresses))
+        stable = stack.enter_context(
+            start_service(
+                addresses["blue"], "checkout", "production", "v1", "stable", error_rate=0.01
+            )
+        )
+        stack.enter_context(CrashLoop(addresses["green"], "v2", error_rate=0.03))
+        stack.enter_context(LoadGenerator(rig.url, rps=150))
+        outcome = _rollout(tmp_path, rig, _scrape(addresses["green"], stable))
+        assert (outcome["outcome"], outcome["weight"]) == ("rolled_back", 0), outcome["explain"]
+        assert outcome["reason"] in ("crash_loop", "high_error_rate")
+        assert {httpx.get(rig.url, timeout=5).text for _ in range(20)} == {"ok v1\n"}
 
 
 def test_a_crash_looping_canary_is_rolled_back_through_prometheus(
@@ -167,7 +194,7 @@ def test_a_crash_looping_canary_is_rolled_back_through_prometheus(
                 addresses["blue"], "checkout", "production", "v1", "stable", error_rate=0.01
             )
         )
-        stack.enter_context(CrashLoop(addresses["green"], "v2", error_rate=0.03))
+        stack.enter_context(CrashLoop(addresses["green"], "v2", error_rate=0.01))
         server.add_targets(addresses["blue"], addresses["green"])
         server.wait_for_targets(addresses["blue"], addresses["green"])
         stack.enter_context(LoadGenerator(rig.url, rps=150))
@@ -176,3 +203,11 @@ def test_a_crash_looping_canary_is_rolled_back_through_prometheus(
             tmp_path, rig, provider, prometheus={"url": server.url, "scrape_interval": 1}
         )
         _assert_rolled_back_as_crash_loop(outcome, rig)
+
+
+def _scrape(canary_address: str, stable: ServiceProcess) -> dict[str, Any]:
+    return {
+        "type": "scrape",
+        "canary_url": f"http://{canary_address}/metrics",
+        "baseline_url": stable.metrics_url,
+    }

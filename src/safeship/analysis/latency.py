@@ -455,9 +455,9 @@ def judge_latency_sequentially(
         "tolerance": check.tolerance,
         "direction": check.direction,
     }
-    shares = _share_text(family, check) if family is not None else "latency looked at"
+    shares = "" if family is None else f"{_share_text(family, check)}, "
     if not evidence.families:
-        shares = "no latency histogram yet"
+        shares = "no latency histogram yet, "
     if family is not None:
         details |= {"bound": family.bound, "side": family.side, **_tally_details(family)}
     explained, blown = "", False
@@ -476,7 +476,7 @@ def judge_latency_sequentially(
         verdict, result = short, Result.INCONCLUSIVE
     else:
         verdict, result = "no evidence of a slower canary", Result.PASS
-    reason = f"{verdict}: {shares}, {evidence_text}{explained}"
+    reason = f"{verdict}: {shares}{evidence_text}{explained}"
     check_result = CheckResult(
         name=check.name,
         kind=check.type,

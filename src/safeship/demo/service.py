@@ -9,7 +9,8 @@ the names the queries expect:
     http_requests_total{service,environment,version,track,status}
     http_request_duration_seconds{service,environment,version,track}  (histogram)
 
-Randomness is seeded from version and track, so a run is reproducible.
+Randomness is seeded from version and track (and `--seed`, so the processes of
+a crash loop do not replay one life), so a run is reproducible.
 
 Run it as `python -m safeship.demo.service --listen 127.0.0.1:8080 ...`; it
 prints `ready listen=HOST:PORT` once serving (port 0 picks a free port and the
@@ -60,6 +61,7 @@ class ServiceConfig:
     latency_ms: float = 0.0
     base_latency_ms: float = 20.0
     crash_after: float | None = None  # seconds until the process dies (a fault)
+    seed: str = ""  # mixed into the random streams: another life of the same version
 
     def __post_init__(self) -> None:
         if self.track not in TRACKS:
@@ -83,7 +85,7 @@ class _DemoService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self._config = config
-        seed = f"{config.version}/{config.track}"
+        seed = f"{config.version}/{config.track}{'/' + config.seed if config.seed else ''}"
         self._error_rng = random.Random(f"errors:{seed}")
         self._jitter_rng = random.Random(f"jitter:{seed}")
         self.registry = CollectorRegistry(auto_describe=True)
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--crash-after", type=float, default=None, help="die after this many seconds (a fault)"
     )
+    parser.add_argument("--seed", default="", help="another random stream for the same version")
     args = parser.parse_args(argv)
     try:
         host, port = parse_listen(args.listen)
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency_ms,
             base_latency_ms=args.base_latency_ms,
             crash_after=args.crash_after,
+            seed=args.seed,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -262,6 +266,7 @@ def start_service(
     ready_timeout: float = 10.0,
     base_latency_ms: float = 20.0,
     crash_after: float | None = None,
+    seed: str = "",
 ) -> ServiceProcess:
     """Start `python -m safeship.demo.service` and wait until it is serving.
 
@@ -271,7 +276,15 @@ def start_service(
     """
     # Checked here too, so a mistake is a ValueError now rather than a usage error in a child.
     ServiceConfig(
-        service, environment, version, track, error_rate, latency_ms, base_latency_ms, crash_after
+        service,
+        environment,
+        version,
+        track,
+        error_rate,
+        latency_ms,
+        base_latency_ms,
+        crash_after,
+        seed,
     )
     parse_listen(listen)
     args = [
@@ -284,6 +297,7 @@ def start_service(
         f"--latency-ms={latency_ms}",
         f"--base-latency-ms={base_latency_ms}",
         *([f"--crash-after={crash_after}"] if crash_after is not None else []),
+        *([f"--seed={seed}"] if seed else []),
     ]
     try:
         child = start_child("safeship.demo.service", args, ("listen",), ready_timeout)
