@@ -27,8 +27,9 @@ Rules:
                     (6 vs 6), two-sided at confidence 0.98; significant with the canary
                     higher rolls back.
   (f) safeship      `CanaryStrategy(hold=150, min_hold=60, warmup=10, interval=10)` with the
-                    default checks (sequential error-rate test + latency judge), run by the
-                    real controller through `safeship.simulation.run_trial`.
+                    defaults (catastrophe guard, crash-loop rule, sequential error-rate and
+                    latency tests, looking at every second's figures), run by the real
+                    controller through `safeship.simulation.run_trial`.
 
 Conventions for the comparators (each generous to the comparator where the real tool
 would be slower): a decision moves traffic the instant it is taken (real Flagger rolls
@@ -37,10 +38,17 @@ iteration after promoting, 60 s later each time; Argo and Kayenta need their own
 reconcile loops); a measurement due at the same instant a step ends is taken first;
 Argo's first measurement is at 60 s (as with initialDelay = interval), not at 0 s on
 an empty window. Rules (a)-(e) look only at errors, so they cannot see the latency
-scenario: that is what they are, not a bug here.
+scenarios: that is what they are, not a bug here. They read what the router saw (as a
+mesh's metrics show it), so they see the requests a crashing canary failed while down;
+safeship reads only the versions' own metrics.
 
 Failed canary requests are ground truth from `SimulatedTraffic.canary_served` at the
 decision time: the requests the canary served in error before traffic left it.
+
+After the comparison, two studies of safeship alone: its rollback rate and time to
+decision as the canary's error rate rises, from 5 to 5000 rps (a worse canary must never
+be caught less often or later), and an A/A latency run looked at every 10 s for 600 s,
+beside a fixed-sample Mann-Whitney and Kayenta's classifier re-run at every look.
 """
 
 from __future__ import annotations
@@ -59,13 +67,18 @@ from typing import Any
 
 import numpy as np
 
+from safeship.analysis import slow_share
+from safeship.analysis.latency import Classification, classify, mann_whitney, observations
 from safeship.clock import VirtualClock
-from safeship.config import CanaryStrategy
+from safeship.config import CanaryStrategy, LatencyJudgeCheck
+from safeship.providers.interface import Window
 from safeship.rollout.machine import Outcome
 from safeship.simulation import SimulatedRouter, SimulatedTraffic, TrafficModel, Trial, run_trial
 
 RPS = 50.0
 BASELINE_ERROR_RATE = 0.005
+
+FAST_RPS = 1000.0
 
 SCENARIOS: dict[str, TrafficModel] = {
     "healthy": TrafficModel(rps=RPS, baseline_error_rate=BASELINE_ERROR_RATE),
@@ -80,6 +93,27 @@ SCENARIOS: dict[str, TrafficModel] = {
         baseline_error_rate=BASELINE_ERROR_RATE,
         canary_error_rate=BASELINE_ERROR_RATE,
         canary_latency_factor=1.5,
+    ),
+    # Restarts every 20 s (down 1 s, its counters reset), errors x3 in between.
+    "crash loop": TrafficModel(
+        rps=RPS,
+        baseline_error_rate=BASELINE_ERROR_RATE,
+        canary_error_rate=3 * BASELINE_ERROR_RATE,
+        canary_restart_every=20.0,
+    ),
+    # 1% of the canary's requests take 50 times the median.
+    "latency tail": TrafficModel(
+        rps=RPS,
+        baseline_error_rate=BASELINE_ERROR_RATE,
+        canary_error_rate=BASELINE_ERROR_RATE,
+        canary_slow_share=0.01,
+        canary_slow_factor=50.0,
+    ),
+    "50% @1000rps": TrafficModel(
+        rps=FAST_RPS, baseline_error_rate=BASELINE_ERROR_RATE, canary_error_rate=0.5
+    ),
+    "100% @1000rps": TrafficModel(
+        rps=FAST_RPS, baseline_error_rate=BASELINE_ERROR_RATE, canary_error_rate=1.0
     ),
 }
 HEALTHY = "healthy"
@@ -379,6 +413,105 @@ def ratio(numerator: float, denominator: float) -> float:
     return math.inf if numerator > 0 else math.nan
 
 
+# --- safeship alone: severity, and latency looked at every interval ----------------------
+
+SEVERITY_RATES = (1.5, 3.0, 10.0, 40.0, 100.0, 200.0)  # canary errors x baseline (200: 100%)
+SEVERITY_RPS = (5.0, 50.0, 500.0, 5000.0)
+
+
+def severity(trials: int, seed: int) -> dict[str, dict[str, dict[str, float]]]:
+    """safeship's rollback rate and time to decision as the canary gets worse, per load."""
+    children = np.random.SeedSequence(seed + 1).spawn(trials)
+    grid: dict[str, dict[str, dict[str, float]]] = {}
+    for rps in SEVERITY_RPS:
+        row: dict[str, dict[str, float]] = {}
+        for factor in SEVERITY_RATES:
+            model = TrafficModel(
+                rps=rps,
+                baseline_error_rate=BASELINE_ERROR_RATE,
+                canary_error_rate=min(1.0, factor * BASELINE_ERROR_RATE),
+            )
+            done = [run_trial(SAFESHIP_STRATEGY, model, np.random.default_rng(c)) for c in children]
+            row[f"x{factor:g}"] = {
+                "rollback_rate": sum(t.outcome is Outcome.ROLLED_BACK for t in done) / trials,
+                "mean_time_to_decision": statistics.fmean(t.seconds for t in done),
+                "mean_failed_canary_requests": statistics.fmean(t.canary_failed for t in done),
+            }
+        grid[f"{rps:g} rps"] = row
+    return grid
+
+
+def severity_monotone(grid: dict[str, dict[str, dict[str, float]]], trials: int) -> bool:
+    """A worse canary is never rolled back less often, nor (once caught) later.
+
+    Rates are compared within one trial of noise, times within a second (one look)
+    or 5%, whichever is larger; times only where both canaries are always caught.
+    """
+    for row in grid.values():
+        cells = list(row.values())
+        for milder, worse in itertools.pairwise(cells):
+            if worse["rollback_rate"] < milder["rollback_rate"] - 1 / trials:
+                return False
+            both_caught = min(milder["rollback_rate"], worse["rollback_rate"]) == 1.0
+            slack = max(1.0, 0.05 * milder["mean_time_to_decision"])
+            late = worse["mean_time_to_decision"] > milder["mean_time_to_decision"] + slack
+            if both_caught and late:
+                return False
+    return True
+
+
+PEEK_SECONDS = 600.0
+PEEK_INTERVAL = 10.0
+Buckets = tuple[tuple[float, float], ...]
+
+
+def latency_peeking(trials: int, seed: int) -> dict[str, dict[str, float]]:
+    """A/A: the same latencies on both versions, judged every 10 s for 600 s at 10% weight.
+
+    Three rules look at the histograms each time: a fixed-sample Mann-Whitney test
+    on the growing window (two-sided p < 0.02, as Kayenta's judge computes it) re-run
+    at every look, Kayenta's classifier (High) likewise, and safeship's latency check
+    (anytime-valid, fed each look's increment). The share of runs a rule ever
+    rejects is its false-rollback rate.
+    """
+    check = LatencyJudgeCheck()
+    out: dict[str, dict[str, float]] = {}
+    for rps in (50.0, 500.0):
+        rejected = {"mw": 0, "kayenta": 0, "safeship": 0}
+        for child in np.random.SeedSequence(seed + 2).spawn(trials):
+            run = Run(TrafficModel(rps=rps), np.random.default_rng(child))
+            run.set_weight(10)
+            evidence = slow_share.SlowShareEvidence()
+            hit = dict.fromkeys(rejected, False)
+            before: tuple[Buckets, Buckets] = ((), ())
+            for k in range(1, int(PEEK_SECONDS / PEEK_INTERVAL) + 1):
+                run.wait_until(k * PEEK_INTERVAL)
+                m = run.traffic.measure(Window(run.started, run.clock.now()))
+                now = (m.canary.latency_buckets, m.baseline.latency_buckets)
+                evidence = slow_share.update(
+                    check, evidence, _less(now[0], before[0]), _less(now[1], before[1])
+                )
+                before = now
+                hit["safeship"] |= evidence.log_evidence >= math.log(1 / check.alpha)
+                canary, baseline = observations(m.canary), observations(m.baseline)
+                if canary is None or baseline is None:
+                    continue
+                test = mann_whitney(canary, baseline, KAYENTA_CONFIDENCE)
+                hit["mw"] |= test.p_value < 1 - KAYENTA_CONFIDENCE
+                ratio = test.mean_canary / test.mean_baseline if test.mean_baseline else math.inf
+                high = classify(test, tolerance=check.tolerance, effect=ratio)
+                hit["kayenta"] |= high is Classification.HIGH
+            for rule, rejects in hit.items():
+                rejected[rule] += rejects
+        out[f"{rps:g} rps"] = {rule: count / trials for rule, count in rejected.items()}
+    return out
+
+
+def _less(now: Buckets, before: Buckets) -> Buckets:
+    earlier = dict(before)
+    return tuple((le, count - earlier.get(le, 0.0)) for le, count in now)
+
+
 # --- printing ----------------------------------------------------------------------------
 
 
@@ -399,11 +532,15 @@ def table(
 
 
 def report(
-    results: dict[str, dict[str, dict[str, Any]]], trials: int, seed: int
+    results: dict[str, dict[str, dict[str, Any]]],
+    trials: int,
+    seed: int,
+    grid: dict[str, dict[str, dict[str, float]]],
+    peeking: dict[str, dict[str, float]],
 ) -> tuple[list[str], dict[str, Any]]:
     lines = [
-        f"blast radius: {trials} trials per rule and scenario, seed {seed}, {RPS:g} rps, "
-        f"baseline errors {BASELINE_ERROR_RATE:.1%}",
+        f"blast radius: {trials} trials per rule and scenario, seed {seed}, {RPS:g} rps "
+        f"(@1000rps: {FAST_RPS:g}), baseline errors {BASELINE_ERROR_RATE:.1%}",
         "",
     ]
     lines += table(
@@ -449,7 +586,7 @@ def report(
     ratios: dict[str, dict[str, float]] = {}
     title = "Failed canary requests, rule / safeship (how many times more users hurt)"
     lines += [title, "-" * len(title)]
-    bad = ("errors x3", "errors x10")
+    bad = ("errors x3", "errors x10", "crash loop", "50% @1000rps", "100% @1000rps")
     lines.append("rule".ljust(LABEL_WIDTH) + "".join(s.rjust(CELL_WIDTH) for s in bad))
     for rule in RULES:
         if rule.key == SAFESHIP:
@@ -503,17 +640,44 @@ def report(
             f"{mine[HEALTHY]['p95_time_to_decision']:.0f} s",
             mine[HEALTHY]["p95_time_to_decision"] <= 310,
         ),
+        (
+            "100% errors at 1000 rps: < 500 failed (mean)",
+            f"{mine['100% @1000rps']['mean_failed_canary_requests']:.0f}",
+            mine["100% @1000rps"]["mean_failed_canary_requests"] < 500,
+        ),
+        (
+            "50% errors at 1000 rps: gone in 5 s (p95)",
+            f"{mine['50% @1000rps']['p95_time_to_decision']:.0f} s",
+            mine["50% @1000rps"]["p95_time_to_decision"] <= 5,
+        ),
+        (
+            "crash loop (restarts, errors x3) rolled back >= 99%",
+            f"{mine['crash loop']['rollback_rate']:.1%}",
+            mine["crash loop"]["rollback_rate"] >= 0.99,
+        ),
+        (
+            "latency tail (1% of requests x50) detected >= 95%",
+            f"{mine['latency tail']['rollback_rate']:.1%}",
+            mine["latency tail"]["rollback_rate"] >= 0.95,
+        ),
+        (
+            "worse canary never caught less often or later",
+            "monotone" if severity_monotone(grid, trials // 5) else "not",
+            severity_monotone(grid, trials // 5),
+        ),
+        *(
+            (
+                f"A/A latency looked at every 10 s, {rps}: <= alpha",
+                f"{rates['safeship']:.1%}",
+                rates["safeship"] <= LatencyJudgeCheck().alpha,
+            )
+            for rps, rates in peeking.items()
+        ),
     ]
-    title = "Targets"
-    lines += [title, "-" * len(title)]
-    for text, value, met in targets:
-        lines.append(f"{'PASS' if met else 'FAIL'}  {text.ljust(48)}{value.rjust(10)}")
-    lines.append("")
-
     alpha = beta = 0.01
     floors = {
         name: sprt_floor(BASELINE_ERROR_RATE, SCENARIOS[name].canary_error_rate, alpha, beta)
-        for name in bad
+        for name in ("errors x3", "errors x10")
     }
     title = (
         f"Floor: Wald's SPRT on the canary's own requests, p0 = {BASELINE_ERROR_RATE} known, "
@@ -537,13 +701,63 @@ def report(
         )
         lines.append(name.ljust(LABEL_WIDTH) + "".join(c.rjust(CELL_WIDTH) for c in cells))
     lines.append("")
+    for name in ("errors x3", "errors x10"):
+        targets.append(
+            (
+                f"{name}: failed within 2x Wald's SPRT floor",
+                f"x{floors[name]['ratio']:.2f}",
+                floors[name]["ratio"] <= 2,
+            )
+        )
+    lines += _severity_table(grid)
+    lines += _peeking_table(peeking)
+    title = "Targets"
+    lines += [title, "-" * len(title)]
+    for text, value, met in targets:
+        lines.append(f"{'PASS' if met else 'FAIL'}  {text.ljust(52)}{value.rjust(10)}")
+    lines.append("")
 
     figures = {
         "ratios_rule_over_safeship": ratios,
+        "severity": grid,
+        "latency_peeking": peeking,
         "targets": [{"target": t, "value": v, "met": m} for t, v, m in targets],
         "sprt_floor": floors,
     }
     return lines, figures
+
+
+def _severity_table(grid: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    title = (
+        "safeship as the canary gets worse: rolled back / mean time to decision (s), "
+        "canary errors x baseline 0.5%"
+    )
+    lines = [title, "-" * len(title)]
+    columns = list(next(iter(grid.values())))
+    lines.append("load".ljust(LABEL_WIDTH) + "".join(c.rjust(CELL_WIDTH) for c in columns))
+    for load, row in grid.items():
+        cells = (
+            f"{c['rollback_rate']:.0%} / {c['mean_time_to_decision']:.0f}" for c in row.values()
+        )
+        lines.append(load.ljust(LABEL_WIDTH) + "".join(c.rjust(CELL_WIDTH) for c in cells))
+    lines.append("")
+    return lines
+
+
+def _peeking_table(peeking: dict[str, dict[str, float]]) -> list[str]:
+    title = "A/A latency, looked at every 10 s for 600 s: share of runs falsely rejected"
+    lines = [title, "-" * len(title)]
+    names = {
+        "mw": "Mann-Whitney p < 0.02",
+        "kayenta": "Kayenta classifier",
+        "safeship": "safeship latency check",
+    }
+    lines.append("rule".ljust(LABEL_WIDTH) + "".join(r.rjust(CELL_WIDTH) for r in peeking))
+    for key, label in names.items():
+        row = "".join(f"{rates[key]:.1%}".rjust(CELL_WIDTH) for rates in peeking.values())
+        lines.append(label.ljust(LABEL_WIDTH) + row)
+    lines.append("")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -557,7 +771,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     began = time.perf_counter()
     results, timings = run_all(args.trials, args.seed)
-    lines, figures = report(results, args.trials, args.seed)
+    step = time.perf_counter()
+    grid = severity(max(2, args.trials // 5), args.seed)
+    timings["severity"] = time.perf_counter() - step
+    step = time.perf_counter()
+    peeking = latency_peeking(args.trials, args.seed)
+    timings["A/A latency"] = time.perf_counter() - step
+    lines, figures = report(results, args.trials, args.seed, grid, peeking)
     wall = time.perf_counter() - began
     per_rule = ", ".join(f"({k}) {v:.1f}" for k, v in timings.items())
     lines.append(f"wall time {wall:.1f} s (per rule, s: {per_rule})")
