@@ -447,6 +447,8 @@ def judge_latency_sequentially(
     # The explanation names the bound with the most evidence; between intervals it is
     # only needed when the test has something to say.
     family = strongest(evidence) if proven or window is not None else None
+    if family is not None and family.log_evidence <= 0 and not proven:
+        family = None  # no bound holds evidence against the canary: none to name
     details: dict[str, Any] = {
         "alpha": check.alpha,
         "e_value": math.exp(min(log_e, 700.0)),
