@@ -8,8 +8,10 @@ never give a weaker verdict.
 
 from __future__ import annotations
 
+import itertools
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,7 +19,9 @@ from safeship.analysis import Result, evaluate
 from safeship.analysis.evaluate import Memory
 from safeship.config import CanaryStrategy
 from safeship.providers.interface import Measurement, VersionSample, Window
+from safeship.rollout.machine import Outcome
 from safeship.sample_service import LATENCY_BUCKETS
+from safeship.simulation import TrafficModel, simulate
 
 STRATEGY = CanaryStrategy()  # the defaults: sequential error test + latency judge
 SEVERITY = {Result.PASS: 0, Result.INCONCLUSIVE: 1, Result.ERROR: 1, Result.FAIL: 2}
@@ -92,3 +96,24 @@ def _grown(measurement: Measurement, window: Window) -> Measurement:
         )
 
     return Measurement(window, twice(measurement.canary), twice(measurement.baseline))
+
+
+FAST = CanaryStrategy(hold=60, min_hold=30, warmup=5, interval=10)
+
+
+@pytest.mark.parametrize("rps", [5.0, 500.0, 5000.0])
+def test_simulated_rollouts_of_a_worse_canary_are_never_caught_less_or_later(rps: float) -> None:
+    # The same seeds for each error rate: the rollback rate never falls as the canary
+    # gets worse, and once every trial is caught, the time to catch it never grows.
+    results = []
+    for factor in (1.5, 10.0, 40.0, 200.0):
+        model = TrafficModel(rps=rps, canary_error_rate=min(1.0, 0.005 * factor))
+        report = simulate(FAST, model, trials=8, seed=9)
+        results.append(
+            (report.rate(Outcome.ROLLED_BACK), report.summary()["mean_time_to_decision"])
+        )
+    for (rate, seconds), (worse_rate, worse_seconds) in itertools.pairwise(results):
+        assert worse_rate >= rate, results
+        if rate == worse_rate == 1.0:
+            assert worse_seconds <= max(seconds + 1.0, seconds * 1.05), results
+    assert results[-1][0] == 1.0  # a canary failing every request is always rolled back
