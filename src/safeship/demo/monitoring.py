@@ -179,7 +179,14 @@ class PushgatewayServer(ChildHandle):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.address = f"127.0.0.1:{self.port}"
-        command = [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"]
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: every
+        # instance would load the groups earlier ones pushed. An empty file keeps none.
+        command = [
+            binary,
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--persistence.file=",
+            "--log.level=warn",
+        ]
         self._child = _start(command, f"{self.url}/-/ready", timeout, "pushgateway")
 
     def stop(self) -> None:
