@@ -202,7 +202,7 @@ class CanaryStrategy(Model):
     hold: float = Field(default=DEFAULT_HOLD_SECONDS, gt=0, description="Seconds per step.")
     min_hold: float = Field(default=DEFAULT_MIN_HOLD_SECONDS, ge=0)
     warmup: float = Field(default=10.0, ge=0)
-    interval: float = Field(default=10.0, gt=0)
+    interval: float = Field(default=10.0, ge=0.1, description="Seconds between full looks.")
     min_requests: int = Field(default=100, ge=1)
     checks: tuple[Check, ...] = Field(default_factory=default_checks)
     guard: CatastropheGuard = Field(default_factory=CatastropheGuard)
@@ -384,7 +384,7 @@ class ScrapeProviderSettings(Model):
     timeout: float = Field(default=5.0, gt=0, description="Seconds per scrape, all of it.")
     poll_interval: float = Field(
         default=1.0,
-        gt=0,
+        ge=0.1,
         description="Seconds between scrapes for the catastrophe guard and the sequential tests.",
     )
     match: dict[str, str] = Field(

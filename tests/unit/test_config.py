@@ -775,3 +775,12 @@ def test_missing_default_file_in_cwd_is_reported(
 def test_directory_instead_of_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path, env={})
+
+
+@pytest.mark.parametrize("key", ["interval", "poll_interval"])
+def test_looks_more_often_than_ten_times_a_second_are_refused(key: str) -> None:
+    # A tick below the float spacing of a long uptime would never advance the clock.
+    where = "canary" if key == "interval" else "provider"
+    kind = "  type: scrape\n" if where == "provider" else ""
+    text = f"service: s\n{where}:\n{kind}  {key}: 1e-13\n"
+    assert any(f"{where}.{key}" in p for p in problems_of(text))

@@ -10,19 +10,23 @@ promoted a slow canary).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from safeship.analysis import Result, evaluate
+from safeship.analysis import Memory, Result, evaluate
 from safeship.clock import VirtualClock
 from safeship.config import (
+    Action,
     CanaryStrategy,
     EnvironmentConfig,
     Hooks,
+    Limits,
     LocalRouterSettings,
     ScrapeProviderSettings,
     StoreSettings,
@@ -32,7 +36,7 @@ from safeship.rollout.controller import RolloutController
 from safeship.rollout.machine import Outcome, Phase, Reason
 from safeship.store import open_store
 from safeship.store.interface import Store
-from safeship.testing import FakeRouter, SyntheticProvider
+from safeship.testing import FakeRouter, SyntheticProvider, Traffic
 
 BUCKETS = ((0.05, 900.0), (0.1, 1000.0), (math.inf, 1000.0))
 
@@ -151,17 +155,17 @@ def test_a_provider_that_raises_a_bug_is_an_error_verdict_then_a_recorded_rollba
 
 
 class SteppingClock(VirtualClock):
-    """A virtual clock whose wall time jumps an hour ahead once, at the `at`-th sleep."""
+    """A virtual clock whose wall time jumps (an hour ahead) once, at the `at`-th sleep."""
 
-    def __init__(self, at: int) -> None:
+    def __init__(self, at: int, by: float = 3600.0) -> None:
         super().__init__()
-        self.sleeps, self.at = 0, at
+        self.sleeps, self.at, self.by = 0, at, by
 
     def sleep(self, seconds: float) -> None:
         super().sleep(seconds)
         self.sleeps += 1
         if self.sleeps == self.at:
-            self.step_wall(3600.0)
+            self.step_wall(self.by)
 
 
 class TimedRouter(FakeRouter):
@@ -203,3 +207,183 @@ def test_a_wall_clock_step_never_shortens_a_hold(store: Store) -> None:
     assert [w for w, _ in changes] == [10, 50, 100]
     for (_, began), (_, ended) in itertools.pairwise(changes):
         assert ended - began >= strategy.hold
+
+
+class Reshaped(MetricsProvider):
+    """Synthetic traffic with a hook that rewrites each measurement (a broken exporter)."""
+
+    fresh_every = 1.0
+
+    def __init__(self, inner: MetricsProvider, change: Any) -> None:
+        self.inner, self.change, self.calls = inner, change, 0
+
+    def window_opened(self, at: float) -> None:
+        self.inner.window_opened(at)
+
+    def measure(self, window: Window) -> Measurement:
+        self.calls += 1
+        m: Measurement = self.change(self.inner.measure(window), window, self.calls)
+        return m
+
+
+def _world(store: Store, change: Any, **traffic: Any) -> tuple[RolloutController, FakeRouter]:
+    clock = VirtualClock()
+    router = FakeRouter()
+    inner = SyntheticProvider(router, clock, rps=1000, **traffic)
+    settings = EnvironmentConfig(
+        service="checkout",
+        environment="production",
+        canary=CanaryStrategy(hold=60, min_hold=60, interval=10),
+        router=LocalRouterSettings(),
+        provider=ScrapeProviderSettings(),
+        smoke_tests=(),
+        hooks=Hooks(),
+        store=StoreSettings(),
+    )
+    controller = RolloutController(
+        settings, store=store, router=router, provider=Reshaped(inner, change), clock=clock
+    )
+    return controller, router
+
+
+def test_a_canary_without_a_latency_histogram_is_never_promoted(store: Store) -> None:
+    def drop_canary_histogram(m: Measurement, window: Window, calls: int) -> Measurement:
+        return dataclasses.replace(m, canary=dataclasses.replace(m.canary, latency_buckets=()))
+
+    controller, router = _world(
+        store, drop_canary_histogram, canary=Traffic(latency=2.0), baseline=Traffic(latency=0.02)
+    )
+    state = controller.start("v2")
+
+    assert (state.phase, state.reason, router.weight) == (Phase.PAUSED, Reason.NO_DATA, 10)
+    assert "no latency observations for canary" in state.detail
+
+
+def test_histograms_that_share_no_bound_are_inconclusive_not_a_pass(store: Store) -> None:
+    def rebucket(m: Measurement, window: Window, calls: int) -> Measurement:
+        bounds = tuple((le * 1.1, count) for le, count in m.canary.latency_buckets)
+        return dataclasses.replace(m, canary=dataclasses.replace(m.canary, latency_buckets=bounds))
+
+    controller, router = _world(
+        store, rebucket, canary=Traffic(latency=2.0), baseline=Traffic(latency=0.02)
+    )
+    state = controller.start("v2")
+
+    assert (state.phase, router.weight) == (Phase.PAUSED, 10)
+    assert "share no bucket bound" in state.detail
+
+
+def test_a_broken_histogram_does_not_blind_the_guard(store: Store) -> None:
+    def break_histogram(m: Measurement, window: Window, calls: int) -> Measurement:
+        broken = ((0.1, 10.0), (0.5, 2.0), (math.inf, m.canary.requests))
+        return dataclasses.replace(m, canary=dataclasses.replace(m.canary, latency_buckets=broken))
+
+    controller, router = _world(store, break_histogram, canary=Traffic(error_ratio=1.0))
+    state = controller.start("v2")
+
+    assert (state.outcome, state.reason, router.weight) == (
+        Outcome.ROLLED_BACK,
+        Reason.HIGH_ERROR_RATE,
+        0,
+    )
+    assert state.updated_at - state.started_at <= 2
+
+
+def test_a_paused_canary_is_still_watched_and_rolled_back_when_it_fails(store: Store) -> None:
+    clock = VirtualClock()
+    router = FakeRouter()
+    # Slow from the start (the latency check fails and pauses); failing everything later.
+    canary = Traffic(latency=0.3)
+    inner = SyntheticProvider(router, clock, rps=1000, canary=canary)
+
+    def breaks_later(m: Measurement, window: Window, calls: int) -> Measurement:
+        if clock.monotonic() < 60:
+            return m
+        failing = dataclasses.replace(m.canary, errors=m.canary.requests)
+        return dataclasses.replace(m, canary=failing)
+
+    settings = EnvironmentConfig(
+        service="checkout",
+        environment="production",
+        canary=CanaryStrategy(hold=300, limits=Limits(on_failure=Action.PAUSE), pause_timeout=3600),
+        router=LocalRouterSettings(),
+        provider=ScrapeProviderSettings(),
+        smoke_tests=(),
+        hooks=Hooks(),
+        store=StoreSettings(),
+    )
+    controller = RolloutController(
+        settings,
+        store=store,
+        router=router,
+        provider=Reshaped(inner, breaks_later),
+        clock=clock,
+    )
+
+    state = controller.start("v2")
+
+    assert (state.outcome, state.reason, router.weight) == (
+        Outcome.ROLLED_BACK,
+        Reason.HIGH_ERROR_RATE,
+        0,
+    )
+    assert clock.monotonic() < 70  # not at the pause timeout, an hour later
+    decisions = [d.action for d in store.decisions(state.deployment_id)]
+    assert "pause" in decisions
+
+
+def test_a_wall_clock_stepped_back_never_stretches_a_hold(store: Store) -> None:
+    clock = SteppingClock(at=5, by=-3600.0)
+    router = TimedRouter(clock)
+    strategy = CanaryStrategy(hold=300, min_hold=300)
+    settings = EnvironmentConfig(
+        service="checkout",
+        environment="production",
+        canary=strategy,
+        router=LocalRouterSettings(),
+        provider=ScrapeProviderSettings(),
+        smoke_tests=(),
+        hooks=Hooks(),
+        store=StoreSettings(),
+    )
+    provider = SyntheticProvider(router, clock)
+    controller = RolloutController(
+        settings, store=store, router=router, provider=provider, clock=clock
+    )
+
+    state = controller.start("v2")
+
+    assert state.outcome is Outcome.PROMOTED
+    assert clock.monotonic() < 2 * strategy.hold + 60
+
+
+def test_a_version_with_a_vanishing_share_of_traffic_does_not_break_the_arithmetic() -> None:
+    m = Measurement(
+        Window(0.0, 60.0),
+        VersionSample(1e9, 5e8, ((0.1, 1e9), (math.inf, 1e9))),
+        VersionSample(1e-9, 0.0, ((0.1, 1e-9), (math.inf, 1e-9))),
+    )
+    verdict = evaluate(m, CanaryStrategy())
+    assert verdict.result in Result
+
+
+def test_a_refused_look_at_the_warmups_end_still_judges_all_the_settled_traffic(
+    store: Store,
+) -> None:
+    def glitch_at_warmup_end(m: Measurement, window: Window, calls: int) -> Measurement:
+        if round(window.seconds) != 10:  # the look at exactly the end of the warm-up
+            return m
+        bad = dataclasses.replace(m.canary, errors=m.canary.requests * 2 + 10)
+        return dataclasses.replace(m, canary=bad)
+
+    controller, _ = _world(
+        store, glitch_at_warmup_end, canary=Traffic(latency=0.03), baseline=Traffic(latency=0.03)
+    )
+    state = controller.start("v2")
+
+    assert state.outcome is Outcome.PROMOTED
+    stored = controller.load(state.deployment_id).analysis
+    tally = Memory.from_storage(stored).latency["latency"].families[0].tally
+    # Both steps' settled traffic (from one look after the refused one: 49 s of 60 s, at
+    # 100 and 500 canary rps) is in the latency test, not a tick's worth per interval.
+    assert tally.canary_requests >= 0.9 * (49 * 100 + 49 * 500)

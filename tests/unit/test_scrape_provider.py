@@ -250,6 +250,26 @@ def test_the_error_label_is_configurable(targets: FakeTargets) -> None:
     assert (m.canary.requests, m.canary.errors, m.problems) == (210, 10, ())
 
 
+def test_one_series_removed_while_the_others_count_on_is_no_restart(
+    targets: FakeTargets, provider: ScrapeProvider
+) -> None:
+    # A long-lived process drops one series (prometheus_client's Counter.remove): the
+    # others' lifetime totals must not be counted again as if the process restarted.
+    targets.bodies[CANARY] = exposition(1_000_000, 5000, (1, 2, 3, 1_005_000))
+    provider.window_opened(0.0)
+    only_errors = exposition(0, 5001, (1, 2, 3, 1_005_101)).replace(
+        'http_requests_total{environment="prod",service="checkout",track="stable",version="1",'
+        'status="200"} 0\n',
+        "",
+    )
+    targets.bodies[CANARY] = only_errors
+
+    m = provider.measure(Window(0.0, 10.0))
+
+    assert (m.canary.errors, m.canary.resets) == (1, 0)
+    assert m.canary.latency_buckets[-1] == (math.inf, 101)
+
+
 def test_a_series_that_vanished_is_a_reset(targets: FakeTargets, provider: ScrapeProvider) -> None:
     targets.bodies[BASELINE] = exposition(5, 1, (1, 2, 3, 6))
     provider.window_opened(0.0)

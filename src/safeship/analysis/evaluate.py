@@ -37,7 +37,7 @@ from typing import Any
 
 from safeship.analysis import guard as catastrophe
 from safeship.analysis import sequential, slow_share
-from safeship.analysis.figures import clamp_errors, implausible
+from safeship.analysis.figures import Refusals, clamp_errors, refusals, without_latency
 from safeship.analysis.latency import judge_latency_sequentially
 from safeship.analysis.threshold import threshold_check
 from safeship.analysis.verdict import CheckResult, Result, Verdict, combine
@@ -155,11 +155,21 @@ def evaluate(
             settled=None,
             settled_at=None,
         )
-    problems = implausible(measurement)
-    if problems:
-        return _inconclusive(measurement, memory, problems)
+    refused = refusals(measurement)
+    if refused.counts or refused.resets:
+        return _inconclusive(strategy, measurement, memory, refused)
+    if refused.latency:
+        measurement = without_latency(measurement)  # the counts still judge, the guard looks
     now = Snapshot(clamp_errors(measurement.canary), clamp_errors(measurement.baseline))
     increment = now.counts().minus(memory.seen.counts())
+    # What the next look counts from: a refused histogram leaves the last sound one, so
+    # the next sound look's latency increment covers this look too, and nothing twice.
+    remembered = now
+    if refused.latency:
+        remembered = Snapshot(
+            replace(now.canary, latency_buckets=memory.seen.canary.latency_buckets),
+            replace(now.baseline, latency_buckets=memory.seen.baseline.latency_buckets),
+        )
     # Latency counts from the end of the warm-up: not before it is marked (a whole window
     # judged at once, or a strategy without warm-up, is settled from its start).
     latency_counts = memory.settled is not None or look is Look.FULL or strategy.warmup == 0
@@ -167,9 +177,11 @@ def evaluate(
         _since(now.canary, memory.seen.canary),
         _since(now.baseline, memory.seen.baseline),
     )
-    if look is Look.SETTLE and memory.settled is None:
+    if look is Look.SETTLE and memory.settled is None and not refused.latency:
         memory = replace(memory, settled=now, settled_at=measurement.window.end)
         latency_counts = False  # the settled window starts here: nothing in it yet
+    if refused.latency:
+        latency_counts = False  # nothing sound to count; the next sound look catches up
     guard_state = catastrophe.update(strategy.guard, memory.guard, increment)
     step = now.counts()
     short = _short_of_data(step, strategy.min_requests)
@@ -230,6 +242,8 @@ def evaluate(
     urgent, urgent_check = _urgent(strategy, guard_state, measurement)
     if urgent_check is not None:
         checks = (urgent_check, *checks)
+    if refused.latency:
+        checks = (*checks, _refused_check(refused.latency))
     # Non-critical checks are reported but never roll back; alone, they still need data.
     deciding = tuple(o.result for o in outcomes if o.critical) or tuple(
         replace(o.result, result=Result.PASS) if o.result.result is Result.FAIL else o.result
@@ -259,7 +273,7 @@ def evaluate(
         harm_likely=any(o.harm_likely for o in outcomes if o.critical),
         next_memory=Memory(
             measurement.window.start,
-            now,
+            remembered,
             memory.settled,
             memory.settled_at,
             evidence,
@@ -278,6 +292,17 @@ def _urgent(
     strategy: CanaryStrategy, guard_state: catastrophe.GuardState, measurement: Measurement
 ) -> tuple[str | None, CheckResult | None]:
     """A rollback no policy may delay: a crash loop, or the catastrophe guard's alarm."""
+    crash = _crash_loop(strategy, measurement)
+    if crash is not None:
+        return "crash_loop", crash
+    alarm = catastrophe.judge(strategy.guard, guard_state)
+    if alarm is not None:
+        return "high_error_rate", alarm
+    return None, None
+
+
+def _crash_loop(strategy: CanaryStrategy, measurement: Measurement) -> CheckResult | None:
+    """The crash-loop rule: more canary restarts in the step than `limits.max_restarts`."""
     restarts = measurement.canary.resets
     limit = strategy.limits.max_restarts
     if restarts > limit:
@@ -296,11 +321,8 @@ def _urgent(
             limit=float(limit),
             details={"canary_resets": restarts, "baseline_resets": measurement.baseline.resets},
         )
-        return "crash_loop", check
-    alarm = catastrophe.judge(strategy.guard, guard_state)
-    if alarm is not None:
-        return "high_error_rate", alarm
-    return None, None
+        return check
+    return None
 
 
 def _settled_outcome(
@@ -322,24 +344,36 @@ def _buckets_of(sample: VersionSample) -> tuple[tuple[float, float], ...]:
     return slow_share.buckets_of_samples(sample.latency_samples)
 
 
-def _inconclusive(measurement: Measurement, memory: Memory, problems: tuple[str, ...]) -> Verdict:
-    """Figures that cannot be true: no evidence is taken from them, the memory stays as it was."""
-    reason = "figures refused: " + "; ".join(problems)
+def _inconclusive(
+    strategy: CanaryStrategy, measurement: Measurement, memory: Memory, refused: Refusals
+) -> Verdict:
+    """Counts that cannot be true: no evidence is taken from them, the memory stays as it was.
+
+    Sound resets still tell a crash loop, which rolls back whatever else is refused.
+    """
+    check = _refused_check(refused.all())
+    crash = None if refused.resets else _crash_loop(strategy, measurement)
     return Verdict(
-        result=Result.INCONCLUSIVE,
-        reason=reason,
+        result=Result.FAIL if crash else Result.INCONCLUSIVE,
+        reason=crash.reason if crash else check.reason,
         window=measurement.window,
-        checks=(
-            CheckResult(
-                name="figures",
-                kind="figures",
-                result=Result.INCONCLUSIVE,
-                reason=reason,
-                details={"problems": list(problems)},
-            ),
-        ),
+        checks=(crash, check) if crash else (check,),
         queries=dict(measurement.queries),
         next_memory=memory,
+        urgent="crash_loop" if crash else None,
+        canary_resets=measurement.canary.resets,
+        baseline_resets=measurement.baseline.resets,
+    )
+
+
+def _refused_check(problems: tuple[str, ...]) -> CheckResult:
+    reason = "figures refused: " + "; ".join(problems)
+    return CheckResult(
+        name="figures",
+        kind="figures",
+        result=Result.INCONCLUSIVE,
+        reason=reason,
+        details={"problems": list(problems)},
     )
 
 

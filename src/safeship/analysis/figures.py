@@ -6,11 +6,18 @@ counter glitch produce. Judged as they come, they pass a broken canary ("-5
 errors") or crash the arithmetic; refused, they make the look inconclusive
 with a reason that names the figure, its value and the query or URL it came
 from, so a person can fix the source.
+
+A refusal reaches only what it concerns: a broken latency histogram takes
+the latency checks out of the look, never the error counts, so the
+catastrophe guard and the error test keep judging a canary whose histogram
+is unusable; broken counts leave only the crash-loop rule, when the resets
+themselves are sound.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 from safeship.providers.interface import Measurement, VersionSample
 
@@ -23,9 +30,23 @@ ERROR_EXCESS = 1.05
 extrapolates `increase()` per series, so a subset can come out a little larger."""
 
 
-def implausible(measurement: Measurement) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class Refusals:
+    """What of a measurement cannot be true, by what it takes out of the look."""
+
+    counts: tuple[str, ...] = ()  # requests or errors: the look judges no counts
+    latency: tuple[str, ...] = ()  # histograms: the look judges no latency
+    resets: tuple[str, ...] = ()  # restarts: not even a crash loop can be told
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.counts, *self.latency, *self.resets)
+
+
+def refusals(measurement: Measurement) -> Refusals:
     """Every reason the measurement's figures cannot be true, with where they came from."""
-    found = list(measurement.problems)
+    counts = list(measurement.problems)
+    latency: list[str] = []
+    resets: list[str] = []
     limit = MAX_REQUESTS_PER_SECOND * max(measurement.window.seconds, 1.0)
     for role, sample in (("canary", measurement.canary), ("baseline", measurement.baseline)):
         for figure, value in (("requests", sample.requests), ("errors", sample.errors)):
@@ -33,34 +54,41 @@ def implausible(measurement: Measurement) -> tuple[str, ...]:
             if problem and math.isnan(value) and measurement.problems:
                 continue  # the provider said why it does not know this figure
             if problem:
-                found.append(
+                counts.append(
                     f"{role} {figure} = {value!r} {problem}{_source(measurement, role, figure)}"
                 )
         plain = _plain(sample.requests, limit) and _plain(sample.errors, limit)
         if plain and sample.errors > sample.requests * ERROR_EXCESS + 1:
-            found.append(
+            counts.append(
                 f"{role} errors ({sample.errors:g}) exceed its requests ({sample.requests:g})"
                 f"{_source(measurement, role, 'errors')}"
             )
         problem = _bucket_problem(sample, limit)
         if problem:
-            found.append(f"{role} latency buckets {problem}{_source(measurement, role, 'latency')}")
+            latency.append(
+                f"{role} latency buckets {problem}{_source(measurement, role, 'latency')}"
+            )
         if sample.resets < 0:
-            found.append(f"{role} counter resets = {sample.resets} cannot be negative")
-    return tuple(found)
+            resets.append(f"{role} counter resets = {sample.resets} cannot be negative")
+    return Refusals(tuple(counts), tuple(latency), tuple(resets))
+
+
+def without_latency(measurement: Measurement) -> Measurement:
+    """The measurement with both versions' latency figures left out (refused)."""
+
+    def bare(sample: VersionSample) -> VersionSample:
+        return replace(sample, latency_buckets=(), latency_samples=())
+
+    return replace(
+        measurement, canary=bare(measurement.canary), baseline=bare(measurement.baseline)
+    )
 
 
 def clamp_errors(sample: VersionSample) -> VersionSample:
     """Errors a little above requests (extrapolation) counted as every request failing."""
     if sample.errors <= sample.requests:
         return sample
-    return VersionSample(
-        sample.requests,
-        sample.requests,
-        sample.latency_buckets,
-        sample.latency_samples,
-        sample.resets,
-    )
+    return replace(sample, errors=sample.requests)
 
 
 def _plain(value: float, limit: float) -> bool:
@@ -82,8 +110,8 @@ def _count_problem(value: float, limit: float) -> str | None:
 def _bucket_problem(sample: VersionSample, limit: float) -> str | None:
     previous = 0.0
     for le, count in sample.latency_buckets:
-        if math.isnan(le):
-            return "have a bucket bound that is not a number"
+        if math.isnan(le) or le < 0:
+            return f"have a bucket bound of {le!r} (a latency bound is a positive duration)"
         problem = _count_problem(count, limit)
         if problem:
             return f"le={le:g} count {count!r} {problem}"

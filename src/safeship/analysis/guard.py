@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from safeship.analysis.sequential import Counts
+from safeship.analysis.sequential import Counts, split_log_ratio
 from safeship.analysis.verdict import CheckResult, Result
 from safeship.config import CatastropheGuard
 
@@ -97,9 +97,9 @@ def update(guard: CatastropheGuard, state: GuardState, step: Counts) -> GuardSta
         )
     n_b, y = step.baseline_requests, step.baseline_errors
     if n > 0 and n_b > 0 and x + y > 0:
-        null = _canary_share(guard.baseline_factor, n, n_b)
+        null = guard.baseline_factor
         relative = tuple(
-            max(0.0, s + _split_log_ratio(_canary_share(theta, n, n_b), null, x, y))
+            max(0.0, s + split_log_ratio(theta, null, n, n_b, x, y))
             for s, theta in zip(relative, relative_grid(guard), strict=True)
         )
     run = Counts() if max(absolute) == 0.0 else state.run.plus(step)
@@ -148,15 +148,6 @@ def judge(guard: CatastropheGuard, state: GuardState) -> CheckResult | None:
         limit=guard.error_ratio,
         details=details,
     )
-
-
-def _canary_share(theta: float, n_c: float, n_b: float) -> float:
-    return theta * n_c / (theta * n_c + n_b)
-
-
-def _split_log_ratio(p_alt: float, p_null: float, x: float, y: float) -> float:
-    """log P(x of the x+y errors on the canary | p_alt) / the same under p_null."""
-    return x * math.log(p_alt / p_null) + y * math.log((1 - p_alt) / (1 - p_null))
 
 
 def _logit(p: float) -> float:

@@ -103,7 +103,8 @@ def observations(sample: VersionSample) -> Observations | None:
 def _bucket_weights(buckets: tuple[tuple[float, float], ...]) -> Iterator[tuple[float, float]]:
     lower, below = 0.0, 0.0
     for bound, cumulative in buckets:
-        yield (lower if math.isinf(bound) else (lower + bound) / 2), cumulative - below
+        # Halves first: the sum of two bounds near the float limit would overflow.
+        yield (lower if math.isinf(bound) else lower / 2 + bound / 2), cumulative - below
         # A cumulative count that dips (a scrape racing a reset) must not count twice.
         lower, below = bound, max(below, cumulative)
 
@@ -472,8 +473,11 @@ def judge_latency_sequentially(
         f"evidence {details['e_value']:.3g} {'>=' if proven else '<'} {1 / check.alpha:.3g} "
         "(1/alpha; anytime-valid, bucket by bucket)"
     )
+    missing = _latency_missing(evidence, window)
     if proven or blown:
         verdict, result = ("slower than tolerated" if proven else "tail limit passed"), Result.FAIL
+    elif missing is not None:
+        verdict, result = missing, Result.INCONCLUSIVE  # no data is never a pass
     elif short is not None:
         verdict, result = short, Result.INCONCLUSIVE
     else:
@@ -494,6 +498,38 @@ def judge_latency_sequentially(
         details=details,
     )
     return check_result
+
+
+def _latency_missing(
+    evidence: SlowShareEvidence, window: tuple[VersionSample, VersionSample] | None
+) -> str | None:
+    """Why latency cannot be judged (a histogram missing, or none shared), or None."""
+    if window is not None:
+        lacking = [
+            name
+            for name, sample in zip(("canary", "baseline"), window, strict=True)
+            if observations(sample) is None
+        ]
+        if lacking:
+            return f"no latency observations for {' and '.join(lacking)}"
+        if not evidence.families:
+            canary, baseline = (
+                sorted(le for le, _ in sample.latency_buckets if math.isfinite(le))
+                for sample in window
+            )
+            return (
+                "canary and baseline latency histograms share no bucket bound "
+                f"(canary {_bounds_text(canary)}, baseline {_bounds_text(baseline)}): "
+                "give both the same buckets"
+            )
+    elif not evidence.families:
+        return "no latency histogram yet"
+    return None
+
+
+def _bounds_text(bounds: list[float]) -> str:
+    shown = ", ".join(f"{b:g}" for b in bounds[:4])
+    return f"[{shown}{', ...' if len(bounds) > 4 else ''}]" if bounds else "none"
 
 
 def _share_text(family: Family, check: LatencyJudgeCheck) -> str:

@@ -126,11 +126,17 @@ def safe_grid(check: SequentialErrorRateCheck) -> tuple[float, ...]:
     return tuple(top / step**k for k in range(1, GRID_POINTS + 1))
 
 
-def _log_ratio(theta: float, null: float, n_c: float, n_b: float, x: float, y: float) -> float:
-    """log of P(x of the x+y errors on the canary | theta) / same under `null`."""
-    p_alt = theta * n_c / (theta * n_c + n_b)
-    p_null = null * n_c / (null * n_c + n_b)
-    return x * math.log(p_alt / p_null) + y * math.log((1 - p_alt) / (1 - p_null))
+def split_log_ratio(theta: float, null: float, n_c: float, n_b: float, x: float, y: float) -> float:
+    """log of P(x of the x+y events on the canary | theta) / the same under `null`.
+
+    An event falls on the canary with probability `theta n_c / (theta n_c + n_b)`.
+    Computed from logarithms of the shares, so a version with a vanishing share of
+    the traffic (a probability that rounds to 0 or 1) still gives a finite answer.
+    """
+    log_alt, log_null = math.log(theta * n_c + n_b), math.log(null * n_c + n_b)
+    canary_side = math.log(theta / null) - log_alt + log_null
+    baseline_side = log_null - log_alt
+    return x * canary_side + y * baseline_side
 
 
 def _log_mean_exp(values: Sequence[float]) -> float:
@@ -147,11 +153,13 @@ def update(check: SequentialErrorRateCheck, evidence: Evidence, step: Counts) ->
     x, y = step.canary_errors, step.baseline_errors
     if n_c > 0 and n_b > 0 and x + y > 0:
         harm = tuple(
-            h + _log_ratio(t, 1.0, n_c, n_b, x, y) for h, t in zip(harm, harm_thetas, strict=True)
+            h + split_log_ratio(t, 1.0, n_c, n_b, x, y)
+            for h, t in zip(harm, harm_thetas, strict=True)
         )
         null = 1.0 + check.margin
         safe = tuple(
-            s + _log_ratio(t, null, n_c, n_b, x, y) for s, t in zip(safe, safe_thetas, strict=True)
+            s + split_log_ratio(t, null, n_c, n_b, x, y)
+            for s, t in zip(safe, safe_thetas, strict=True)
         )
     log_harm = _log_mean_exp(harm)
     return Evidence(

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from safeship.analysis.sequential import split_log_ratio
 from safeship.config import LatencyJudgeCheck
 from safeship.sample_service import LATENCY_BUCKETS
 
@@ -154,9 +155,8 @@ def update(
         x, y = max(0.0, x), max(0.0, y)
         ratios = family.log_ratios
         if x + y > 0:
-            p_null = _share(null, n_c, n_b)
             ratios = tuple(
-                r + _split_log_ratio(_share(theta, n_c, n_b), p_null, x, y)
+                r + split_log_ratio(theta, null, n_c, n_b, x, y)
                 for r, theta in zip(ratios, thetas, strict=True)
             )
         updated.append(
@@ -200,14 +200,6 @@ def _families(
 
 def _at_or_below(cumulative: dict[float, float], bound: float) -> float:
     return cumulative.get(bound, 0.0)
-
-
-def _share(theta: float, n_c: float, n_b: float) -> float:
-    return theta * n_c / (theta * n_c + n_b)
-
-
-def _split_log_ratio(p_alt: float, p_null: float, x: float, y: float) -> float:
-    return x * math.log(p_alt / p_null) + y * math.log((1 - p_alt) / (1 - p_null))
 
 
 def _mixture(families: tuple[Family, ...]) -> float:

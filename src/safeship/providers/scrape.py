@@ -9,9 +9,10 @@ Per target it reads
 optionally only over series whose labels match `match` (e.g. one service of
 several in one process). The figures for a window are the increase since the
 window opened, counted the way Prometheus' `increase()` counts: scrape after
-scrape, a series that went down (or vanished, or whose process reports a new
-`process_start_time_seconds`) restarted from zero, so what it shows now is
-all it served since the restart. A restart therefore never restarts the
+scrape, a series that went down restarted from zero, so what it shows now is
+all it served since. A restart of the process (a new
+`process_start_time_seconds`, or every series that counted anything down or
+gone at once) restarts every series. A restart therefore never restarts the
 window nor hides the errors after it; it is counted in `resets`, and what the
 process served between the last scrape and its crash is lost (never read as
 successes). Scraping every `poll_interval` (the rollout asks that often)
@@ -63,19 +64,30 @@ class _Counters:
     tracking: bool = False
 
     def add(self, scrape: _Scrape) -> None:
+        """Count one scrape: per series its increase, a counter that went down from zero.
+
+        The process restarted when it reports a new start time, or when every
+        series that had counted anything went down or vanished; one series
+        removed (or reset by its code) while the others go on is not a restart.
+        """
         if not self.tracking:
             self.raw, self.started, self.tracking = dict(scrape.values), scrape.started, True
             return
-        restarted = (
+        new_start = (
             scrape.started is not None
             and self.started is not None
             and scrape.started != self.started
-        ) or any(scrape.values.get(series, 0.0) < value for series, value in self.raw.items())
+        )
+        counted = [series for series, value in self.raw.items() if value > 0]
+        fell = [s for s in counted if scrape.values.get(s, 0.0) < self.raw[s]]
+        restarted = new_start or (bool(counted) and len(fell) == len(counted))
         if restarted:
             self.resets += 1
         for series, value in scrape.values.items():
-            before = 0.0 if restarted else self.raw.get(series, 0.0)
-            self.total[series] = self.total.get(series, 0.0) + max(0.0, value - before)
+            before = self.raw.get(series, 0.0)
+            if restarted or value < before:
+                before = 0.0  # this counter started again from zero
+            self.total[series] = self.total.get(series, 0.0) + value - before
         self.raw = dict(scrape.values)
         self.started = scrape.started if scrape.started is not None else self.started
 

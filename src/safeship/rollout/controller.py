@@ -58,6 +58,9 @@ from safeship.store.interface import DecisionRecord, DeploymentRecord, Store
 
 log = logging.getLogger("safeship.rollout")
 
+MIN_TICK = 0.1
+"""Seconds: no provider is read more often than this, whatever it says of its freshness."""
+
 
 class StoppedWithoutRecordError(StoreError):
     """The history store failed mid-rollout: it stopped where its last record says."""
@@ -65,6 +68,15 @@ class StoppedWithoutRecordError(StoreError):
 
 class SmokeTestFailed(Exception):
     """Tells `track_smoke_test` that the smoke test failed; its text is the detail stored."""
+
+
+@dataclass
+class _Watch:
+    """A paused step's window and analysis memory, to go on looking for obvious failure."""
+
+    window_start: float
+    opened: float  # monotonic reading when the window opened
+    memory: Memory
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,8 @@ class RolloutController:
         self._seen: dict[str, int] = {}
         # Per rollout: (wall-clock start of its current step, monotonic reading then).
         self._origins: dict[str, tuple[float, float]] = {}
+        # Per paused rollout of this process: what to go on watching while it waits.
+        self._watches: dict[str, _Watch] = {}
 
     # --- entry points ----------------------------------------------------------------
 
@@ -455,6 +469,7 @@ class RolloutController:
         warmup_end = origin + strategy.warmup
         tick = self._tick()
         window_start: float | None = None
+        opened = 0.0  # monotonic reading when the window opened
         memory = Memory.from_storage(state.analysis)
         settled = strategy.warmup == 0  # without a warm-up the settled window is the step
         next_tick = origin
@@ -467,12 +482,12 @@ class RolloutController:
             mono, now = self.clock.monotonic(), self.clock.now()
             full = mono >= next_full
             if window_start is None:
-                window_start = self._open_window(now)
+                window_start, opened = self._open_window(now), mono
                 if window_start is not None and not full:
                     next_tick = mono + tick  # an empty window says nothing: look a tick later
                     continue
-            while next_tick <= mono:
-                next_tick += tick
+            if next_tick <= mono:
+                next_tick = max(next_tick + tick, mono + tick / 2)
             look = Look.FULL if full else Look.TICK
             if not settled and mono >= warmup_end:
                 look = Look.SETTLE if not full else Look.FULL
@@ -481,10 +496,14 @@ class RolloutController:
                     continue
                 verdict = error_verdict(Window(now, now), "could not open the analysis window")
             else:
-                verdict = self._measure(Window(window_start, now), memory, look, settled)
+                # The window's length is monotonic time: a stepped wall clock neither
+                # stretches nor shortens it, nor the Prometheus ranges taken from it.
+                window = Window(window_start, window_start + (mono - opened))
+                verdict = self._measure(window, memory, look, settled)
                 if verdict.next_memory is not None:
                     memory = verdict.next_memory
-                    settled = settled or look is not Look.TICK
+                    # Settled once the memory holds the warm-up's end (a refused look does not).
+                    settled = settled or memory.settled is not None
             if full:
                 next_full = mono + strategy.interval
                 if mono < hold_end < next_full:
@@ -511,6 +530,9 @@ class RolloutController:
             if decision.action is DecisionAction.PAUSE:
                 paused = state.pause(decision.reason, decision.explanation, self.clock.now())
                 self._save(paused)
+                if window_start is not None:
+                    # The canary keeps its weight while paused: keep watching it.
+                    self._watches[state.deployment_id] = _Watch(window_start, opened, memory)
                 self._emit("paused", paused, decision.explanation)
                 return paused
             self._save(state)
@@ -519,7 +541,9 @@ class RolloutController:
         """Seconds between looks: as often as the provider has fresh figures, at most interval."""
         fresh = self.provider.fresh_every
         interval = self.strategy.interval
-        return interval if fresh is None or fresh <= 0 else min(interval, fresh)
+        if fresh is None or not fresh > 0:
+            return interval
+        return min(interval, max(fresh, MIN_TICK))
 
     def _step_origin(self, state: RolloutState) -> float:
         """The monotonic reading at which the current step began, in this process's terms."""
@@ -566,19 +590,47 @@ class RolloutController:
         return verdict
 
     def _wait_while_paused(self, state: RolloutState) -> RolloutState:
-        """With a pause_timeout, wait for a person; past it, apply the configured action."""
+        """With a pause_timeout, wait for a person; past it, apply the configured action.
+
+        A paused canary keeps its weight, so while this process waits the
+        catastrophe guard and the crash-loop rule go on looking at every fresh
+        figure, and roll back at once if they must. (Without a pause_timeout the
+        process ends with exit 4, and nothing watches until `resume`.)
+        """
+        watch = self._watches.pop(state.deployment_id, None)
         timeout = self.strategy.pause_timeout
         if timeout is None or state.paused_at is None:
             return state
         remaining = state.paused_at + timeout - self.clock.now()
         deadline = self.clock.monotonic() + max(0.0, min(remaining, timeout))
-        while self.clock.monotonic() < deadline:
-            self.clock.sleep(min(self.strategy.interval, deadline - self.clock.monotonic()))
-            current = self.load(state.deployment_id)
-            if current.phase is not Phase.PAUSED or current.paused_at != state.paused_at:
-                return self._follow(current)
+        tick = self._tick() if watch is not None else self.strategy.interval
+        next_poll = self.clock.monotonic() + self.strategy.interval
+        while (mono := self.clock.monotonic()) < deadline:
+            self.clock.sleep(min(tick, deadline - mono))
+            mono = self.clock.monotonic()
+            if watch is not None:
+                urgent = self._watch_paused(state, watch, mono)
+                if urgent is not None:
+                    return self._drive(urgent)
+            if mono >= next_poll or mono >= deadline:
+                next_poll = mono + self.strategy.interval
+                current = self.load(state.deployment_id)
+                if current.phase is not Phase.PAUSED or current.paused_at != state.paused_at:
+                    return self._follow(current)
         expired = self._pause_expired(state)
         return self._drive(expired) if expired is not None else state
+
+    def _watch_paused(self, state: RolloutState, watch: _Watch, mono: float) -> RolloutState | None:
+        """One look at a paused canary; the rollback it calls for, recorded, or None."""
+        window = Window(watch.window_start, watch.window_start + (mono - watch.opened))
+        verdict = self._measure(window, watch.memory, Look.TICK, True)
+        if verdict.next_memory is not None:
+            watch.memory = verdict.next_memory
+        if verdict.urgent is None:
+            return None
+        decision = Decision(DecisionAction.ROLLBACK, verdict.reason, Reason(verdict.urgent))
+        self._record_verdict(state, verdict, decision)
+        return self._rollback(state, Reason(verdict.urgent), verdict.reason, recorded=True)
 
     def _follow(self, state: RolloutState) -> RolloutState:
         """A person continued the rollout from another process: report how it ends there."""
