@@ -604,6 +604,7 @@ def report(
         )
     lines.append("")
 
+    monotone = severity_monotone(grid, max(2, trials // 5))
     targets = [
         (
             "safeship false rollback (healthy) <= 1%",
@@ -662,8 +663,8 @@ def report(
         ),
         (
             "worse canary never caught less often or later",
-            "monotone" if severity_monotone(grid, trials // 5) else "not",
-            severity_monotone(grid, trials // 5),
+            "monotone" if monotone else "not",
+            monotone,
         ),
         *(
             (

@@ -126,7 +126,7 @@ class SimulatedTraffic(MetricsProvider):
 
     def measure(self, window: Window) -> Measurement:
         self._generate_until(window.end)
-        total = self._metrics_at(window.end) - self._metrics_at(window.start)
+        total = self._at(self._metrics, window.end) - self._at(self._metrics, window.start)
         counts = total[:_COUNTS]
         canary_cells = total[_COUNTS : _COUNTS + _CELLS]
         baseline_cells = total[_COUNTS + _CELLS : _COUNTS + 2 * _CELLS]
@@ -152,9 +152,6 @@ class SimulatedTraffic(MetricsProvider):
         """Requests and failed requests the canary served up to `until` (ground truth)."""
         routed = self.router_counts(self._started, until)
         return float(routed[0]), float(routed[1])
-
-    def _metrics_at(self, at: float) -> np.ndarray:
-        return self._at(self._metrics, at)
 
     def _at(self, series: list[np.ndarray], at: float) -> np.ndarray:
         """The running total at the latest generated point at or before `at`."""

@@ -33,7 +33,7 @@ from safeship.config import (
 )
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.rollout.controller import RolloutController
-from safeship.rollout.machine import Outcome, Phase, Reason
+from safeship.rollout.machine import Outcome, Phase, Reason, RolloutState
 from safeship.store import open_store
 from safeship.store.interface import Store
 from safeship.testing import FakeRouter, SyntheticProvider, Traffic
@@ -46,6 +46,20 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'history.db'}")
     yield s
     s.close()
+
+
+def _settings(strategy: CanaryStrategy) -> EnvironmentConfig:
+    """An environment where only the analysis settings matter."""
+    return EnvironmentConfig(
+        service="checkout",
+        environment="production",
+        canary=strategy,
+        router=LocalRouterSettings(),
+        provider=ScrapeProviderSettings(),
+        smoke_tests=(),
+        hooks=Hooks(),
+        store=StoreSettings(),
+    )
 
 
 def _measurement(canary: VersionSample, queries: dict[str, str] | None = None) -> Measurement:
@@ -107,16 +121,7 @@ class Broken(MetricsProvider):
 
 
 def _controller(store: Store, provider: MetricsProvider, clock: VirtualClock) -> RolloutController:
-    settings = EnvironmentConfig(
-        service="checkout",
-        environment="production",
-        canary=CanaryStrategy(hold=60, min_hold=60, interval=10),
-        router=LocalRouterSettings(),
-        provider=ScrapeProviderSettings(),
-        smoke_tests=(),
-        hooks=Hooks(),
-        store=StoreSettings(),
-    )
+    settings = _settings(CanaryStrategy(hold=60, min_hold=60, interval=10))
     return RolloutController(
         settings, store=store, router=FakeRouter(), provider=provider, clock=clock
     )
@@ -181,32 +186,27 @@ class TimedRouter(FakeRouter):
         self.changed_at.append((weight, self.clock.monotonic()))
 
 
-def test_a_wall_clock_step_never_shortens_a_hold(store: Store) -> None:
-    clock = SteppingClock(at=5)
+STEADY = CanaryStrategy(hold=300, min_hold=300)  # no early advance: every hold is whole
+
+
+def _rollout_under(clock: SteppingClock, store: Store) -> tuple[RolloutState, TimedRouter]:
+    """A healthy rollout with `STEADY` holds, timed on `clock` (its wall time jumps)."""
     router = TimedRouter(clock)
-    strategy = CanaryStrategy(hold=300, min_hold=300)
-    settings = EnvironmentConfig(
-        service="checkout",
-        environment="production",
-        canary=strategy,
-        router=LocalRouterSettings(),
-        provider=ScrapeProviderSettings(),
-        smoke_tests=(),
-        hooks=Hooks(),
-        store=StoreSettings(),
-    )
     provider = SyntheticProvider(router, clock)
     controller = RolloutController(
-        settings, store=store, router=router, provider=provider, clock=clock
+        _settings(STEADY), store=store, router=router, provider=provider, clock=clock
     )
+    return controller.start("v2"), router
 
-    state = controller.start("v2")
+
+def test_a_wall_clock_step_never_shortens_a_hold(store: Store) -> None:
+    state, router = _rollout_under(SteppingClock(at=5), store)
 
     assert state.outcome is Outcome.PROMOTED
     changes = router.changed_at
     assert [w for w, _ in changes] == [10, 50, 100]
     for (_, began), (_, ended) in itertools.pairwise(changes):
-        assert ended - began >= strategy.hold
+        assert ended - began >= STEADY.hold
 
 
 class Reshaped(MetricsProvider):
@@ -230,16 +230,7 @@ def _world(store: Store, change: Any, **traffic: Any) -> tuple[RolloutController
     clock = VirtualClock()
     router = FakeRouter()
     inner = SyntheticProvider(router, clock, rps=1000, **traffic)
-    settings = EnvironmentConfig(
-        service="checkout",
-        environment="production",
-        canary=CanaryStrategy(hold=60, min_hold=60, interval=10),
-        router=LocalRouterSettings(),
-        provider=ScrapeProviderSettings(),
-        smoke_tests=(),
-        hooks=Hooks(),
-        store=StoreSettings(),
-    )
+    settings = _settings(CanaryStrategy(hold=60, min_hold=60, interval=10))
     controller = RolloutController(
         settings, store=store, router=router, provider=Reshaped(inner, change), clock=clock
     )
@@ -302,15 +293,8 @@ def test_a_paused_canary_is_still_watched_and_rolled_back_when_it_fails(store: S
         failing = dataclasses.replace(m.canary, errors=m.canary.requests)
         return dataclasses.replace(m, canary=failing)
 
-    settings = EnvironmentConfig(
-        service="checkout",
-        environment="production",
-        canary=CanaryStrategy(hold=300, limits=Limits(on_failure=Action.PAUSE), pause_timeout=3600),
-        router=LocalRouterSettings(),
-        provider=ScrapeProviderSettings(),
-        smoke_tests=(),
-        hooks=Hooks(),
-        store=StoreSettings(),
+    settings = _settings(
+        CanaryStrategy(hold=300, limits=Limits(on_failure=Action.PAUSE), pause_timeout=3600)
     )
     controller = RolloutController(
         settings,
@@ -334,27 +318,10 @@ def test_a_paused_canary_is_still_watched_and_rolled_back_when_it_fails(store: S
 
 def test_a_wall_clock_stepped_back_never_stretches_a_hold(store: Store) -> None:
     clock = SteppingClock(at=5, by=-3600.0)
-    router = TimedRouter(clock)
-    strategy = CanaryStrategy(hold=300, min_hold=300)
-    settings = EnvironmentConfig(
-        service="checkout",
-        environment="production",
-        canary=strategy,
-        router=LocalRouterSettings(),
-        provider=ScrapeProviderSettings(),
-        smoke_tests=(),
-        hooks=Hooks(),
-        store=StoreSettings(),
-    )
-    provider = SyntheticProvider(router, clock)
-    controller = RolloutController(
-        settings, store=store, router=router, provider=provider, clock=clock
-    )
-
-    state = controller.start("v2")
+    state, _ = _rollout_under(clock, store)
 
     assert state.outcome is Outcome.PROMOTED
-    assert clock.monotonic() < 2 * strategy.hold + 60
+    assert clock.monotonic() < 2 * STEADY.hold + 60
 
 
 def test_a_version_with_a_vanishing_share_of_traffic_does_not_break_the_arithmetic() -> None:

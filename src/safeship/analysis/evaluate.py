@@ -171,17 +171,21 @@ def evaluate(
             replace(now.baseline, latency_buckets=memory.seen.baseline.latency_buckets),
         )
     # Latency counts from the end of the warm-up: not before it is marked (a whole window
-    # judged at once, or a strategy without warm-up, is settled from its start).
-    latency_counts = memory.settled is not None or look is Look.FULL or strategy.warmup == 0
+    # judged at once, or a strategy without warm-up, is settled from its start), not at
+    # the look that marks it (nothing in the settled window yet), and not from a refused
+    # histogram (the next sound look catches up; it also marks the warm-up's end).
+    settling = look is Look.SETTLE and memory.settled is None and not refused.latency
+    latency_counts = (
+        not refused.latency
+        and not settling
+        and (memory.settled is not None or look is Look.FULL or strategy.warmup == 0)
+    )
     latency_increment = (
         _since(now.canary, memory.seen.canary),
         _since(now.baseline, memory.seen.baseline),
     )
-    if look is Look.SETTLE and memory.settled is None and not refused.latency:
+    if settling:
         memory = replace(memory, settled=now, settled_at=measurement.window.end)
-        latency_counts = False  # the settled window starts here: nothing in it yet
-    if refused.latency:
-        latency_counts = False  # nothing sound to count; the next sound look catches up
     guard_state = catastrophe.update(strategy.guard, memory.guard, increment)
     step = now.counts()
     short = _short_of_data(step, strategy.min_requests)
@@ -194,11 +198,7 @@ def evaluate(
             memory.settled_at or measurement.window.start, measurement.window.end
         )
         window_figures = (_since(now.canary, start.canary), _since(now.baseline, start.baseline))
-        canary, baseline = window_figures
-        settled_short = _short_of_data(
-            sequential.Counts(canary.requests, canary.errors, baseline.requests, baseline.errors),
-            strategy.min_requests,
-        )
+        settled_short = _short_of_data(Snapshot(*window_figures).counts(), strategy.min_requests)
 
     outcomes: list[_Outcome] = []
     evidence = dict(memory.evidence)
@@ -234,10 +234,9 @@ def evaluate(
                 check, known, window_figures, settled_short if look is Look.FULL else short
             )
             outcomes.append(_Outcome(judgement, check.critical))
-        elif look is Look.FULL:
+        elif window_figures is not None:  # a full look
             assert isinstance(check, ErrorRateCheck | LatencyCheck)
-            canary, baseline = window_figures or (now.canary, now.baseline)
-            outcomes.append(_settled_outcome(check, canary, baseline, settled_short))
+            outcomes.append(_settled_outcome(check, *window_figures, settled_short))
     checks = tuple(o.result for o in outcomes)
     urgent, urgent_check = _urgent(strategy, guard_state, measurement)
     if urgent_check is not None:

@@ -488,10 +488,10 @@ def judge_latency_sequentially(
         kind=check.type,
         result=result,
         reason=reason,
-        canary=family.tally.canary_events / family.tally.canary_requests
+        canary=family.tally.canary_errors / family.tally.canary_requests
         if family is not None and family.tally.canary_requests
         else None,
-        baseline=family.tally.baseline_events / family.tally.baseline_requests
+        baseline=family.tally.baseline_errors / family.tally.baseline_requests
         if family is not None and family.tally.baseline_requests
         else None,
         limit=None,
@@ -533,15 +533,15 @@ def _bounds_text(bounds: list[float]) -> str:
 
 
 def _share_text(family: Family, check: LatencyJudgeCheck) -> str:
-    t = family.tally
-    canary = t.canary_events / t.canary_requests if t.canary_requests else 0.0
-    baseline = t.baseline_events / t.baseline_requests if t.baseline_requests else 0.0
+    t = family.tally  # slow (or fast) requests in the `errors` fields
+    canary = t.canary_errors / t.canary_requests if t.canary_requests else 0.0
+    baseline = t.baseline_errors / t.baseline_requests if t.baseline_requests else 0.0
     ratio = "inf" if baseline == 0 and canary > 0 else f"{_ratio(canary, baseline):.2f}"
     kind = "slower than" if family.side == "slow" else "at most"
     return (
         f"requests {kind} {_ms(family.bound)}: canary {canary:.2%} "
-        f"({t.canary_events:.0f}/{t.canary_requests:.0f}) vs baseline {baseline:.2%} "
-        f"({t.baseline_events:.0f}/{t.baseline_requests:.0f}), x{ratio} "
+        f"({t.canary_errors:.0f}/{t.canary_requests:.0f}) vs baseline {baseline:.2%} "
+        f"({t.baseline_errors:.0f}/{t.baseline_requests:.0f}), x{ratio} "
         f"(tolerated x{1 + check.tolerance:g})"
     )
 
@@ -549,9 +549,9 @@ def _share_text(family: Family, check: LatencyJudgeCheck) -> str:
 def _tally_details(family: Family) -> dict[str, float]:
     t = family.tally
     return {
-        "canary_events": t.canary_events,
+        "canary_events": t.canary_errors,
         "canary_requests": t.canary_requests,
-        "baseline_events": t.baseline_events,
+        "baseline_events": t.baseline_errors,
         "baseline_requests": t.baseline_requests,
     }
 

@@ -46,7 +46,11 @@ SAFE_GRID_BOTTOM = 0.1
 
 @dataclass(frozen=True)
 class Counts:
-    """Requests and errors of both versions (an interval's increment, or totals)."""
+    """Requests and errors of both versions (an interval's increment, or totals).
+
+    The latency test counts slow requests in the `errors` fields: any event among
+    requests whose split between versions is tested.
+    """
 
     canary_requests: float = 0.0
     canary_errors: float = 0.0
@@ -172,11 +176,9 @@ def update(check: SequentialErrorRateCheck, evidence: Evidence, step: Counts) ->
 
 @dataclass(frozen=True)
 class SequentialJudgement:
-    """One look at the evidence: the check result, its anytime-valid p-value, early-advance."""
+    """One look at the evidence: the check result (its p-value in the details), early advance."""
 
     result: CheckResult
-    # log of the anytime-valid p-value: the p-value underflows to 0 where evidence is huge
-    log_p_value: float
     shown_not_worse: bool
     harm_suspected: bool = False  # evidence of at least SUSPICION: hold the step, do not advance
     harm_likely: bool = False  # evidence past (1/alpha)^LIKELY: not proof, yet too much
@@ -190,8 +192,7 @@ def judge(
     log_safe = _log_mean_exp(evidence.safe) if evidence.safe else 0.0
     threshold = math.log(1 / check.alpha)
     # The running maximum makes 1/e an anytime-valid p-value (Ville's inequality).
-    log_p_value = min(0.0, -evidence.max_log_harm)
-    p_value = math.exp(log_p_value)
+    p_value = math.exp(min(0.0, -evidence.max_log_harm))
     shown_not_worse = log_safe >= threshold
     harm_suspected = log_harm >= math.log(SUSPICION)
     harm_likely = log_harm >= threshold * LIKELY
@@ -237,7 +238,6 @@ def judge(
                 None,
                 details,
             ),
-            log_p_value,
             False,
             harm_suspected=True,
             harm_likely=True,
@@ -245,7 +245,6 @@ def judge(
     if not enough_data:
         return SequentialJudgement(
             CheckResult(check.name, check.type, Result.INCONCLUSIVE, short_reason, details=details),
-            log_p_value,
             False,
         )
     verdict = (
@@ -265,7 +264,6 @@ def judge(
         CheckResult(
             check.name, check.type, Result.PASS, reason, canary_rate, baseline_rate, None, details
         ),
-        log_p_value,
         shown_not_worse,
         harm_suspected,
         harm_likely,

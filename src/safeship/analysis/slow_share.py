@@ -32,38 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from safeship.analysis.sequential import split_log_ratio
+from safeship.analysis.sequential import Counts, split_log_ratio
 from safeship.config import LatencyJudgeCheck
 from safeship.sample_service import LATENCY_BUCKETS
 
 GRID_POINTS = 8
 GRID_TOP = 16.0  # alternatives up to 16 times the tolerated ratio
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Events beyond one bound and the requests they came from, for both versions."""
-
-    canary_events: float = 0.0
-    canary_requests: float = 0.0
-    baseline_events: float = 0.0
-    baseline_requests: float = 0.0
-
-    def plus(self, other: Tally) -> Tally:
-        return Tally(
-            self.canary_events + other.canary_events,
-            self.canary_requests + other.canary_requests,
-            self.baseline_events + other.baseline_events,
-            self.baseline_requests + other.baseline_requests,
-        )
-
-    def as_list(self) -> list[float]:
-        return [
-            self.canary_events,
-            self.canary_requests,
-            self.baseline_events,
-            self.baseline_requests,
-        ]
 
 
 @dataclass(frozen=True)
@@ -73,7 +47,7 @@ class Family:
     side: str  # "slow" (slower than the bound) or "fast" (at or below it)
     bound: float
     log_ratios: tuple[float, ...]  # per grid point
-    tally: Tally
+    tally: Counts  # requests, and events among them (in the `errors` fields), per version
 
     @property
     def log_evidence(self) -> float:
@@ -93,7 +67,7 @@ class SlowShareEvidence:
             "families": [
                 {
                     "side": f.side,
-                    "bound": _bound_text(f.bound),
+                    "bound": f.bound,
                     "log_ratios": list(f.log_ratios),
                     "tally": f.tally.as_list(),
                 }
@@ -111,7 +85,7 @@ class SlowShareEvidence:
                 side=str(f["side"]),
                 bound=float(f["bound"]),
                 log_ratios=tuple(float(v) for v in f["log_ratios"]),
-                tally=Tally(*(float(v) for v in f["tally"])),
+                tally=Counts.from_list(f["tally"]),
             )
             for f in data.get("families", ())
         )
@@ -146,8 +120,8 @@ def update(
     thetas = grid(check)
     updated = []
     for family in families:
-        below_c = _at_or_below(canary_at, family.bound)
-        below_b = _at_or_below(baseline_at, family.bound)
+        below_c = canary_at.get(family.bound, 0.0)
+        below_b = baseline_at.get(family.bound, 0.0)
         if family.side == "slow":
             x, y = n_c - below_c, n_b - below_b
         else:
@@ -160,7 +134,7 @@ def update(
                 for r, theta in zip(ratios, thetas, strict=True)
             )
         updated.append(
-            Family(family.side, family.bound, ratios, family.tally.plus(Tally(x, n_c, y, n_b)))
+            Family(family.side, family.bound, ratios, family.tally.plus(Counts(n_c, x, n_b, y)))
         )
     current = _mixture(tuple(updated))
     return SlowShareEvidence(tuple(updated), max(evidence.max_log_evidence, current), current)
@@ -194,12 +168,8 @@ def _families(
     sides = {"increase": ("slow",), "decrease": ("fast",), "either": ("slow", "fast")}
     zero = tuple(0.0 for _ in range(GRID_POINTS))
     return tuple(
-        Family(side, bound, zero, Tally()) for side in sides[check.direction] for bound in bounds
+        Family(side, bound, zero, Counts()) for side in sides[check.direction] for bound in bounds
     )
-
-
-def _at_or_below(cumulative: dict[float, float], bound: float) -> float:
-    return cumulative.get(bound, 0.0)
 
 
 def _mixture(families: tuple[Family, ...]) -> float:
@@ -211,7 +181,3 @@ def _mixture(families: tuple[Family, ...]) -> float:
 def _log_mean_exp(values: Sequence[float]) -> float:
     top = max(values)
     return top + math.log(math.fsum(math.exp(v - top) for v in values) / len(values))
-
-
-def _bound_text(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else repr(bound)

@@ -123,8 +123,6 @@ class RolloutController:
         self.router_retries = router_retries or RetryPolicy(retries=2)
         # The sequence number of the last state of each rollout this controller saw.
         self._seen: dict[str, int] = {}
-        # Per rollout: (wall-clock start of its current step, monotonic reading then).
-        self._origins: dict[str, tuple[float, float]] = {}
         # Per paused rollout of this process: what to go on watching while it waits.
         self._watches: dict[str, _Watch] = {}
 
@@ -419,8 +417,6 @@ class RolloutController:
             return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
         achievable = self.router.achievable_weight(target)
         state = state.weight_confirmed(confirmed, self.clock.now(), achievable)
-        if state.step_started_at is not None:
-            self._origins[state.deployment_id] = (state.step_started_at, self.clock.monotonic())
         self._save(state)
         self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
@@ -546,16 +542,14 @@ class RolloutController:
         return min(interval, max(fresh, MIN_TICK))
 
     def _step_origin(self, state: RolloutState) -> float:
-        """The monotonic reading at which the current step began, in this process's terms."""
+        """The monotonic reading at which the current step began, as far back as recorded.
+
+        A hold starts right after its weight is confirmed (or its step restarted), so
+        the wall-clock record is this moment give or take a store write.
+        """
         started = state.step_started_at
         assert started is not None  # HOLDING always has a step start
-        known = self._origins.get(state.deployment_id)
-        if known is not None and known[0] == started:
-            return known[1]
-        # Begun by another process (or before a restart): as far back as the records say.
-        origin = self.clock.monotonic() - max(0.0, self.clock.now() - started)
-        self._origins[state.deployment_id] = (started, origin)
-        return origin
+        return self.clock.monotonic() - max(0.0, self.clock.now() - started)
 
     def _open_window(self, at: float) -> float | None:
         try:
