@@ -111,7 +111,9 @@ class _DemoService:
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         ).labels(**identity)
+        # Each answer names the version that gave it, errors too: tests read who answered.
         self._ok_body = f"ok {config.version}\n"
+        self._error_body = f"injected error {config.version}\n"
 
     async def serve(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -119,7 +121,7 @@ class _DemoService:
         jitter = self._jitter_rng.uniform(1.0 - _JITTER, 1.0 + _JITTER)
         await asyncio.sleep((config.base_latency_ms * jitter + config.latency_ms) / 1000.0)
         if config.error_rate > 0 and self._error_rng.random() < config.error_rate:
-            response = web.Response(status=500, text="injected error\n")
+            response = web.Response(status=500, text=self._error_body)
             counter = self._failed
         else:
             response = web.Response(text=self._ok_body)
