@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from safeship import placement
 from safeship.errors import ConfigError
 from safeship.redact import MASK, redact_text
 
@@ -248,12 +249,37 @@ class CanaryStrategy(Model):
         return self
 
 
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}$")
+_NGINX_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
 class LocalRouterSettings(Model):
-    """The embedded weighted proxy, reached through its loopback admin API."""
+    """The embedded weighted proxy, reached through its loopback admin API.
+
+    Its two upstreams are the slots; promotion swaps which one is stable.
+    """
 
     type: Literal["local"] = "local"
     admin_url: str = "http://127.0.0.1:8081"
     timeout: float = Field(default=2.0, gt=0)
+    slots: dict[str, str] | None = Field(
+        default=None,
+        description="The proxy's two upstreams by name: name -> host:port, e.g. "
+        "{blue: '127.0.0.1:9001', green: '127.0.0.1:9002'}; unset, each is named by its address.",
+    )
+
+    @model_validator(mode="after")
+    def _two_slots(self) -> LocalRouterSettings:
+        if self.slots is None:
+            return self
+        if len(self.slots) != 2 or len(set(self.slots.values())) != 2:
+            raise ValueError(f"slots must name two different addresses, got {self.slots}")
+        for name, address in self.slots.items():
+            if not _NGINX_NAME.match(name):
+                raise ValueError(f"slot name {name!r} may hold only letters, digits, _ . -")
+            if not _HOST_PORT.match(address):
+                raise ValueError(f"slot {name!r}: address {address!r} must be host:port")
+        return self
 
 
 class HaproxyRouterSettings(Model):
@@ -272,10 +298,6 @@ class HaproxyRouterSettings(Model):
     slots: tuple[str, str] = ("blue", "green")
     state_file: str = ".safeship/haproxy-router.json"
     timeout: float = Field(default=2.0, gt=0)
-
-
-_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}$")
-_NGINX_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class NginxRouterSettings(Model):
@@ -379,8 +401,14 @@ class ScrapeProviderSettings(Model):
     """Reads each version's /metrics directly: no Prometheus server needed."""
 
     type: Literal["scrape"] = "scrape"
-    canary_url: str = "http://127.0.0.1:9002/metrics"
-    baseline_url: str = "http://127.0.0.1:9001/metrics"
+    canary_url: str = Field(
+        default="http://{{ canary_address }}/metrics",
+        description="The canary's /metrics; by default the address of the slot it went into.",
+    )
+    baseline_url: str = Field(
+        default="http://{{ stable_address }}/metrics",
+        description="The baseline's /metrics; by default the address of the stable slot.",
+    )
     timeout: float = Field(default=5.0, gt=0, description="Seconds per scrape, all of it.")
     poll_interval: float = Field(
         default=1.0,
@@ -394,6 +422,20 @@ class ScrapeProviderSettings(Model):
         default="status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="Label of HTTP codes."
     )
     error_status: str = Field(default="5..", description="Regex of HTTP codes counted as errors.")
+
+    @field_validator("canary_url", "baseline_url")
+    @classmethod
+    def _slot_variables(cls, url: str) -> str:
+        return _known_slot_variables(url)
+
+
+def _known_slot_variables(template: str) -> str:
+    unknown = placement.unknown_variables(template)
+    if unknown:
+        raise ValueError(
+            f"unknown template variable(s) {sorted(unknown)}; known: {sorted(placement.VARIABLES)}"
+        )
+    return template
 
 
 _TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -473,8 +515,15 @@ class PrometheusProviderSettings(Model):
         default_factory=lambda: {"service": "{{ service }}", "environment": "{{ environment }}"},
         description="Matchers every query gets; values may use {{ service }}, {{ environment }}.",
     )
-    canary_labels: dict[str, str] = Field(default_factory=lambda: {"track": "canary"})
-    baseline_labels: dict[str, str] = Field(default_factory=lambda: {"track": "stable"})
+    canary_labels: dict[str, str] = Field(
+        default_factory=lambda: {"version": "{{ canary_version }}"},
+        description="Matchers of the canary's series: by default the version rolled out.",
+    )
+    baseline_labels: dict[str, str] = Field(
+        default_factory=lambda: {"version": "{{ stable_version }}"},
+        description="Matchers of the baseline's series: by default the version last promoted "
+        "(before any promotion is recorded: every version but the canary's).",
+    )
     queries: PrometheusQueries = Field(default_factory=PrometheusQueries)
 
     @field_validator("labels", "canary_labels", "baseline_labels")
@@ -483,7 +532,7 @@ class PrometheusProviderSettings(Model):
         for name, value in labels.items():
             if not re.fullmatch(r"[a-zA-Z_]\w*", name):
                 raise ValueError(f"{name!r} is not a valid Prometheus label name")
-            unknown = template_variables(value) - LABEL_VARIABLES
+            unknown = template_variables(value) - LABEL_VARIABLES - placement.VARIABLES
             if unknown:
                 raise ValueError(f"label {name}: unknown template variable(s) {sorted(unknown)}")
         return labels
@@ -598,13 +647,21 @@ class Hooks(Model):
 
 
 class HttpSmokeTest(Model):
-    """An HTTP request to the canary with the answer it must give."""
+    """An HTTP request to the canary with the answer it must give.
+
+    `url` may use the rollout's slots, e.g. `http://{{ canary_address }}/healthz`.
+    """
 
     url: str
     method: str = "GET"
     expect_status: int = 200
     expect_body: str | None = Field(default=None, description="Substring the body must contain.")
     timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _slot_variables(cls, url: str) -> str:
+        return _known_slot_variables(url)
 
 
 class SmokeTest(Model):

@@ -2,6 +2,8 @@
 
     SafeshipError
     ├── ConfigError              bad safeship.yaml / env / usage (exit 2)
+    ├── RolloutRefusedError      not verified before traffic moved: nothing moved (exit 3)
+    ├── RolloutLockedError       another rollout holds the service (exit 5)
     ├── PermanentError           retrying will not help
     │   ├── StoreError           history store unusable
     │   ├── RolloutStateError    a transition that the state does not allow
@@ -48,6 +50,10 @@ class StateConflictError(RolloutStateError):
     The controller that gets it stops deciding and follows what the other did
     (a person aborted or promoted the rollout from another terminal).
     """
+
+
+class RolloutRefusedError(SafeshipError):
+    """Checks before any traffic moved failed (canary slot busy, wrong processes): exit 3."""
 
 
 class RolloutLockedError(SafeshipError):

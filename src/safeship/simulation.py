@@ -34,7 +34,7 @@ from safeship.config import (
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.rollout.controller import RolloutController
 from safeship.rollout.machine import Outcome
-from safeship.routers.interface import Router, RouterHealth
+from safeship.routers.interface import Router, RouterHealth, Slot, Slots
 from safeship.sample_service import LATENCY_BUCKETS
 from safeship.testing import MemoryStore
 
@@ -78,6 +78,12 @@ class SimulatedRouter(Router):
 
     def health(self) -> RouterHealth:
         return RouterHealth(True, "simulated")
+
+    def slots(self) -> Slots:
+        return Slots(Slot("stable"), Slot("canary"))
+
+    def promote(self, slot: str) -> None:
+        """All traffic stays on the promoted version; the trial ends here."""
 
     def weight_at(self, at: float) -> int:
         weight = self.changes[0][1]

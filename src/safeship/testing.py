@@ -25,7 +25,7 @@ from safeship.errors import (
     StoreError,
 )
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
-from safeship.routers.interface import Router, RouterHealth, Slot
+from safeship.routers.interface import Router, RouterHealth, Slot, Slots
 from safeship.sample_service import LATENCY_BUCKETS
 from safeship.store.interface import (
     CounterIncrement,
@@ -41,21 +41,24 @@ from safeship.store.interface import (
 
 
 class FakeRouter(Router):
-    """Keeps the weight in memory; `fail_next` makes the next calls raise RouterError.
+    """Two slots in memory (blue stable at first); `fail_next` makes the next calls raise.
 
-    Set `slot` to stand for a slot-based router (HAProxy, nginx, Kubernetes).
+    `weight` is the canary slot's share; promotion makes that slot stable (and
+    so the canary weight 0 again, on the other slot). `addresses` gives slots
+    host:port addresses, as HAProxy, nginx and the local proxy have.
     """
 
-    def __init__(self, weight: int = 0) -> None:
+    def __init__(self, weight: int = 0, addresses: dict[str, str] | None = None) -> None:
         self.weight = weight
         self.history: list[int] = []
         self.fail_next = 0
-        self.slot: Slot | None = None
+        self.names = ("blue", "green")
+        self.stable = "blue"
+        self.addresses = addresses or {}
+        self.promotions: list[str] = []
 
     def set_weight(self, weight: int) -> None:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise RouterError("fake router told to fail")
+        self._maybe_fail()
         self.weight = weight
         self.history.append(weight)
 
@@ -65,8 +68,23 @@ class FakeRouter(Router):
     def health(self) -> RouterHealth:
         return RouterHealth(True, "fake router")
 
-    def canary_slot(self) -> Slot | None:
-        return self.slot
+    def slots(self) -> Slots:
+        canary = self.names[1] if self.stable == self.names[0] else self.names[0]
+        return Slots(
+            Slot(self.stable, self.addresses.get(self.stable)),
+            Slot(canary, self.addresses.get(canary)),
+        )
+
+    def promote(self, slot: str) -> None:
+        self._maybe_fail()
+        self.promotions.append(slot)
+        if slot != self.stable:
+            self.stable, self.weight = slot, 0
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise RouterError("fake router told to fail")
 
 
 @dataclass(frozen=True)

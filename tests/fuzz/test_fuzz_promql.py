@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safeship.config import PrometheusProviderSettings
+from safeship.placement import Placement, SlotVersion
 from safeship.prometheus.promql import selectors
 from safeship.providers.prometheus import PrometheusQueries
 
@@ -30,13 +31,19 @@ def unescape(value: str) -> str:
     return _ESCAPE.sub(lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), value)
 
 
-@given(environment=values, team=values, status=values)
-def test_label_values_never_escape_their_string(environment: str, team: str, status: str) -> None:
+@given(environment=values, team=values, status=values, version=values)
+def test_label_values_never_escape_their_string(
+    environment: str, team: str, status: str, version: str
+) -> None:
     settings = PrometheusProviderSettings(
         labels={"service": "{{ service }}", "environment": "{{ environment }}", "team": team},
         error_status=status,
     )
     queries = PrometheusQueries(settings, service="checkout", environment=environment)
+    # The version comes from the command line (`--version`): hostile too.
+    queries.placement = Placement(
+        SlotVersion("green", None, version), SlotVersion("blue", None, "v1")
+    )
     for name, query in queries.all("canary", 42.5).items():
         found = selectors(query)
         assert found, query
@@ -46,7 +53,7 @@ def test_label_values_never_escape_their_string(environment: str, team: str, sta
                 "service": ("=", "checkout"),
                 "environment": ("=", environment),
                 "team": ("=", team.replace("{{ service }}", "checkout")),
-                "track": ("=", "canary"),
+                "version": ("=", version),
             }
             if name == "errors":
                 expected["status"] = ("=~", status)

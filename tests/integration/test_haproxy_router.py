@@ -18,7 +18,7 @@ import pytest
 from safeship.demo.haproxy_server import HaproxyServer
 from safeship.demo.slot_upstream import SlotUpstream
 from safeship.routers.haproxy import HaproxyRouter
-from safeship.routers.interface import Slot
+from safeship.routers.interface import Slot, Slots
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,10 @@ def count(url: str, n: int) -> Counter[str]:
 def test_weights_steer_real_traffic(haproxy: Haproxy) -> None:
     router = haproxy.router()
     assert router.health().ok
-    assert (router.stable_server, router.canary_server) == ("blue", "green")
-    assert router.canary_slot() == Slot("green", haproxy.upstreams["green"].address)
+    assert router.slots() == Slots(
+        Slot("blue", haproxy.upstreams["blue"].address),
+        Slot("green", haproxy.upstreams["green"].address),
+    )
 
     started = time.monotonic()
     router.set_weight(10)
@@ -68,13 +70,15 @@ def test_weights_steer_real_traffic(haproxy: Haproxy) -> None:
     assert count(haproxy.url, 50) == Counter(blue=50)
 
     router.set_weight(30)
-    router.promote()
+    router.promote("green")
     assert count(haproxy.url, 50) == Counter(green=50)
     assert json.loads(haproxy.state_file.read_text())["stable"] == "green"
-    assert (router.stable_server, router.canary_server) == ("green", "blue")
-    assert router.canary_slot() == Slot("blue", haproxy.upstreams["blue"].address)
+    assert router.slots() == Slots(
+        Slot("green", haproxy.upstreams["green"].address),
+        Slot("blue", haproxy.upstreams["blue"].address),
+    )
     assert router.get_weight() == 0
-    router.promote()  # a repeat changes nothing
+    router.promote("green")  # a repeat (a resumed promotion) never swaps back
     assert count(haproxy.url, 20) == Counter(green=20)
 
     # The next rollout's canary is blue.

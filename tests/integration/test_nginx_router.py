@@ -127,12 +127,12 @@ def test_weights_steer_real_traffic(nginx: NginxServer, router: NginxRouter) -> 
 
 def test_promote_swaps_slots(nginx: NginxServer, router: NginxRouter) -> None:
     router.set_weight(30)
-    router.promote()
+    router.promote("green")
     assert count(nginx.url, 50) == Counter(green=50)
-    assert json.loads(nginx.state_file.read_text()) == {"stable": "green", "promoted": True}
-    assert (router.stable_server, router.canary_server) == ("green", "blue")
+    assert json.loads(nginx.state_file.read_text()) == {"stable": "green"}
+    assert (router.slots().stable.name, router.slots().canary.name) == ("green", "blue")
     assert router.get_weight() == 0
-    router.promoted()  # a repeat changes nothing
+    router.promote("green")  # a repeat changes nothing
     assert count(nginx.url, 20) == Counter(green=20)
 
     router.set_weight(50)  # the next rollout's canary is blue

@@ -1,10 +1,16 @@
-"""`safeship rollout` from a config, through HAProxy and nginx, with real services in the slots.
+"""Rollouts in a row, as a user runs them week after week, through every router's data plane.
 
-The stable version serves from the blue slot and the canary is deployed into
-the idle slot, as a user's pre-rollout hook would do: the hook is told which
-slot and address (it records them here). A healthy canary is promoted, which
-makes its slot the stable one; the next, faulty, canary goes into the other
-slot and is rolled back to 0% with traffic staying on the promoted version.
+The pre-rollout hook deploys each new version into the slot it is told
+(`SAFESHIP_CANARY_ADDRESS`), through a small deployer this test runs; the
+scrape provider is left at its defaults, templates over the slots. v2
+(healthy), v3 (8% errors), v4 (healthy), v5 (8% errors): each healthy one is
+promoted, each faulty one rolled back, and after every rollout every answer
+through the router comes from the version that should serve it. Once, the
+second rollout through HAProxy judged the old slots and promoted a broken
+version; the local router sent traffic back to the version before last.
+
+With fixed scrape URLs aimed at the first assignment, the rollout whose
+"canary" URL reads the stable process is refused before traffic moves.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -28,89 +37,152 @@ from safeship.demo.service import ServiceProcess, start_service
 
 pytestmark = pytest.mark.integration
 
+FAULTY = {"v3": 0.08, "v5": 0.08}  # error rate per version; the others have none
+HOOK = (
+    "import os, httpx; httpx.post(os.environ['DEPLOYER'], timeout=30, params={"
+    "'address': os.environ['SAFESHIP_CANARY_ADDRESS'], 'version': os.environ['SAFESHIP_VERSION'],"
+    "'slot': os.environ['SAFESHIP_CANARY_SLOT']}).raise_for_status()"
+)
 
-@pytest.fixture(params=["haproxy", "nginx"])
+
+class Deployer:
+    """What a deploy system does for the hook: replace whatever runs at an address."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, ServiceProcess] = {}
+        self.log: list[str] = []
+        deployer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                deployer.deploy(query["address"], query["version"])
+                deployer.log.append(f"{query['version']} -> {query['slot']}")
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/deploy"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def deploy(self, address: str, version: str) -> None:
+        old = self.running.pop(address, None)
+        if old is not None:
+            old.stop()
+        self.running[address] = start_service(
+            address, "checkout", "production", version, "canary", error_rate=FAULTY.get(version, 0)
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        for process in self.running.values():
+            process.stop()
+
+
+@pytest.fixture(params=["local", "haproxy", "nginx"])
 def rig(request: pytest.FixtureRequest) -> Iterator[RouterRig]:
     kind: RigKind = request.param
-    request.getfixturevalue(f"{kind}_installed")
+    if kind != "local":
+        request.getfixturevalue(f"{kind}_installed")
     addresses = {"blue": f"127.0.0.1:{free_port()}", "green": f"127.0.0.1:{free_port()}"}
     with router_rig(kind, addresses) as started:
         yield started
 
 
-def deploy(address: str, version: str, track: str, error_rate: float = 0.0) -> ServiceProcess:
-    return start_service(address, "checkout", "production", version, track, error_rate=error_rate)
-
-
-def rollout(
-    tmp_path: Path, rig: RouterRig, version: str, canary: ServiceProcess, stable: ServiceProcess
-) -> subprocess.CompletedProcess[str]:
-    hook_log = tmp_path / "hook.log"
-    script = (
-        "import os, sys; open(sys.argv[1], 'a').write(os.environ['SAFESHIP_CANARY_SLOT'] + ' ' "
-        "+ os.environ.get('SAFESHIP_CANARY_ADDRESS', '-') + '\\n')"
-    )
+def write_config(tmp_path: Path, rig: RouterRig, provider: dict[str, Any]) -> Path:
     config = {
         "service": "checkout",
         "environments": {"production": {}},
-        "canary": {"steps": [10, 50, 100], "hold": 5, "warmup": 1, "interval": 1,
-                   "min_requests": 40},
+        "canary": {"steps": [10, 50, 100], "hold": 4, "warmup": 0.5, "interval": 0.5,
+                   "min_requests": 20},
         "router": rig.settings.model_dump(mode="json"),
-        "provider": {"type": "scrape", "canary_url": canary.metrics_url,
-                     "baseline_url": stable.metrics_url},
-        "hooks": {"pre_rollout": [{"command": [sys.executable, "-c", script, str(hook_log)]}]},
+        "provider": provider,
+        "hooks": {"pre_rollout": [{"command": [sys.executable, "-c", HOOK]}]},
         "store": {"url": f"sqlite:///{tmp_path / 'history.db'}"},
     }  # fmt: skip
     path = tmp_path / "safeship.yaml"
     path.write_text(yaml.safe_dump(config))
-    return safeship(path, "rollout", "--version", version, "--json")
+    return path
 
 
-def safeship(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def safeship(
+    config: Path, deployer: Deployer, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "safeship", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "PUSHGATEWAY_URL": ""},
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "PUSHGATEWAY_URL": "", "DEPLOYER": deployer.url},
     )  # fmt: skip
 
 
-def test_rollout_promotes_into_the_idle_slot_then_rolls_back_the_next(
-    rig: RouterRig, tmp_path: Path
+def answered_by(rig: RouterRig, n: int = 40) -> set[str]:
+    """Which versions answer real requests through the router (errors name theirs too)."""
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        return {client.get(rig.url).text.split()[-1] for _ in range(n)}
+
+
+@pytest.fixture
+def deployed(rig: RouterRig) -> Iterator[Deployer]:
+    """v1 in the first slot, as the first install put it there; load through the router."""
+    deployer = Deployer()
+    try:
+        deployer.deploy(rig.slots["blue"], "v1")
+        with LoadGenerator(rig.url, rps=150):
+            yield deployer
+    finally:
+        deployer.close()
+
+
+def test_healthy_faulty_healthy_faulty_each_ends_right_with_the_right_version_serving(
+    rig: RouterRig, deployed: Deployer, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, rig, {"type": "scrape"})  # the slot templates
+    serving = "v1"
+    for version in ("v2", "v3", "v4", "v5"):
+        run = safeship(config, deployed, "rollout", "--version", version, "--json")
+        outcome = json.loads(run.stdout)
+        explain = safeship(config, deployed, "rollout", "explain", outcome["deployment_id"]).stdout
+        if version in FAULTY:
+            assert (run.returncode, outcome["outcome"]) == (1, "rolled_back"), explain
+            assert outcome["reason"] == "high_error_rate", explain
+        else:
+            assert (run.returncode, outcome["outcome"]) == (0, "promoted"), explain
+            serving = version
+        assert answered_by(rig) == {serving}, (version, explain)
+    # Each went into the slot the stable version was not in.
+    assert deployed.log == ["v2 -> green", "v3 -> blue", "v4 -> blue", "v5 -> green"]
+
+
+@pytest.mark.parametrize("rig", ["local", "haproxy"], indirect=True)
+def test_fixed_urls_that_read_the_stable_process_are_refused_before_traffic_moves(
+    rig: RouterRig, deployed: Deployer, tmp_path: Path
 ) -> None:
     blue, green = rig.slots["blue"], rig.slots["green"]
-    with ExitStack() as stack:
-        v1 = stack.enter_context(deploy(blue, "v1", "stable"))
-        stack.enter_context(LoadGenerator(rig.url, rps=200))
-        v2 = stack.enter_context(deploy(green, "v2", "canary"))
-        good = rollout(tmp_path, rig, "v2", v2, v1)
-        assert good.returncode == 0, good.stdout + good.stderr
-        assert json.loads(good.stdout)["outcome"] == "promoted"
-        answers = {httpx.get(rig.url).text for _ in range(20)}
-        assert answers == {"ok v2\n"}
-
-        # The old version leaves the blue slot; the next canary is deployed there.
-        v1.stop()
-        v3 = stack.enter_context(deploy(blue, "v3", "canary", error_rate=0.2))
-        bad = rollout(tmp_path, rig, "v3", v3, v2)
-        assert bad.returncode == 1, bad.stdout + bad.stderr
-        result = json.loads(bad.stdout)
-        assert (result["outcome"], result["reason"], result["weight"]) == (
-            "rolled_back",
-            "high_error_rate",
-            0,
-        )
-        assert rig.router.get_weight() == 0
-        assert {httpx.get(rig.url).text for _ in range(20)} == {"ok v2\n"}
-        status = safeship(tmp_path / "safeship.yaml", "router", "status", "--json")
-        assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout) | {"detail": "-"} == {
-            "environment": "production",
-            "type": rig.kind,
-            "healthy": True,
-            "detail": "-",
-            "canary_weight": 0,
-            "canary_slot": "blue",
-            "canary_address": blue,
-        }
-    hook_calls = (tmp_path / "hook.log").read_text().splitlines()
-    assert hook_calls == [f"green {green}", f"blue {blue}"]
+    fixed = {
+        "type": "scrape",
+        "canary_url": f"http://{green}/metrics",
+        "baseline_url": f"http://{blue}/metrics",
+    }
+    config = write_config(tmp_path, rig, fixed)
+    first = safeship(config, deployed, "rollout", "--version", "v2", "--json")
+    assert json.loads(first.stdout)["outcome"] == "promoted", first.stdout + first.stderr
+    # v3 goes into blue, but the "canary" URL reads green, where v2 now serves everyone.
+    second = safeship(config, deployed, "rollout", "--version", "v3", "--json")
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert "refused before any traffic moved" in second.stderr
+    assert f"http://{green}/metrics" in second.stderr
+    assert "should be v3" in second.stderr
+    assert answered_by(rig) == {"v2"}
+    assert rig.router.get_weight() == 0
+    listed = json.loads(safeship(config, deployed, "rollout", "list", "--json").stdout)
+    assert [r["outcome"] for r in listed["deployments"]] == ["failed", "promoted"]
+    # The refusal released the service: the next (correctly configured) rollout runs.
+    write_config(tmp_path, rig, {"type": "scrape"})
+    third = safeship(config, deployed, "rollout", "--version", "v4", "--json")
+    assert json.loads(third.stdout)["outcome"] == "promoted", third.stdout + third.stderr
+    assert answered_by(rig) == {"v4"}

@@ -17,6 +17,7 @@ from safeship.config import HaproxyRouterSettings
 from safeship.errors import RouterError
 from safeship.routers import build_router
 from safeship.routers.haproxy import HaproxyRouter
+from safeship.routers.interface import Slot, Slots
 
 
 class FakeRuntimeApi:
@@ -71,7 +72,13 @@ class FakeRuntimeApi:
                 self.weights[words[2].split("/")[1]] = int(words[3])
             return "\n"
         if words[:3] == ["show", "servers", "state"]:
-            return "1\n# be_id be_name srv_id srv_name ...\n"
+            # HAProxy 2.6's format, its columns cut after srv_port (the parser maps by name).
+            header = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_port"
+            rows = [
+                f"3 {self.backend} {i} {name} 127.0.0.1 2 {9001 + i - 1}"
+                for i, name in enumerate(("blue", "green"), start=1)
+            ]
+            return "1\n" + "\n".join([header, *rows]) + "\n"
         return "Unknown command: '" + command + "'\n"
 
     def sets(self) -> list[str]:
@@ -110,7 +117,7 @@ def router_for(api: FakeRuntimeApi, tmp_path: Path, backend: str = "app") -> Hap
 
 def test_set_weight_sets_both_servers_and_reads_back(api: FakeRuntimeApi, tmp_path: Path) -> None:
     router = router_for(api, tmp_path)
-    assert (router.stable_server, router.canary_server) == ("blue", "green")
+    assert router.slots() == Slots(Slot("blue", "127.0.0.1:9001"), Slot("green", "127.0.0.1:9002"))
     router.set_weight(10)
     assert api.weights == {"blue": 90, "green": 10}
     assert router.get_weight() == 10
@@ -184,21 +191,21 @@ def test_both_weights_zero_is_not_a_weight(api: FakeRuntimeApi, tmp_path: Path) 
 def test_promote_swaps_the_stable_slot(api: FakeRuntimeApi, tmp_path: Path) -> None:
     router = router_for(api, tmp_path)
     router.set_weight(50)
-    router.promote()
+    router.promote("green")
     assert api.weights == {"blue": 0, "green": 100}
     state = json.loads(router.state_file.read_text())
     assert state["stable"] == "green"
-    assert (router.stable_server, router.canary_server) == ("green", "blue")
+    assert (router.slots().stable.name, router.slots().canary.name) == ("green", "blue")
     assert router.get_weight() == 0  # the new canary slot (blue) gets nothing
 
-    router.promote()  # a repeat changes nothing
+    router.promote("green")  # a repeat (a resumed promotion) never swaps back
     assert api.weights == {"blue": 0, "green": 100}
     assert json.loads(router.state_file.read_text())["stable"] == "green"
 
     # The next rollout deploys into blue; promoting it swaps back.
     router.set_weight(10)
     assert api.weights == {"blue": 10, "green": 90}
-    router.promote()
+    router.promote("blue")
     assert api.weights == {"blue": 100, "green": 0}
     assert json.loads(router.state_file.read_text())["stable"] == "blue"
 

@@ -19,7 +19,7 @@ import yaml
 from safeship.config import KubernetesRouterSettings
 from safeship.errors import RouterError
 from safeship.routers import build_router
-from safeship.routers.kubernetes import PROMOTED, RBAC_VERBS, STABLE_SLOT, KubernetesRouter
+from safeship.routers.kubernetes import RBAC_VERBS, STABLE_SLOT, KubernetesRouter
 from safeship.testing_kubernetes import KubernetesApiDouble
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
@@ -191,34 +191,35 @@ def test_promote_swaps_slots_and_is_idempotent(
     api: KubernetesApiDouble, make_router: RouterFactory, mode: str
 ) -> None:
     router = make_router(mode)
-    first, second = router.slots
-    assert router.canary_slot().name == second
+    first, second = router.slot_names
+    assert router.slots().canary.name == second
     router.set_weight(100)
-    router.promoted()
-    notes = annotations(api, mode)
-    assert (notes[STABLE_SLOT], notes[PROMOTED]) == (second, "true")
+    router.promote(second)
+    assert annotations(api, mode)[STABLE_SLOT] == second
     assert router.get_weight() == 0
-    assert router.canary_slot().name == first
+    assert (router.slots().stable.name, router.slots().canary.name) == (second, first)
     writes = len(api.writes)
-    router.promoted()  # a repeat: nothing to change
+    router.promote(second)  # a repeat (a resumed promotion): nothing to change, no swap back
     assert len(api.writes) == writes
+    assert router.slots().stable.name == second
     # The next rollout sends traffic to the old stable slot, which is now the canary.
     router.set_weight(10)
-    assert annotations(api, mode)[PROMOTED] == "false"
     full = 10 if mode == "replicas" else 100
     expected = {second: full - 10 * full // 100, first: 10 * full // 100}
     assert slot_weights(api, mode) == expected
     # A fresh router (another CI runner) sees the same state on the object.
-    assert make_router(mode).canary_slot().name == first
+    assert make_router(mode).slots().canary.name == first
+    with pytest.raises(RouterError, match="cannot promote 'purple'"):
+        router.promote("purple")
 
 
 def test_canary_slot_addresses(make_router: RouterFactory) -> None:
-    assert make_router("gateway-api").canary_slot().address == (
+    assert make_router("gateway-api").slots().canary.address == (
         "checkout-green.shop.svc.cluster.local"
     )
-    assert make_router("smi").canary_slot().address == "checkout-green.shop.svc.cluster.local"
-    assert make_router("istio").canary_slot().address is None
-    assert make_router("replicas").canary_slot().address is None
+    assert make_router("smi").slots().stable.address == "checkout-blue.shop.svc.cluster.local"
+    assert make_router("istio").slots().canary.address is None
+    assert make_router("replicas").slots().canary.address is None
 
 
 def test_rollback_is_weight_zero(api: KubernetesApiDouble, make_router: RouterFactory) -> None:
@@ -438,7 +439,7 @@ def test_rbac_manifest_is_enough_for_a_whole_rollout(
     assert router.health().ok
     for weight in (10, 50, 100):
         router.set_weight(weight)
-    router.promoted()
+    router.promote(router.slots().canary.name)
     router.set_weight(10)
     router.rollback()
     assert router.get_weight() == 0

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from safeship.errors import RouterError, TransientError
+from safeship.routers.interface import Slot, Slots
 from safeship.routers.local import LocalRouter
 
 ADMIN = "http://127.0.0.1:9999"
@@ -30,6 +31,7 @@ class FakeAdmin:
 
     def __init__(self) -> None:
         self.weight = 0
+        self.upstreams = {"stable": "http://127.0.0.1:1", "canary": "http://127.0.0.1:2"}
         self.sent: list[tuple[str, str, object]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -38,8 +40,9 @@ class FakeAdmin:
         if request.url.path == "/healthz":
             return httpx.Response(200, json={"status": "ok"})
         if request.method == "PUT" and isinstance(body, dict):
-            self.weight = body["canary_weight"]
-        return httpx.Response(200, json=weights_body(self.weight))
+            self.weight = body.get("canary_weight", self.weight)
+            self.upstreams |= {k: v for k, v in body.items() if k in self.upstreams}
+        return httpx.Response(200, json=weights_body(self.weight) | self.upstreams)
 
 
 @pytest.fixture
@@ -66,16 +69,50 @@ def test_set_weight_puts_and_confirms(make_router: Callable[[Handler], LocalRout
     assert router.get_weight() == 25
 
 
-def test_promote_and_rollback_set_100_and_0(
+def test_promote_sends_all_to_the_slot_then_swaps_the_tracks_at_once(
     make_router: Callable[[Handler], LocalRouter],
 ) -> None:
     admin = FakeAdmin()
     router = make_router(admin)
+    assert router.slots() == Slots(
+        Slot("127.0.0.1:1", "127.0.0.1:1"), Slot("127.0.0.1:2", "127.0.0.1:2")
+    )
+    admin.sent.clear()
 
-    router.promote()
+    router.promote("127.0.0.1:2")
+
+    assert [(m, path, body) for m, path, body in admin.sent if m == "PUT"] == [
+        ("PUT", "/weights", {"canary_weight": 100}),
+        # One change: the promoted upstream becomes the stable track with all the traffic.
+        (
+            "PUT",
+            "/upstreams",
+            {"stable": "http://127.0.0.1:2", "canary": "http://127.0.0.1:1", "canary_weight": 0},
+        ),
+    ]
+    assert router.slots().stable.name == "127.0.0.1:2"
+    admin.sent.clear()
+    router.promote("127.0.0.1:2")  # a repeat (a resumed promotion) never swaps back
+    assert [body for m, _, body in admin.sent if m == "PUT"] == [{"canary_weight": 0}]
+    assert router.slots().stable.name == "127.0.0.1:2"
     router.rollback()
+    assert admin.weight == 0
 
-    assert [body for _, _, body in admin.sent] == [{"canary_weight": 100}, {"canary_weight": 0}]
+
+def test_named_slots_must_be_the_proxys_upstreams() -> None:
+    named = {"blue": "127.0.0.1:1", "green": "127.0.0.1:2"}
+    router = LocalRouter(ADMIN, transport=httpx.MockTransport(FakeAdmin()), slots=named)
+    assert router.slots() == Slots(Slot("blue", "127.0.0.1:1"), Slot("green", "127.0.0.1:2"))
+    router.promote("green")
+    assert router.slots() == Slots(Slot("green", "127.0.0.1:2"), Slot("blue", "127.0.0.1:1"))
+    with pytest.raises(RouterError, match="cannot promote 'purple'"):
+        router.promote("purple")
+    router.close()
+    wrong = {"blue": "127.0.0.1:1", "green": "127.0.0.1:3"}
+    router = LocalRouter(ADMIN, transport=httpx.MockTransport(FakeAdmin()), slots=wrong)
+    with pytest.raises(RouterError, match=r"canary upstream 127.0.0.1:2 is none of the slots"):
+        router.slots()
+    router.close()
 
 
 @pytest.mark.parametrize("weight", [-1, 101, True, 12.5, "10"])

@@ -24,7 +24,7 @@ import pytest
 from safeship.config import NginxRouterSettings
 from safeship.errors import RouterError
 from safeship.routers import build_router, nginx
-from safeship.routers.interface import Slot
+from safeship.routers.interface import Slot, Slots
 from safeship.routers.nginx import NginxRouter, _nginx_message
 
 SLOTS = {"blue": "10.0.0.5:8080", "green": "10.0.0.6:8080"}
@@ -175,8 +175,7 @@ def test_weight_becomes_server_lines_and_zero_is_down(
 
 def test_set_weight_tests_reloads_and_reads_back(fake: Fake) -> None:
     router = fake.router()
-    assert (router.stable_server, router.canary_server) == ("blue", "green")
-    assert router.canary_slot() == Slot("green", "10.0.0.6:8080")
+    assert router.slots() == Slots(Slot("blue", "10.0.0.5:8080"), Slot("green", "10.0.0.6:8080"))
     router.set_weight(10)
     root = str(fake.root)
     conf = str(fake.root / "nginx.conf")
@@ -274,22 +273,21 @@ def test_status_for_other_slots_is_an_error(fake: Fake) -> None:
 def test_promote_swaps_the_stable_slot(fake: Fake) -> None:
     router = fake.router()
     router.set_weight(50)
-    router.promote()
-    assert json.loads(router.state_file.read_text()) == {"stable": "green", "promoted": True}
-    assert (router.stable_server, router.canary_server) == ("green", "blue")
-    assert router.canary_slot() == Slot("blue", "10.0.0.5:8080")
+    router.promote("green")
+    assert json.loads(router.state_file.read_text()) == {"stable": "green"}
+    assert router.slots() == Slots(Slot("green", "10.0.0.6:8080"), Slot("blue", "10.0.0.5:8080"))
     assert router.get_weight() == 0
     assert server_lines(fake.include.read_text()) == [
         "server 10.0.0.5:8080 down;",
         "server 10.0.0.6:8080 weight=100;",
     ]
     fake.forget_calls()
-    router.promoted()  # a repeat changes nothing
+    router.promote("green")  # a repeat changes nothing
     assert fake.calls() == []
     assert json.loads(router.state_file.read_text())["stable"] == "green"
 
     router.set_weight(10)  # the next rollout's canary is blue
-    assert json.loads(router.state_file.read_text()) == {"stable": "green", "promoted": False}
+    assert json.loads(router.state_file.read_text()) == {"stable": "green"}
     assert server_lines(fake.include.read_text()) == [
         "server 10.0.0.5:8080 weight=10;",
         "server 10.0.0.6:8080 weight=90;",

@@ -18,11 +18,13 @@ from safeship.config import (
     PrometheusSettings,
 )
 from safeship.errors import ProviderError
+from safeship.placement import Placement, SlotVersion
 from safeship.prometheus.client import PrometheusClient
 from safeship.providers.interface import Window
 from safeship.providers.prometheus import PrometheusProvider, escape_label_value, format_window
 
 WINDOW = Window(1700000000.0, 1700000042.3)
+PLACEMENT = Placement(SlotVersion("green", None, "v2"), SlotVersion("blue", None, "v1"))
 Answer = Callable[[str], list[tuple[dict[str, str], str]]]
 
 
@@ -39,12 +41,14 @@ def provider(
         PrometheusSettings(url="http://prom.test", retries=0),
         transport=httpx.MockTransport(handler),
     )
-    return PrometheusProvider(
+    made = PrometheusProvider(
         settings or PrometheusProviderSettings(),
         client,
         service="checkout",
         environment="production",
     )
+    made.follow(PLACEMENT)
+    return made
 
 
 def healthy(query: str) -> list[tuple[dict[str, str], str]]:
@@ -65,9 +69,9 @@ def test_default_queries_select_version_and_window_since_step() -> None:
     m = p.measure(WINDOW)
     assert m.queries["canary.requests"] == (
         'sum(increase(http_requests_total{ service="checkout", environment="production", '
-        'track="canary" }[43s]))'
+        'version="v2" }[43s]))'
     )
-    assert 'track="stable"' in m.queries["baseline.errors"]
+    assert 'version="v1"' in m.queries["baseline.errors"]
     assert 'status=~"5.."' in m.queries["baseline.errors"]
     assert m.queries["canary.latency"].startswith("sum by (le) (increase(")
 
@@ -128,6 +132,7 @@ def test_promql_error_becomes_a_provider_error() -> None:
     p = PrometheusProvider(
         PrometheusProviderSettings(), client, service="checkout", environment="production"
     )
+    p.follow(PLACEMENT)
     with pytest.raises(ProviderError, match="unknown function"):
         p.measure(WINDOW)
 
@@ -138,6 +143,7 @@ def test_label_values_cannot_inject_promql() -> None:
     hostile = PrometheusProvider(
         settings, p.client, service="checkout", environment='prod"} or vector(1) #\\'
     )
+    hostile.follow(PLACEMENT)
     query = hostile.queries.all("canary", 10)["requests"]
     assert 'environment="prod\\"} or vector(1) #\\\\"' in query
     unescaped = re.sub(r"\\.", "", query)
@@ -166,7 +172,7 @@ def test_templates_reject_unknown_variables() -> None:
 def test_restarts_are_read_with_resets_per_target() -> None:
     def restarting(query: str) -> list[tuple[dict[str, str], str]]:
         if "resets(" in query:
-            return [({}, "3")] if 'track="canary"' in query else [({}, "0")]
+            return [({}, "3")] if 'version="v2"' in query else [({}, "0")]
         return healthy(query)
 
     m = provider(restarting).measure(WINDOW)
@@ -174,7 +180,7 @@ def test_restarts_are_read_with_resets_per_target() -> None:
     assert (m.canary.resets, m.baseline.resets) == (3, 0)
     assert m.queries["canary.resets"] == (
         'sum(max by (instance) (resets(http_requests_total{ service="checkout", '
-        'environment="production", track="canary" }[43s])))'
+        'environment="production", version="v2" }[43s])))'
     )
     verdict = evaluate(m, CanaryStrategy(min_requests=100))
     assert verdict.urgent == "crash_loop"
@@ -193,3 +199,32 @@ def test_request_series_without_the_error_label_are_refused_with_the_reason() ->
     verdict = evaluate(m, CanaryStrategy(min_requests=100))
     assert verdict.result is Result.INCONCLUSIVE
     assert "carry no `status` label" in verdict.reason
+
+
+def test_before_any_promotion_the_baseline_is_every_other_version() -> None:
+    p = provider(healthy)
+    p.follow(Placement(SlotVersion("green", None, "v2"), SlotVersion("blue", None, None)))
+    m = p.measure(WINDOW)
+    assert 'version="v2"' in m.queries["canary.requests"]
+    assert 'version!="v2"' in m.queries["baseline.requests"]
+
+
+def test_track_labels_when_configured() -> None:
+    settings = PrometheusProviderSettings(
+        canary_labels={"track": "canary"}, baseline_labels={"track": "stable"}
+    )
+    m = provider(healthy, settings).measure(WINDOW)
+    assert 'track="canary"' in m.queries["canary.requests"]
+    assert 'track="stable"' in m.queries["baseline.requests"]
+
+
+def test_versions_are_read_per_role() -> None:
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("group by (version)"):
+            return [({"version": "v2" if 'version="v2"' in query else "v1"}, "1")]
+        return healthy(query)
+
+    assert provider(answer).versions() == {
+        "canary": frozenset({"v2"}),
+        "baseline": frozenset({"v1"}),
+    }

@@ -26,9 +26,9 @@ from safeship.errors import (
     RolloutStateError,
     RouterError,
 )
+from safeship.placement import Placement, SlotVersion
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Outcome, Phase, Reason
-from safeship.routers.interface import Slot
 from safeship.store import open_store
 from safeship.store.interface import DeploymentRecord, Store
 from safeship.testing import FakeRouter, SyntheticProvider, Traffic
@@ -272,18 +272,22 @@ def test_hooks_get_the_rollout_identity_in_their_environment(store: Store, tmp_p
     ]
 
 
-def test_hooks_get_the_canary_slot_of_slot_based_routers(store: Store, tmp_path: Path) -> None:
+def test_hooks_are_told_the_slots_of_the_rollout(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "env.txt"
+    names = ("CANARY_SLOT", "CANARY_ADDRESS", "STABLE_SLOT", "STABLE_ADDRESS", "STABLE_VERSION")
     script = (
-        "import os, sys; open(sys.argv[1], 'a').write(os.environ.get('SAFESHIP_CANARY_SLOT', '-')"
-        " + ' ' + os.environ.get('SAFESHIP_CANARY_ADDRESS', '-') + '\\n')"
+        "import os, sys; open(sys.argv[1], 'a').write(' '.join(os.environ.get('SAFESHIP_' + n, "
+        f"'-') for n in {names!r}) + '\\n')"
     )
     hook = Hook(command=(sys.executable, "-c", script, str(out)))
     world = World(store, settings(hooks=Hooks(pre_rollout=(hook,))))
+    world.router.addresses = {"blue": "10.0.0.5:8080", "green": "10.0.0.6:8080"}
     world.controller.start("v2")
-    world.router.slot = Slot("green", "10.0.0.6:8080")
     world.controller.start("v3")
-    assert out.read_text().splitlines() == ["- -", "green 10.0.0.6:8080"]
+    assert out.read_text().splitlines() == [
+        "green 10.0.0.6:8080 blue 10.0.0.5:8080 -",  # nothing promoted yet: version unknown
+        "blue 10.0.0.5:8080 green 10.0.0.6:8080 v2",
+    ]
 
 
 class ReplicaRouter(FakeRouter):
@@ -337,7 +341,8 @@ def test_paused_rollout_can_be_promoted_by_hand(store: Store) -> None:
     paused = world.controller.start("v2")
     state = world.new_controller().promote(paused.deployment_id)
     assert state.outcome is Outcome.PROMOTED
-    assert world.router.weight == 100
+    assert world.router.history[-1] == 100
+    assert world.router.slots().stable.name == "green"
     actions = [d.action for d in store.decisions(paused.deployment_id)]
     assert "promote" in actions
 
@@ -635,25 +640,16 @@ smoke_tests:
     assert "pw-77d1c0" not in stored
 
 
-class SlotRouter(FakeRouter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.promotions = 0
-
-    def promoted(self) -> None:
-        self.promotions += 1
-
-
-def test_a_promotion_tells_the_router_so_slot_routers_swap_slots(store: Store) -> None:
+def test_a_promotion_names_the_slot_it_went_into_so_the_next_goes_into_the_other(
+    store: Store,
+) -> None:
     world = World(store, settings())
-    world.router = SlotRouter()
-    world.provider.router = world.router
-    world.controller = world.new_controller()
     assert world.controller.start("v2").outcome is Outcome.PROMOTED
-    assert world.router.promotions == 1
-    failing = World(store, settings(), canary=Traffic(error_ratio=0.05))
-    failing.router = SlotRouter()
-    failing.provider.router = failing.router
-    failing.controller = failing.new_controller()
-    assert failing.controller.start("v3").outcome is Outcome.ROLLED_BACK
-    assert failing.router.promotions == 0
+    assert world.router.promotions == ["green"]
+    assert world.router.slots().stable.name == "green"
+    world.provider.canary = Traffic(error_ratio=0.05)
+    rolled_back = world.new_controller().start("v3")
+    assert rolled_back.outcome is Outcome.ROLLED_BACK
+    assert world.router.promotions == ["green"]
+    placement = Placement.from_storage(rolled_back.placement)
+    assert placement == Placement(SlotVersion("blue", None, "v3"), SlotVersion("green", None, "v2"))

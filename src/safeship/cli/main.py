@@ -24,7 +24,13 @@ from safeship.cli.rollout_cmd import rollout
 from safeship.cli.router_cmd import router
 from safeship.cli.rules_cmd import rules
 from safeship.cli.simulate_cmd import simulate_cmd
-from safeship.errors import ConfigError, RolloutLockedError, SafeshipError, TransientError
+from safeship.errors import (
+    ConfigError,
+    RolloutLockedError,
+    RolloutRefusedError,
+    SafeshipError,
+    TransientError,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
         return ExitCode.USAGE
-    except TransientError as exc:
+    except (TransientError, RolloutRefusedError) as exc:
         click.echo(f"error: {exc}", err=True)
         return ExitCode.UNAVAILABLE
     except RolloutLockedError as exc:

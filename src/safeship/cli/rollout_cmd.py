@@ -23,7 +23,7 @@ from safeship.metrics.push import push_or_warn
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Phase, RolloutState
 from safeship.rollout.story import rollout_story
-from safeship.rollout.wiring import controller_for, preflight
+from safeship.rollout.wiring import controller_for
 from safeship.store import open_store
 from safeship.store.interface import Store
 
@@ -107,7 +107,6 @@ def rollout(
         deployment_id = deployment_id or new_deployment_id(time.time())
         try:
             with _json_errors(as_json, controller.store, deployment_id):
-                preflight(controller)
                 state = controller.start(
                     version,
                     deployment_id=deployment_id,

@@ -42,9 +42,11 @@ def status(click_ctx: click.Context, environment: str | None, as_json: bool) -> 
         report |= {"healthy": health.ok, "detail": health.detail}
         try:
             report["canary_weight"] = target.get_weight()
-            slot = target.canary_slot()
-            report["canary_slot"] = None if slot is None else slot.name
-            report["canary_address"] = None if slot is None else slot.address
+            slots = target.slots()
+            report["stable_slot"] = slots.stable.name
+            report["stable_address"] = slots.stable.address
+            report["canary_slot"] = slots.canary.name
+            report["canary_address"] = slots.canary.address
         except RouterError as exc:
             report |= {"healthy": False, "detail": str(exc)}
     finally:

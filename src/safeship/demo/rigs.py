@@ -59,9 +59,9 @@ def router_rig(kind: RigKind, slots: dict[str, str] | None = None) -> Iterator[R
                     f"http://{slots[canary]}",
                 )
             )
-            router: Router = LocalRouter(proxy.admin_url)
+            router: Router = LocalRouter(proxy.admin_url, slots=slots)
             stack.callback(router.close)
-            settings: RouterSettings = LocalRouterSettings(admin_url=proxy.admin_url)
+            settings: RouterSettings = LocalRouterSettings(admin_url=proxy.admin_url, slots=slots)
             # The local proxy stamps its own track names over the upstream's header.
             yield RouterRig(kind, proxy.url + "/", router, settings, slots, "stable", "canary")
         elif kind == "haproxy":

@@ -4,9 +4,10 @@ It starts the stable version of the sample service, the local router (its
 own process) in front of it and a load generator sending traffic through the
 router. Each scenario starts a canary process, points the router's canary
 slot at it (what a pre-rollout hook does in production) and runs the real
-rollout controller with the embedded scrape provider. After a promotion the
-new version replaces the stable one and the canary slot is emptied again, as
-Flagger does; after a rollback the canary is stopped.
+rollout controller with the embedded scrape provider. A promotion makes the
+canary's slot the stable one (the router swaps them; the process goes on
+serving) and the old stable process is stopped; after a rollback the canary
+is stopped.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ class Sandbox:
             served = counter.measure(Window(opened, time.time())).canary
         duration = time.monotonic() - started
         if state.outcome is Outcome.PROMOTED:
-            self._replace_stable(scenario.version, canary)
+            self._replace_stable(canary)
         else:
             canary.stop()
         return ScenarioResult(
@@ -268,16 +269,9 @@ class Sandbox:
         response = httpx.put(f"{self.proxy.admin_url}/upstreams", json={"canary": url}, timeout=5)
         response.raise_for_status()
 
-    def _replace_stable(self, version: str, canary: ServiceProcess) -> None:
-        """After promotion the new version becomes stable and the canary slot is emptied."""
-        old = self.stable
-        self.stable = self._start_service(version, "stable", Fault())
-        httpx.put(
-            f"{self.proxy.admin_url}/upstreams", json={"stable": self.stable.url}, timeout=5
-        ).raise_for_status()
-        self.router.set_weight(0)
-        self._point_canary_slot(self.stable.url)
-        canary.stop()
+    def _replace_stable(self, canary: ServiceProcess) -> None:
+        """Promotion made the canary's slot the stable one: the old stable process goes."""
+        old, self.stable = self.stable, canary
         old.stop()
 
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from safeship.placement import Placement
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,26 @@ class MetricsProvider(ABC):
 
     fresh_every: float | None = None
 
+    def follow(self, placement: Placement) -> None:  # noqa: B027 - optional hook
+        """The rollout's slots and versions; providers whose targets are templates over them
+        render them here, before anything else is read. Raises `ConfigError` when a
+        template needs what the rollout does not know."""
+
     def ready(self) -> None:  # noqa: B027 - optional hook
         """Raise `ProviderError` if figures cannot be read now (checked before traffic moves)."""
+
+    def versions(self) -> dict[str, frozenset[str]]:
+        """The `version` label values of the canary's and the baseline's request series.
+
+        Keyed "canary" and "baseline"; a role whose series carry no version label is
+        left out. Checked before traffic moves, so the processes read are the ones
+        the slots hold.
+        """
+        return {}
+
+    def source(self, role: str) -> str:
+        """Where the `role` ("canary" or "baseline") figures come from, for messages."""
+        return role
 
     def window_opened(self, at: float) -> None:  # noqa: B027 - optional hook
         """An analysis window starts at `at`; providers that diff counters snapshot here."""

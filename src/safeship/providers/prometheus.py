@@ -24,12 +24,14 @@ import math
 from typing import Literal
 
 from safeship.config import PrometheusProviderSettings, render_template
-from safeship.errors import ProviderError
+from safeship.errors import ConfigError, ProviderError
+from safeship.placement import Placement, variables_in
 from safeship.prometheus.client import PrometheusClient, PrometheusRejected, PromQLError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.redact import redact_url
 
 Track = Literal["canary", "baseline"]
+VERSION_LABEL = "version"
 
 REQUESTS = "sum(increase({{ requests_metric }}{ {{ selector }} }[{{ window }}]))"
 ERRORS = (
@@ -65,14 +67,37 @@ class PrometheusQueries:
         self._names = {"service": service, "environment": environment}
         # Free-form templates put these inside quotes themselves: give them escaped.
         self._escaped = {k: escape_label_value(v) for k, v in self._names.items()}
+        self.placement: Placement | None = None
 
     def selector(self, track: Track) -> str:
         extra = self.settings.canary_labels if track == "canary" else self.settings.baseline_labels
         labels = {**self.settings.labels, **extra}
-        return ", ".join(
-            f'{name}="{escape_label_value(render_template(value, self._names))}"'
-            for name, value in labels.items()
-        )
+        return ", ".join(self._matcher(name, value, track) for name, value in labels.items())
+
+    def _matcher(self, name: str, template: str, track: Track) -> str:
+        """`name="value"`, the value rendered over service, environment and the slots.
+
+        Before any promotion is recorded the stable version is unknown; the
+        baseline is then every version but the canary's (`version!="v2"`).
+        """
+        needs = variables_in(template) - set(self._names)
+        if not needs:
+            return f'{name}="{escape_label_value(render_template(template, self._names))}"'
+        where = f"provider.{'canary' if track == 'canary' else 'baseline'}_labels.{name}"
+        if self.placement is None:
+            raise ConfigError(f"{where} {template!r} needs a rollout's slots, and there is none")
+        if template.strip() == "{{ stable_version }}" and self.placement.stable.version is None:
+            canary = self.placement.render("{{ canary_version }}", where)
+            return f'{name}!="{escape_label_value(canary)}"'
+        known = {k: v for k, v in self.placement.values().items() if v is not None}
+        missing = sorted(needs - set(known))
+        if missing:
+            raise ConfigError(
+                f"{where} {template!r} needs {', '.join(missing)}, which this rollout does not "
+                f"have ({self.placement.describe()}): set {where} explicitly"
+            )
+        value = render_template(template, {**self._names, **known})
+        return f'{name}="{escape_label_value(value)}"'
 
     def render(self, template: str, track: Track, window_seconds: float) -> str:
         s = self.settings
@@ -116,6 +141,32 @@ class PrometheusProvider(MetricsProvider):
         self.client = client
         self.queries = PrometheusQueries(settings, service=service, environment=environment)
         self.fresh_every = scrape_interval
+
+    def follow(self, placement: Placement) -> None:
+        self.queries.placement = placement
+
+    def versions(self) -> dict[str, frozenset[str]]:
+        """The `version` labels of each role's request series now (last 5 minutes)."""
+        found: dict[str, frozenset[str]] = {}
+        roles: tuple[Track, ...] = ("canary", "baseline")
+        for role in roles:
+            selector = self.queries.selector(role)
+            metric = self.settings.requests_metric
+            query = f"group by ({VERSION_LABEL}) (last_over_time({metric}{{{selector}}}[5m]))"
+            try:
+                result = self.client.query(query)
+            except (PromQLError, PrometheusRejected) as exc:
+                raise ProviderError(str(exc)) from exc
+            seen = frozenset(
+                s.labels[VERSION_LABEL] for s in result.samples if VERSION_LABEL in s.labels
+            )
+            if seen:
+                found[role] = seen
+        return found
+
+    def source(self, role: str) -> str:
+        track: Track = "canary" if role == "canary" else "baseline"
+        return f"Prometheus {redact_url(self.client.url)} {{{self.queries.selector(track)}}}"
 
     def ready(self) -> None:
         """Prometheus answers and is ready (not still replaying its WAL).

@@ -21,6 +21,10 @@ keeps that loss to a second's worth.
 Request series that exist but carry no error label make the errors unknown
 (NaN, with the reason), exactly as the Prometheus provider does: a label
 named differently must never read as "no errors".
+
+The URLs may be templates over the rollout's slots (`{{ canary_address }}`,
+`{{ stable_address }}`, see `safeship.placement`), the default: each rollout
+then reads the slot its canary went into, whichever that is this time.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from safeship.errors import ConfigError, ProviderError
 from safeship.http import make_client
+from safeship.placement import Placement, variables_in
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 
 REQUESTS_METRIC = "http_requests_total"
 BUCKETS_METRIC = "http_request_duration_seconds_bucket"
 START_TIME_METRIC = "process_start_time_seconds"
+VERSION_LABEL = "version"
 _ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
 
 _Series = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
@@ -51,6 +57,7 @@ class _Scrape:
 
     values: Mapping[_Series, float]
     started: float | None
+    versions: frozenset[str] = frozenset()  # `version` labels of its request series
 
 
 @dataclass
@@ -127,8 +134,13 @@ class ScrapeProvider(MetricsProvider):
         error_label: str = "status",
         poll_interval: float = 1.0,
     ) -> None:
-        self._canary = _target("canary", canary_url)
-        self._baseline = _target("baseline", baseline_url)
+        self._templates = {"canary": canary_url, "baseline": baseline_url}
+        # A template is rendered by `follow`; a fixed URL is checked now.
+        self._targets = {
+            role: None if variables_in(url) else _target(role, url)
+            for role, url in self._templates.items()
+        }
+        self._versions: dict[str, frozenset[str]] = {}
         try:
             self._error_status = re.compile(error_status_regex)
         except re.error as exc:
@@ -145,9 +157,34 @@ class ScrapeProvider(MetricsProvider):
             timeout=timeout, headers={"Accept": _ACCEPT}, transport=transport
         )
 
+    def follow(self, placement: Placement) -> None:
+        """Render the URL templates over the rollout's slots and count from there on."""
+        self._targets = {
+            role: _target(role, placement.render(url, f"provider.{role}_url"))
+            for role, url in self._templates.items()
+        }
+        self._counters = {"canary": _Counters(), "baseline": _Counters()}
+        self._openings.clear()
+
     def ready(self) -> None:
         """Both targets answer with parsable metrics."""
         self._scrape_both()
+
+    def versions(self) -> dict[str, frozenset[str]]:
+        self._scrape_both()
+        return {role: seen for role, seen in self._versions.items() if seen}
+
+    def source(self, role: str) -> str:
+        return self._target_of(role).safe_url
+
+    def _target_of(self, role: str) -> _Target:
+        target = self._targets[role]
+        if target is None:
+            raise ConfigError(
+                f"provider.{role}_url {self._templates[role]!r} is a template over a rollout's "
+                "slots: it has no address until a rollout starts"
+            )
+        return target
 
     def window_opened(self, at: float) -> None:
         """Note both targets' totals for the window starting at `at`; raises `ProviderError`."""
@@ -173,15 +210,19 @@ class ScrapeProvider(MetricsProvider):
         self._drop_before(opened_at)
         opening = self._openings[opened_at]
         problems: list[str] = []
-        canary = self._delta(self._canary, opening.canary, opening.canary_resets, problems)
-        baseline = self._delta(self._baseline, opening.baseline, opening.baseline_resets, problems)
+        canary = self._delta(
+            self._target_of("canary"), opening.canary, opening.canary_resets, problems
+        )
+        baseline = self._delta(
+            self._target_of("baseline"), opening.baseline, opening.baseline_resets, problems
+        )
         return Measurement(
             window=window,
             canary=canary,
             baseline=baseline,
             queries={
                 target.role: self._describe(target, opened_at)
-                for target in (self._canary, self._baseline)
+                for target in (self._target_of("canary"), self._target_of("baseline"))
             },
             problems=tuple(problems),
         )
@@ -211,9 +252,11 @@ class ScrapeProvider(MetricsProvider):
 
     def _scrape_both(self) -> None:
         # Both are read before either is counted, so a failure leaves both as they were.
-        canary, baseline = self._scrape(self._canary), self._scrape(self._baseline)
+        canary = self._scrape(self._target_of("canary"))
+        baseline = self._scrape(self._target_of("baseline"))
         self._counters["canary"].add(canary)
         self._counters["baseline"].add(baseline)
+        self._versions = {"canary": canary.versions, "baseline": baseline.versions}
 
     def _scrape(self, target: _Target) -> _Scrape:
         where = f"{target.role} {target.safe_url}"
@@ -235,6 +278,7 @@ class ScrapeProvider(MetricsProvider):
     def _parse(self, text: str) -> _Scrape:
         values: dict[_Series, float] = {}
         started: float | None = None
+        versions: set[str] = set()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 labels: dict[str, str] = sample.labels
@@ -247,7 +291,9 @@ class ScrapeProvider(MetricsProvider):
                     raise ValueError(f"a {BUCKETS_METRIC} series has no numeric le label")
                 if all(labels.get(k) == v for k, v in self._match.items()):
                     values[(sample.name, tuple(sorted(labels.items())))] = float(sample.value)
-        return _Scrape(values, started)
+                    if sample.name == REQUESTS_METRIC and VERSION_LABEL in labels:
+                        versions.add(labels[VERSION_LABEL])
+        return _Scrape(values, started, frozenset(versions))
 
     def _delta(
         self,

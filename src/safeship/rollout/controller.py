@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from prometheus_client import CollectorRegistry
 
@@ -33,6 +33,7 @@ from safeship.errors import (
     ProviderError,
     RollbackIncompleteError,
     RolloutLockedError,
+    RolloutRefusedError,
     RolloutStateError,
     RouterError,
     StateConflictError,
@@ -42,6 +43,7 @@ from safeship.errors import (
 from safeship.http import RetryPolicy, with_retries
 from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
+from safeship.placement import Placement, SlotVersion, variables_in
 from safeship.providers.interface import MetricsProvider, Window
 from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_test, slot_env
 from safeship.rollout.machine import (
@@ -147,7 +149,12 @@ class RolloutController:
             try:
                 stack.enter_context(self._exclusive(deployment_id))
                 self._refuse_if_unfinished()
-                state = self._begin(version, deployment_id, commit_sha, commit_time)
+                placement = self._place(version)
+                self.provider.follow(placement)
+                for test in self.settings.smoke_tests:
+                    if test.http is not None:  # a template that cannot be filled fails now
+                        placement.render(test.http.url, f"smoke test {test.name} url")
+                state = self._begin(version, deployment_id, commit_sha, commit_time, placement)
             except StoreError as exc:
                 # Nothing has moved yet: the history store is infrastructure that is not
                 # there, like a router that does not answer before the rollout (exit 3).
@@ -155,6 +162,52 @@ class RolloutController:
                     f"{exc}; rollout {deployment_id} not started: no traffic moved"
                 ) from exc
             return self._drive(state)
+
+    def _place(self, version: str) -> Placement:
+        """Where the new version goes: the router must answer, its canary slot carry no traffic.
+
+        The stable slot's version is the last one promoted into it, as recorded.
+        """
+        health = self.router.health()
+        if not health.ok:
+            raise RouterError(f"router not ready before the rollout: {health.detail}")
+        try:
+            slots = self.router.slots()
+            weight = self.router.get_weight()
+        except RouterError as exc:
+            raise RouterError(f"router not ready before the rollout: {exc}") from exc
+        canary, stable = slots.canary, slots.stable
+        if weight != 0:
+            where = f" ({canary.address})" if canary.address else ""
+            raise RolloutRefusedError(
+                f"the canary slot {canary.name}{where} has weight {weight}, not 0: it serves "
+                f"traffic already, so {version} cannot be deployed into it. Finish the rollout "
+                "that left it so (`safeship rollout list`), or set its weight to 0; nothing moved"
+            )
+        return Placement(
+            SlotVersion(canary.name, canary.address, version),
+            SlotVersion(stable.name, stable.address, self._stable_version(stable.name)),
+        )
+
+    def _stable_version(self, slot: str) -> str | None:
+        """The version last promoted into `slot`, or None when the records do not say."""
+        service, environment = self.settings.service, self.settings.environment
+        for record in self.store.list_deployments(service=service, environment=environment):
+            if record.outcome != Outcome.PROMOTED.value:
+                continue
+            stored = self.store.load_state(record.id) or {}
+            placement = Placement.from_storage(stored.get("placement"))
+            if placement is None or placement.canary.slot == slot:
+                return record.version
+            log.warning(
+                "%s was promoted into slot %s, but the router has %s as stable: the stable "
+                "version is not known",
+                record.version,
+                placement.canary.slot,
+                slot,
+            )
+            return None
+        return None
 
     def _refuse_if_unfinished(self) -> None:
         service, environment = self.settings.service, self.settings.environment
@@ -211,8 +264,9 @@ class RolloutController:
         deployment_id: str,
         commit_sha: str | None,
         commit_time: float | None,
+        placement: Placement,
     ) -> RolloutState:
-        """Record the new rollout; no traffic moves until `_drive`."""
+        """Record the new rollout and where it goes; no traffic moves until `_drive`."""
         now = self.clock.now()
         state = RolloutState.new(
             deployment_id=deployment_id,
@@ -221,6 +275,7 @@ class RolloutController:
             version=version,
             steps=self.strategy.steps,
             at=now,
+            placement=placement.for_storage(),
         )
         self.store.create_deployment(
             DeploymentRecord(
@@ -242,17 +297,36 @@ class RolloutController:
                 "strategy": redacted(self.strategy),
                 "router": self.settings.router.type,
                 "provider": self.settings.provider.type,
+                "placement": placement.for_storage(),
             },
         )
         self._save(state)
-        self._emit("started", state, f"rolling out {version} as {state.deployment_id}")
+        self._emit(
+            "started",
+            state,
+            f"rolling out {version} as {state.deployment_id}: {placement.describe()}",
+        )
         return state
+
+    def _placement(self, state: RolloutState) -> Placement:
+        """The rollout's recorded placement; for one stored before placements, the router's now."""
+        recorded = Placement.from_storage(state.placement)
+        if recorded is not None:
+            return recorded
+        slots = self.router.slots()
+        return Placement(
+            SlotVersion(slots.canary.name, slots.canary.address, state.version),
+            SlotVersion(slots.stable.name, slots.stable.address, None),
+        )
 
     def resume(self, deployment_id: str) -> RolloutState:
         """Continue a paused or interrupted rollout from its last stored state."""
         state = self.load(deployment_id)
         with self._exclusive(deployment_id, paused=state.phase is Phase.PAUSED):
-            return self._resume(self.load(deployment_id))
+            state = self.load(deployment_id)
+            if not state.terminal:
+                self.provider.follow(self._placement(state))
+            return self._resume(state)
 
     def _resume(self, state: RolloutState) -> RolloutState:
         now = self.clock.now()
@@ -361,7 +435,7 @@ class RolloutController:
         if newer.phase in (Phase.ROLLED_BACK, Phase.ABORTED, Phase.PROMOTED):
             try:
                 if newer.phase is Phase.PROMOTED:
-                    self.router.promote()
+                    self.router.promote(self._placement(newer).canary.slot)
                 else:
                     self.router.rollback()
             except RouterError as exc:
@@ -385,7 +459,55 @@ class RolloutController:
                 return self._rollback(
                     state, Reason.SMOKE_TEST_FAILED, f"{result.name}: {result.detail}"
                 )
+        state = self._verify(state)
         return self._next_step(state)
+
+    def _verify(self, state: RolloutState) -> RolloutState:
+        """Before traffic moves: both versions' metrics readable, from the processes meant.
+
+        When request series carry a `version` label, the canary's must be the
+        version rolled out and the baseline's the stable one (the one seen is
+        recorded when no promotion says which); anything else means the provider
+        reads other processes than the slots hold, and the rollout is refused.
+        """
+        placement = self._placement(state)
+        try:
+            self.provider.ready()
+            seen = self.provider.versions()
+        except ProviderError as exc:
+            self._refuse(state, f"metrics not readable before the rollout: {exc}")
+        mismatches = []
+        for role, slot in (("canary", placement.canary), ("baseline", placement.stable)):
+            versions = seen.get(role, frozenset())
+            if versions and slot.version is not None and versions != {slot.version}:
+                where = f" at {slot.address}" if slot.address else ""
+                mismatches.append(
+                    f"the {role} ({'canary' if role == 'canary' else 'stable'} slot "
+                    f"{slot.slot}{where}, read from {self.provider.source(role)}) should be "
+                    f"{slot.version} but its series carry version {', '.join(sorted(versions))}"
+                )
+        if mismatches:
+            self._refuse(
+                state,
+                "; ".join(mismatches) + ": the provider reads other processes than the slots "
+                "hold (fixed URLs or labels?); use the slot templates, e.g. canary_url: "
+                '"http://{{ canary_address }}/metrics"',
+            )
+        baseline = seen.get("baseline", frozenset())
+        if placement.stable.version is None and len(baseline) == 1:
+            placement = placement.with_stable_version(next(iter(baseline)))
+            state = state.placed(placement.for_storage(), self.clock.now())
+            self._save(state)
+        return state
+
+    def _refuse(self, state: RolloutState, detail: str) -> NoReturn:
+        """End a rollout that moved no traffic as failed, and say why (exit 3)."""
+        message = f"rollout {state.deployment_id} refused before any traffic moved: {detail}"
+        self._record(state, "verify", "refused", message, {})
+        refused = state.refuse(message, self.clock.now())
+        self._save(refused)
+        self._emit("finished", refused, message)
+        raise RolloutRefusedError(message)
 
     def _next_step(self, state: RolloutState) -> RolloutState:
         if state.step_index + 1 == len(state.steps) - 1:
@@ -422,7 +544,7 @@ class RolloutController:
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
         if state.phase is Phase.PROMOTED:
             try:
-                self.router.promoted()
+                self.router.promote(self._placement(state).canary.slot)
             except RouterError as exc:
                 # Traffic is fully on the new version; only the slot bookkeeping failed.
                 log.warning("router could not record the promotion: %s", exc)
@@ -737,6 +859,9 @@ class RolloutController:
         """Run one smoke test, tracked (and stored) by `track_smoke_test`."""
         result = RunResult(test.name, False, 0.0, "not run")
         tracked = self.metrics.track_smoke_test(state.environment, state.deployment_id, test.name)
+        if test.http is not None and variables_in(test.http.url):
+            url = self._placement(state).render(test.http.url, f"smoke test {test.name} url")
+            test = test.model_copy(update={"http": test.http.model_copy(update={"url": url})})
         with contextlib.suppress(SmokeTestFailed), tracked:
             result = run_smoke_test(test, self._env(state), secret_values(self.settings))
             if not result.passed:
@@ -778,12 +903,12 @@ class RolloutController:
             weight=state.weight,
         )
         try:
-            slot = self.router.canary_slot()
+            placement = self._placement(state)
         except RouterError as exc:
             # A hook can still run without it; the rollout itself confirms every weight.
-            log.warning("router could not tell the canary slot: %s", exc)
-            slot = None
-        return env | slot_env(slot)
+            log.warning("router could not tell the slots: %s", exc)
+            return env
+        return env | slot_env(placement)
 
     def _emit(
         self,

@@ -3,10 +3,11 @@
 Commands are argv lists run without a shell unless the config asks for one,
 always under a timeout, with the rollout's identity in their environment
 (`SAFESHIP_DEPLOYMENT_ID`, `SAFESHIP_SERVICE`, `SAFESHIP_ENVIRONMENT`,
-`SAFESHIP_VERSION`, `SAFESHIP_WEIGHT`) and, on slot-based routers, the slot the
-canary goes into (`SAFESHIP_CANARY_SLOT`, `SAFESHIP_CANARY_ADDRESS`), so a
-pre-rollout hook can put the new version into the canary slot and a smoke test
-knows what it is testing.
+`SAFESHIP_VERSION`, `SAFESHIP_WEIGHT`) and the rollout's slots: the one the
+canary goes into (`SAFESHIP_CANARY_SLOT`, `SAFESHIP_CANARY_ADDRESS`) and the
+stable one (`SAFESHIP_STABLE_SLOT`, `SAFESHIP_STABLE_ADDRESS`,
+`SAFESHIP_STABLE_VERSION`), so a pre-rollout hook can put the new version into
+the canary slot and a smoke test knows what it is testing.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 import httpx
 
 from safeship.config import Hook, SmokeTest
+from safeship.placement import Placement
 from safeship.redact import redact_text
-from safeship.routers.interface import Slot
 
 _OUTPUT_TAIL = 2000
 
@@ -48,14 +49,19 @@ def rollout_env(
     }
 
 
-def slot_env(slot: Slot | None) -> dict[str, str]:
-    """The canary slot's name and address for hooks; empty for routers without slots."""
-    if slot is None:
-        return {}
-    env = {"SAFESHIP_CANARY_SLOT": slot.name}
-    if slot.address is not None:
-        env["SAFESHIP_CANARY_ADDRESS"] = slot.address
-    return env
+def slot_env(placement: Placement) -> dict[str, str]:
+    """The rollout's slots for hooks: where to deploy, and what serves beside it.
+
+    An address or version the rollout does not know is left out, never empty.
+    """
+    names = {
+        "SAFESHIP_CANARY_SLOT": placement.canary.slot,
+        "SAFESHIP_CANARY_ADDRESS": placement.canary.address,
+        "SAFESHIP_STABLE_SLOT": placement.stable.slot,
+        "SAFESHIP_STABLE_ADDRESS": placement.stable.address,
+        "SAFESHIP_STABLE_VERSION": placement.stable.version,
+    }
+    return {name: value for name, value in names.items() if value is not None}
 
 
 def run_command(

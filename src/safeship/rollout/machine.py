@@ -105,6 +105,9 @@ class RolloutState:
     final: Phase | None = None  # where ROLLING_BACK ends: ROLLED_BACK or ABORTED
     # The analysis' memory (e.g. sequential evidence), kept across looks, steps and resumes.
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Which slot takes the canary and which serves the stable version (`Placement`),
+    # recorded before anything moves; empty for rollouts stored before placements were.
+    placement: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # --- queries ---------------------------------------------------------------
 
@@ -135,6 +138,7 @@ class RolloutState:
         version: str,
         steps: tuple[int, ...],
         at: float,
+        placement: dict[str, Any] | None = None,
     ) -> RolloutState:
         return cls(
             deployment_id=deployment_id,
@@ -144,6 +148,7 @@ class RolloutState:
             steps=steps,
             started_at=at,
             updated_at=at,
+            placement=placement or {},
         )
 
     def _to(self, allowed: frozenset[Phase], at: float, **changes: Any) -> RolloutState:
@@ -263,6 +268,14 @@ class RolloutState:
             detail=detail,
             final=Phase.ABORTED,
         )
+
+    def refuse(self, detail: str, at: float) -> RolloutState:
+        """Before any traffic moved, the canary could not be verified: the rollout fails."""
+        return self._to(frozenset({Phase.PENDING}), at, phase=Phase.FAILED, detail=detail)
+
+    def placed(self, placement: dict[str, Any], at: float) -> RolloutState:
+        """What the checks before traffic learnt of the slots (the stable version seen)."""
+        return self._to(frozenset({Phase.PENDING}), at, placement=placement)
 
     def pause(self, reason: Reason | None, detail: str, at: float) -> RolloutState:
         """Wait for a person; `reason` is what a timed-out pause rolls back for."""

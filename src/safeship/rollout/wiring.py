@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 
 from safeship.clock import Clock, SystemClock
 from safeship.config import EnvironmentConfig
-from safeship.errors import ProviderError, RouterError
 from safeship.metrics import DeploymentMetrics
 from safeship.providers import build_provider
 from safeship.rollout.controller import EventSink, RolloutController
@@ -43,18 +42,3 @@ def controller_for(
             metrics=metrics,
             on_event=on_event,
         )
-
-
-def preflight(controller: RolloutController) -> None:
-    """Before anything changes, router and metrics must answer; a TransientError means exit 3."""
-    health = controller.router.health()
-    if not health.ok:
-        raise RouterError(f"router not ready before the rollout: {health.detail}")
-    try:
-        controller.router.get_weight()
-    except RouterError as exc:
-        raise RouterError(f"router not ready before the rollout: {exc}") from exc
-    try:
-        controller.provider.ready()
-    except ProviderError as exc:
-        raise ProviderError(f"metrics not readable before the rollout: {exc}") from exc

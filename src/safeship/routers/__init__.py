@@ -17,7 +17,7 @@ def build_router(settings: RouterSettings) -> Router:
     if isinstance(settings, LocalRouterSettings):
         from safeship.routers.local import LocalRouter
 
-        return LocalRouter(settings.admin_url, timeout=settings.timeout)
+        return LocalRouter(settings.admin_url, timeout=settings.timeout, slots=settings.slots)
     if isinstance(settings, HaproxyRouterSettings):
         from safeship.routers.haproxy import HaproxyRouter
 

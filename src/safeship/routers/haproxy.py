@@ -16,7 +16,7 @@ from pathlib import Path
 
 from safeship.config import HaproxyRouterSettings
 from safeship.errors import RouterError
-from safeship.routers.interface import RouterHealth, Slot
+from safeship.routers.interface import RouterHealth
 from safeship.routers.slots import SlotRouter
 
 _GET_WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
@@ -66,11 +66,6 @@ class HaproxyRouter(SlotRouter):
             return RouterHealth(ok=False, detail=str(exc))
         return RouterHealth(ok=True, detail=f"{self._where()}: ok")
 
-    def canary_slot(self) -> Slot:
-        """The canary server and the address HAProxy sends its traffic to."""
-        canary = self.canary_server
-        return Slot(canary, self._server_address(canary))
-
     # -- internals ---------------------------------------------------------
 
     def _where(self) -> str:
@@ -92,9 +87,9 @@ class HaproxyRouter(SlotRouter):
                 )
 
     def _live_weights(self) -> dict[str, int]:
-        return {server: self._get_server_weight(server) for server in self.slots}
+        return {server: self._get_server_weight(server) for server in self.slot_names}
 
-    def _server_address(self, server: str) -> str | None:
+    def _address(self, server: str) -> str | None:
         """host:port of `server` from `show servers state` (None if HAProxy has no port)."""
         lines = self._command(f"show servers state {self.backend}").splitlines()
         header = next((line for line in lines if line.startswith("# ")), None)

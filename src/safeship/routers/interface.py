@@ -1,8 +1,12 @@
 """The router interface every traffic backend implements.
 
-The controller only ever asks for a canary weight (0-100, the percentage of
-requests the canary receives) and reads back the weight really in force, so a
-backend that cannot confirm a change is an error, never a silent success.
+Every router has two *slots* (HAProxy servers, nginx upstream servers,
+Kubernetes Services or Deployments, the local proxy's two upstreams): one is
+stable, the other is where the next canary goes. The controller asks for a
+canary weight (0-100, the percentage of requests the canary slot receives) and
+reads back the weight really in force, so a backend that cannot confirm a
+change is an error, never a silent success. Promotion names the slot that
+becomes stable, so repeating it (after a crash, say) can never swap back.
 """
 
 from __future__ import annotations
@@ -27,15 +31,24 @@ class RouterHealth:
 
 @dataclass(frozen=True)
 class Slot:
-    """Where the canary version is deployed on a slot-based router.
+    """One of a router's two places a version runs.
 
     `name` is the router's own name for it (an HAProxy server, an nginx upstream
-    server, a Kubernetes Deployment or Service); `address` is host:port when the
-    router knows it. The pre-rollout hook gets both, to deploy into that slot.
+    server, a Kubernetes Deployment or Service, a local proxy slot); `address`
+    is host:port when the router knows it. The pre-rollout hook gets both, to
+    deploy into the canary slot; scrape URLs are rendered from the addresses.
     """
 
     name: str
     address: str | None = None
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The router's two slots as it has them now: the stable one, and the canary's."""
+
+    stable: Slot
+    canary: Slot
 
 
 class Router(ABC):
@@ -62,17 +75,17 @@ class Router(ABC):
         """
         return weight
 
-    def canary_slot(self) -> Slot | None:
-        """The slot the next canary goes into; None for routers without slots."""
-        return None
+    @abstractmethod
+    def slots(self) -> Slots:
+        """Which slot is stable and which takes the canary, read from the router itself."""
 
-    def promote(self) -> None:
-        """Send all traffic to the canary (promotion)."""
-        self.set_weight(100)
+    @abstractmethod
+    def promote(self, slot: str) -> None:
+        """Make `slot` the stable slot, serving all traffic; the next canary goes into the other.
 
-    def promoted(self) -> None:  # noqa: B027 - optional hook, most routers hold nothing
-        """The rollout was promoted at weight 100; slot-based routers record the canary
-        slot as the new stable one here, so the next rollout deploys into the other."""
+        Safe to repeat: when `slot` is stable already, only its full weight is
+        put in force again. Raises `RouterError` naming the slot when it cannot.
+        """
 
     def rollback(self) -> None:
         """Send no traffic to the canary; safe to repeat."""

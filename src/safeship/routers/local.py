@@ -4,19 +4,29 @@ The proxy (`safeship.routers.local_proxy`) is a separate process so that
 traffic keeps its last weight whatever happens to the controller; this module
 only speaks its admin API, and can start the proxy as a child process for the
 demo and the tests.
+
+Its two slots are the proxy's two upstreams: the one on its `stable` track is
+the stable slot. Promotion first sends the canary all traffic, then swaps the
+tracks in one admin call (weight 0 on the old stable one), so the promoted
+process goes on serving with no restart and no request dropped, and the next
+canary goes into the other slot. The proxy's own state is therefore the truth
+of which slot is stable. Slots are named in `router.slots` (name -> host:port);
+without it, each slot is named by its address.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
 from safeship.errors import RouterError
 from safeship.http import make_client
-from safeship.routers.interface import Router, RouterHealth
+from safeship.routers.interface import Router, RouterHealth, Slot, Slots, check_weight
 
 
 class LocalRouter(Router):
@@ -27,25 +37,45 @@ class LocalRouter(Router):
         admin_url: str,
         timeout: float = 2.0,
         transport: httpx.BaseTransport | None = None,
+        slots: Mapping[str, str] | None = None,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
         self._timeout = timeout
+        self._names = {address: name for name, address in (slots or {}).items()}
         self._client = make_client(
             self.admin_url, timeout=timeout, transport=transport, trust_env=False
         )
 
     def set_weight(self, weight: int) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-            raise ValueError(f"canary weight must be an integer from 0 to 100, got {weight!r}")
-        in_force = self._weight_in(self._call("PUT", "/weights", {"canary_weight": weight}))
-        if in_force != weight:
-            raise RouterError(
-                f"local router {self.admin_url}: asked for canary weight {weight}, "
-                f"but it reports {in_force}"
-            )
+        check_weight(weight)
+        self._confirm(self._call("PUT", "/weights", {"canary_weight": weight}), weight)
 
     def get_weight(self) -> int:
         return self._weight_in(self._call("GET", "/weights"))
+
+    def slots(self) -> Slots:
+        return self._slots_in(self._call("GET", "/weights"))
+
+    def promote(self, slot: str) -> None:
+        """All traffic to `slot`, then make its upstream the stable track; safe to repeat."""
+        table = self._call("GET", "/weights")
+        slots = self._slots_in(table)
+        if slot == slots.stable.name:
+            self._confirm(self._call("PUT", "/weights", {"canary_weight": 0}), 0)
+            return
+        if slot != slots.canary.name:
+            raise RouterError(
+                f"local router {self.admin_url}: cannot promote {slot!r}: its slots are "
+                f"{slots.stable.name} (stable) and {slots.canary.name}"
+            )
+        self._confirm(self._call("PUT", "/weights", {"canary_weight": 100}), 100)
+        swap = {"stable": table["canary"], "canary": table["stable"], "canary_weight": 0}
+        swapped = self._call("PUT", "/upstreams", swap)
+        self._confirm(swapped, 0)
+        if self._slots_in(swapped).stable.name != slot:
+            raise RouterError(
+                f"local router {self.admin_url}: {slot} is not the stable slot after the swap"
+            )
 
     def health(self) -> RouterHealth:
         """Never raises: an unreachable proxy is an unhealthy one, and the detail says why."""
@@ -78,6 +108,40 @@ class LocalRouter(Router):
         if not isinstance(payload, dict):
             raise RouterError(f"{what} returned {payload!r}, expected a JSON object")
         return payload
+
+    def _confirm(self, payload: dict[str, Any], weight: int) -> None:
+        in_force = self._weight_in(payload)
+        if in_force != weight:
+            raise RouterError(
+                f"local router {self.admin_url}: asked for canary weight {weight}, "
+                f"but it reports {in_force}"
+            )
+
+    def _slots_in(self, payload: dict[str, Any]) -> Slots:
+        """The proxy's stable and canary upstreams as slots, named from `slots` if given."""
+        found = []
+        for track in ("stable", "canary"):
+            url = payload.get(track)
+            address = urlsplit(url).netloc if isinstance(url, str) else ""
+            if not address:
+                raise RouterError(
+                    f"local router {self.admin_url}: answer has no {track} upstream: {payload!r}"
+                )
+            if self._names and address not in self._names:
+                known = ", ".join(f"{n}={a}" for a, n in self._names.items())
+                raise RouterError(
+                    f"local router {self.admin_url}: the proxy's {track} upstream {address} is "
+                    f"none of the slots in router.slots ({known}); point the proxy at the "
+                    "slots or fix router.slots"
+                )
+            found.append(Slot(self._names.get(address, address), address))
+        stable, canary = found
+        if stable.name == canary.name:
+            raise RouterError(
+                f"local router {self.admin_url}: both tracks go to {stable.name} "
+                f"({stable.address}): the proxy has one slot, not two"
+            )
+        return Slots(stable, canary)
 
     def _weight_in(self, payload: dict[str, Any]) -> int:
         weight = payload.get("canary_weight")

@@ -9,9 +9,11 @@ talks to its small JSON admin API. Run it as::
         --canary http://127.0.0.1:9002 [--weight 0] [--state-file PATH]
 
 Admin API: `GET /healthz`, `GET /weights`, `PUT /weights`
-`{"canary_weight": 0..100}` and `PUT /upstreams` `{"stable"?, "canary"?}`;
-every successful PUT answers with the same body as `GET /weights` so the
-caller can confirm what is now in force.
+`{"canary_weight": 0..100}` and `PUT /upstreams`
+`{"stable"?, "canary"?, "canary_weight"?}` (one change, applied at once: a
+promotion swaps the tracks and zeroes the weight in one step); every
+successful PUT answers with the same body as `GET /weights` so the caller can
+confirm what is now in force.
 """
 
 from __future__ import annotations
@@ -303,11 +305,15 @@ class LocalProxy:
         return self._change({"canary_weight": weight})
 
     async def _put_upstreams(self, request: web.Request) -> web.Response:
-        body = await _json_object(request, allowed=set(TRACKS))
-        if not body:
+        body = await _json_object(request, allowed={*TRACKS, "canary_weight"})
+        if not set(body) & set(TRACKS):
             raise _bad_request("give at least one of 'stable' or 'canary'")
         try:
-            changes = {track: parse_upstream(url, track) for track, url in body.items()}
+            changes: dict[str, Any] = {
+                track: parse_upstream(url, track) for track, url in body.items() if track in TRACKS
+            }
+            if "canary_weight" in body:
+                changes["canary_weight"] = parse_weight(body["canary_weight"])
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return self._change(changes)

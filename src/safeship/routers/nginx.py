@@ -49,7 +49,7 @@ from safeship.config import NginxRouterSettings
 from safeship.errors import RouterError
 from safeship.files import write_atomically
 from safeship.http import make_client
-from safeship.routers.interface import RouterHealth, Slot, check_weight
+from safeship.routers.interface import RouterHealth, check_weight
 from safeship.routers.slots import SlotRouter
 
 # nginx starts each line of its complaints with `nginx: ` or, once the config
@@ -127,9 +127,8 @@ class NginxRouter(SlotRouter):
             timeout=settings.timeout,
         )
 
-    def canary_slot(self) -> Slot:
-        canary = self.canary_server
-        return Slot(canary, self.addresses[canary])
+    def _address(self, slot: str) -> str | None:
+        return self.addresses[slot]
 
     # -- Router ------------------------------------------------------------
 
@@ -336,14 +335,14 @@ class NginxRouter(SlotRouter):
         if (
             not isinstance(live, dict)
             or not isinstance(live.get("generation"), str)
-            or live.get("stable") not in self.slots
+            or live.get("stable") not in self.slot_names
             or not isinstance(weights, dict)
-            or set(weights) != set(self.slots)
+            or set(weights) != set(self.slot_names)
             or not all(isinstance(w, int) and w >= 0 for w in weights.values())
         ):
             raise RouterError(
                 f"{self._where()}: {self.status_url} answered {response.text[:200]!r}, "
-                f"not the weights of slots {list(self.slots)}; was {self.include_file} "
+                f"not the weights of slots {list(self.slot_names)}; was {self.include_file} "
                 "written for other slots?"
             )
         return live

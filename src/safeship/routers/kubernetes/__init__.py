@@ -1,10 +1,5 @@
 """The `kubernetes` router: Gateway API, Istio, SMI or replica counts (see `router`)."""
 
-from safeship.routers.kubernetes.router import (
-    PROMOTED,
-    RBAC_VERBS,
-    STABLE_SLOT,
-    KubernetesRouter,
-)
+from safeship.routers.kubernetes.router import RBAC_VERBS, STABLE_SLOT, KubernetesRouter
 
-__all__ = ["PROMOTED", "RBAC_VERBS", "STABLE_SLOT", "KubernetesRouter"]
+__all__ = ["RBAC_VERBS", "STABLE_SLOT", "KubernetesRouter"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from safeship.config import KubernetesRouterSettings
 from safeship.errors import RouterError
-from safeship.routers.interface import Router, RouterHealth, Slot, check_weight
+from safeship.routers.interface import Router, RouterHealth, Slot, Slots, check_weight
 from safeship.routers.kubernetes.api import (
     DEPLOYMENT,
     DEPLOYMENT_SCALE,
@@ -37,7 +37,6 @@ from safeship.routers.kubernetes.api import (
 log = logging.getLogger(__name__)
 
 STABLE_SLOT = "safeship.dev/stable-slot"
-PROMOTED = "safeship.dev/promoted"
 
 # What each mode calls, per resource: the single source the RBAC manifests are tested against.
 RBAC_VERBS: dict[Mode, dict[tuple[str, str], tuple[str, ...]]] = {
@@ -54,7 +53,7 @@ class KubernetesRouter(Router):
             raise ValueError("replicas mode needs `replicas` >= 2: one pod cannot be split")
         self.settings = settings
         self.mode: Mode = settings.mode
-        self.slots = settings.slots
+        self.slot_names = settings.slots
         self.api = KubeApi(settings)
 
     @classmethod
@@ -81,7 +80,7 @@ class KubernetesRouter(Router):
             _, canary_pods, stable_pods = self._replica_split()
             return self._percent(canary_pods, stable_pods)
         obj = self.api.get(self._kind, self._name)
-        stable, _ = self._state(obj)
+        stable = self._state(obj)
         weights = self._slot_weights(obj)
         return self._percent(weights[self._other(stable)], weights[stable])
 
@@ -96,7 +95,7 @@ class KubernetesRouter(Router):
                 )
             else:
                 obj = self.api.get(self._kind, self._name)
-                stable, _ = self._state(obj)
+                stable = self._state(obj)
                 weights = self._slot_weights(obj)
                 canary = self._other(stable)
                 detail = (
@@ -107,27 +106,29 @@ class KubernetesRouter(Router):
             return RouterHealth(ok=False, detail=str(exc))
         return RouterHealth(ok=True, detail=f"{self._where()}: {detail}")
 
-    def canary_slot(self) -> Slot:
-        """The slot the next canary goes into; Services (gateway-api, smi) get their DNS name."""
+    def slots(self) -> Slots:
+        """Stable and canary slots; Services (gateway-api, smi) get their DNS names."""
         if self.mode == "replicas":
-            stable, _ = self._replica_state()
+            stable = self._replica_state()
         else:
-            stable, _ = self._state(self.api.get(self._kind, self._name))
-        canary = self._other(stable)
+            stable = self._state(self.api.get(self._kind, self._name))
+        return Slots(self._slot(stable), self._slot(self._other(stable)))
+
+    def _slot(self, name: str) -> Slot:
         if self.mode in ("gateway-api", "smi"):
-            return Slot(canary, f"{canary}.{self.settings.namespace}.svc.cluster.local")
-        return Slot(canary)
+            return Slot(name, f"{name}.{self.settings.namespace}.svc.cluster.local")
+        return Slot(name)
 
-    def promote(self) -> None:
-        """All traffic to the canary, then record it as the stable slot; safe to repeat."""
+    def promote(self, slot: str) -> None:
+        """All traffic to `slot`, recorded as the stable slot in the same write; safe to repeat."""
+        if slot not in self.slot_names:
+            raise RouterError(
+                f"{self._where()}: cannot promote {slot!r}: slots are {list(self.slot_names)}"
+            )
         if self.mode == "replicas":
-            self._promote_replicas()
+            self._promote_replicas(slot)
         else:
-            self._promote_route()
-
-    def promoted(self) -> None:
-        """Record the canary slot as stable (idempotent: a repeat changes nothing)."""
-        self.promote()
+            self._promote_route(slot)
 
     def rollback(self) -> None:
         self.set_weight(0)
@@ -148,26 +149,16 @@ class KubernetesRouter(Router):
 
     def _set_route(self, weight: int) -> None:
         def change(obj: Obj) -> bool:
-            stable, promoted = self._state(obj)
+            stable = self._state(obj)
             wanted = {stable: 100 - weight, self._other(stable): weight}
-            notes = {STABLE_SLOT: stable}
-            if weight > 0 and promoted:
-                # The canary slot gets traffic again: a new rollout, so the next promote()
-                # is a real one, not a repeat of the last.
-                notes[PROMOTED] = "false"
-            return self._write_route(obj, wanted, notes)
+            return self._write_route(obj, wanted, {STABLE_SLOT: stable})
 
         self._confirm_route(self.api.modify(self._kind, self._name, change))
 
-    def _promote_route(self) -> None:
+    def _promote_route(self, slot: str) -> None:
         def change(obj: Obj) -> bool:
-            stable, promoted = self._state(obj)
-            if promoted:
-                # Already promoted and no traffic to the other slot since: a repeat.
-                return self._write_route(obj, {stable: 100, self._other(stable): 0}, {})
-            canary = self._other(stable)
-            notes = {STABLE_SLOT: canary, PROMOTED: "true"}
-            return self._write_route(obj, {canary: 100, stable: 0}, notes)
+            wanted = {slot: 100, self._other(slot): 0}
+            return self._write_route(obj, wanted, {STABLE_SLOT: slot})
 
         self._confirm_route(self.api.modify(self._kind, self._name, change))
 
@@ -241,11 +232,11 @@ class KubernetesRouter(Router):
         found: dict[str, dict[str, Any]] = {}
         for entry in entries:
             name = self._entry_name(entry)
-            if name in self.slots:
+            if name in self.slot_names:
                 if name in found:
                     raise RouterError(f"{self._where()}: slot {name!r} appears more than once")
                 found[name] = entry
-        missing = [slot for slot in self.slots if slot not in found]
+        missing = [slot for slot in self.slot_names if slot not in found]
         if missing:
             names = [self._entry_name(e) for e in entries]
             raise RouterError(
@@ -263,16 +254,16 @@ class KubernetesRouter(Router):
             slot: _int(entry.get("weight", default), "weight") for slot, entry in entries.items()
         }
 
-    def _state(self, obj: Obj) -> tuple[str, bool]:
-        """(stable slot, promoted flag) from the object's annotations; first slot by default."""
+    def _state(self, obj: Obj) -> str:
+        """The stable slot from the object's annotations; the first slot by default."""
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
-        stable = annotations.get(STABLE_SLOT, self.slots[0])
-        if stable not in self.slots:
+        stable = annotations.get(STABLE_SLOT, self.slot_names[0])
+        if not isinstance(stable, str) or stable not in self.slot_names:
             raise RouterError(
                 f"{self._where()}: annotation {STABLE_SLOT}={stable!r} names no slot of "
-                f"{list(self.slots)}; fix the annotation or `slots`"
+                f"{list(self.slot_names)}; fix the annotation or `slots`"
             )
-        return stable, annotations.get(PROMOTED) == "true"
+        return stable
 
     # -- replicas mode: pods of two Deployments --------------------------------------------
 
@@ -296,14 +287,14 @@ class KubernetesRouter(Router):
     @property
     def _anchor(self) -> str:
         """The Deployment holding the annotations: the first slot's."""
-        return self.slots[0]
+        return self.slot_names[0]
 
-    def _replica_state(self) -> tuple[str, bool]:
+    def _replica_state(self) -> str:
         return self._state(self.api.get(DEPLOYMENT, self._anchor))
 
     def _replica_split(self) -> tuple[str, int, int]:
         """(stable slot, canary pods, stable pods) as the API server has them."""
-        stable, _ = self._replica_state()
+        stable = self._replica_state()
         return stable, self._replicas_of(self._other(stable)), self._replicas_of(stable)
 
     def _replicas_of(self, deployment: str) -> int:
@@ -311,14 +302,11 @@ class KubernetesRouter(Router):
         return _int((scale.get("spec") or {}).get("replicas", 0), "spec.replicas")
 
     def _set_replicas(self, weight: int) -> None:
-        stable, promoted = self._replica_state()
+        stable = self._replica_state()
         canary = self._other(stable)
         canary_pods, stable_pods = self._pods_for(weight)
         self._scale({canary: canary_pods, stable: stable_pods})
-        notes = {STABLE_SLOT: stable}
-        if weight > 0 and promoted:
-            notes[PROMOTED] = "false"
-        self._annotate(notes)
+        self._annotate({STABLE_SLOT: stable})
         achieved = self._percent(canary_pods, stable_pods)
         if achieved != weight:
             log.info(
@@ -331,15 +319,9 @@ class KubernetesRouter(Router):
                 achieved,
             )
 
-    def _promote_replicas(self) -> None:
-        stable, promoted = self._replica_state()
-        total = self.settings.replicas
-        if promoted:
-            self._scale({stable: total, self._other(stable): 0})
-            return
-        canary = self._other(stable)
-        self._scale({canary: total, stable: 0})
-        self._annotate({STABLE_SLOT: canary, PROMOTED: "true"})
+    def _promote_replicas(self, slot: str) -> None:
+        self._scale({slot: self.settings.replicas, self._other(slot): 0})
+        self._annotate({STABLE_SLOT: slot})
 
     def _scale(self, pods: dict[str, int]) -> None:
         """Scale up before scaling down, so the Service never has fewer pods than asked."""
@@ -375,20 +357,21 @@ class KubernetesRouter(Router):
     # -- shared --------------------------------------------------------------------------
 
     def _other(self, slot: str) -> str:
-        return self.slots[1] if slot == self.slots[0] else self.slots[0]
+        return self.slot_names[1] if slot == self.slot_names[0] else self.slot_names[0]
 
     def _where(self) -> str:
         ns = self.settings.namespace
         if self.mode == "replicas":
-            return f"kubernetes router (replicas) Deployments {ns}/{self.slots[0]},{self.slots[1]}"
+            first, second = self.slot_names
+            return f"kubernetes router (replicas) Deployments {ns}/{first},{second}"
         return f"kubernetes router ({self.mode}) {self._kind.kind} {ns}/{self._name}"
 
     def _percent(self, canary: int, stable: int) -> int:
         total = canary + stable
         if total == 0:
             raise RouterError(
-                f"{self._where()}: both {self.slots[0]} and {self.slots[1]} have weight 0 "
-                "(or 0 replicas): nothing is served"
+                f"{self._where()}: both {self.slot_names[0]} and {self.slot_names[1]} have "
+                "weight 0 (or 0 replicas): nothing is served"
             )
         return (canary * 200 + total) // (2 * total)
 
