@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -62,6 +63,18 @@ class Stack:
         router = LocalRouter(self.admin_url)
         try:
             return router.get_weight()
+        finally:
+            router.close()
+
+    def promoted(self) -> bool:
+        """All traffic on the canary's process: its slot is the stable one, at weight 0."""
+        router = LocalRouter(self.admin_url)
+        try:
+            slots = router.slots()
+            return (
+                router.get_weight() == 0
+                and slots.stable.address == urlsplit(self.canary_metrics).netloc
+            )
         finally:
             router.close()
 
@@ -171,7 +184,7 @@ def test_sqlite_locked_mid_hold_stops_where_recorded_and_resume_finishes(
     resumed = safeship(config, "rollout", "resume", "mid")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "promoted at weight 100%" in resumed.stdout
-    assert stack.weight() == 100
+    assert stack.promoted()
     _, decisions = stored(store_url, "mid")
     advance = next(d for d in decisions if d.action == "advance")
     assert advance.result == "pass"
