@@ -182,7 +182,6 @@ def test_healthy_canary_moves_the_httproute_to_100_and_becomes_stable(
     assert canary_weights(api) == [10, 50, 100, 100]
     route = api.get_object("httproutes", "checkout", NS)
     assert route["metadata"]["annotations"]["safeship.dev/stable-slot"] == CANARY
-    assert route["metadata"]["annotations"]["safeship.dev/promoted"] == "true"
 
 
 def test_faulty_canary_ends_back_at_zero(tmp_path: Path, api: KubernetesApiDouble) -> None:

@@ -75,7 +75,9 @@ def test_rollout_through_prometheus_promotes_healthy_and_rolls_back_faulty(
         assert box.router.get_weight() == 0
         rollback = next(d for d in faulty.story["decisions"] if d["action"] == "rollback")
         queries = rollback["inputs"]["verdict"]["queries"]
-        assert 'track="canary"' in queries["canary.errors"]
+        # Selected by the versions the slots hold: v3, against v2 promoted before it.
+        assert 'version="v3"' in queries["canary.errors"]
+        assert 'version="v2"' in queries["baseline.errors"]
         assert "increase(http_requests_total{" in queries["canary.requests"]
 
 
