@@ -23,6 +23,7 @@ from safeship.config import (
 from safeship.errors import (
     RollbackIncompleteError,
     RolloutLockedError,
+    RolloutRefusedError,
     RolloutStateError,
     RouterError,
 )
@@ -355,6 +356,29 @@ def test_a_new_rollout_is_refused_while_another_is_unfinished(store: Store) -> N
     assert [r.version for r in store.list_deployments()] == ["v2"]
     world.new_controller().abort(paused.deployment_id)
     assert world.new_controller().start("v3").outcome is Outcome.PAUSED
+
+
+def test_a_canary_slot_with_traffic_is_refused_before_anything_is_recorded(store: Store) -> None:
+    world = World(store, settings())
+    world.router.weight = 10  # left by hand, or by a promotion that never recorded its swap
+    with pytest.raises(RolloutRefusedError, match="canary slot green has weight 10, not 0"):
+        world.controller.start("v2")
+    assert store.list_deployments() == []
+    assert world.router.history == []
+
+
+def test_metrics_of_another_version_in_the_canary_slot_are_refused_before_traffic(
+    store: Store,
+) -> None:
+    world = World(store, settings())
+    world.provider.versions = lambda: {"canary": frozenset({"v1"})}  # type: ignore[method-assign]
+    with pytest.raises(RolloutRefusedError, match="should be v2 but its series carry version v1"):
+        world.controller.start("v2")
+    (record,) = store.list_deployments()
+    assert record.outcome == "failed"
+    assert world.router.history == []  # no traffic moved
+    del world.provider.versions  # the right processes now
+    assert world.new_controller().start("v3").outcome is Outcome.PROMOTED  # nothing left locked
 
 
 def test_a_rollout_that_died_before_its_first_state_does_not_block_the_next(
