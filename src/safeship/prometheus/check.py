@@ -260,6 +260,7 @@ class QueryChecker:
         self.queries = PrometheusQueries(
             env.provider, service=env.service, environment=env.environment
         )
+        self.queries.any_slot = True
         self._metadata: dict[str, list[dict[str, str]]] | None = None
 
     def run(self) -> None:

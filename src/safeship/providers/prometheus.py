@@ -68,6 +68,9 @@ class PrometheusQueries:
         # Free-form templates put these inside quotes themselves: give them escaped.
         self._escaped = {k: escape_label_value(v) for k, v in self._names.items()}
         self.placement: Placement | None = None
+        # Outside a rollout (`safeship check prometheus`) a matcher over the slots only
+        # asks that its label exist: the versions are not known until a rollout starts.
+        self.any_slot = False
 
     def selector(self, track: Track) -> str:
         extra = self.settings.canary_labels if track == "canary" else self.settings.baseline_labels
@@ -84,6 +87,8 @@ class PrometheusQueries:
         if not needs:
             return f'{name}="{escape_label_value(render_template(template, self._names))}"'
         where = f"provider.{'canary' if track == 'canary' else 'baseline'}_labels.{name}"
+        if self.placement is None and self.any_slot:
+            return f'{name}!=""'
         if self.placement is None:
             raise ConfigError(f"{where} {template!r} needs a rollout's slots, and there is none")
         if template.strip() == "{{ stable_version }}" and self.placement.stable.version is None:
