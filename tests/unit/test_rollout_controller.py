@@ -381,6 +381,21 @@ def test_metrics_of_another_version_in_the_canary_slot_are_refused_before_traffi
     assert world.new_controller().start("v3").outcome is Outcome.PROMOTED  # nothing left locked
 
 
+def test_every_ending_releases_the_lock_so_the_next_takes_over_from_nobody(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = World(store, settings())
+    world.router.weight = 10
+    with pytest.raises(RolloutRefusedError):  # an ending by an exception
+        world.controller.start("v2")
+    world.router.weight = 0
+    world.provider.canary = Traffic(error_ratio=0.3)
+    assert world.new_controller().start("v3").outcome is Outcome.ROLLED_BACK
+    world.provider.canary = Traffic()
+    assert world.new_controller().start("v4").outcome is Outcome.PROMOTED
+    assert "took over the rollout lock" not in caplog.text
+
+
 def test_a_rollout_that_died_before_its_first_state_does_not_block_the_next(
     store: Store,
 ) -> None:

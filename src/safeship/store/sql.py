@@ -15,6 +15,7 @@ DO UPDATE` on both, which adds atomically, so concurrent runners lose no increme
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -435,17 +436,30 @@ class SqlStore(Store):
                 conn.execute(
                     insert(rollout_locks).values(service=service, environment=environment, **row)
                 )
-            yield previous
-            with self._guard(f"releasing the rollout lock of {key}"), self._engine.begin() as conn:
-                conn.execute(
-                    rollout_locks.delete().where(
-                        rollout_locks.c.service == service,
-                        rollout_locks.c.environment == environment,
-                        rollout_locks.c.deployment_id == deployment_id,
-                    )
-                )
+            # Every ending, an exception too, leaves no holder row: only a process that
+            # died holding the lock does, so "took over" always means that.
+            try:
+                yield previous
+            except BaseException:
+                # Already ending on an error: that one is reported; a row left behind
+                # only makes the next holder say it took over.
+                with contextlib.suppress(StoreError):
+                    self._release_lock_row(service, environment, deployment_id)
+                raise
+            self._release_lock_row(service, environment, deployment_id)
         finally:
             mutex.release()
+
+    def _release_lock_row(self, service: str, environment: str, deployment_id: str) -> None:
+        key = f"{service}/{environment}"
+        with self._guard(f"releasing the rollout lock of {key}"), self._engine.begin() as conn:
+            conn.execute(
+                rollout_locks.delete().where(
+                    rollout_locks.c.service == service,
+                    rollout_locks.c.environment == environment,
+                    rollout_locks.c.deployment_id == deployment_id,
+                )
+            )
 
     def _mutex(self, key: str) -> Mutex:
         if self._postgresql:
