@@ -12,6 +12,7 @@ import pytest
 
 from safeship.cli.main import main
 from safeship.store import open_store
+from safeship.store.interface import DeploymentRecord
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +128,30 @@ def test_prometheus_url_from_the_environment_reaches_every_environment(tmp_path:
     for name in ("staging", "production"):
         assert cfg.for_environment(name).prometheus.url == "http://prom.test:9090"
     assert cfg.for_environment("production").prometheus.timeout == 3
+
+
+def test_a_rollout_with_a_row_but_no_state_is_listed_not_an_error(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its process was killed between the deployment row and its first state.
+    store = open_store(f"sqlite:///{tmp_path / 'history.db'}")
+    try:
+        store.create_deployment(
+            DeploymentRecord(
+                id="d0", service="checkout", environment="production", version="v2", started_at=1.0
+            )
+        )
+    finally:
+        store.close()
+    assert main(["--config", str(config), "rollout", "status"]) == 0
+    assert "d0  production  v2  not started" in capsys.readouterr().out
+    assert main(["--config", str(config), "rollout", "status", "d0", "--json"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)["rollouts"]
+    assert (shown["deployment_id"], shown["phase"]) == ("d0", "not started")
+    assert main(["--config", str(config), "rollout", "status", "nope"]) == 2
+    assert "no rollout 'nope'" in capsys.readouterr().err
+    # Aborting it closes it; nothing had moved.
+    assert main(["--config", str(config), "rollout", "abort", "d0", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["outcome"] == "failed"
+    assert main(["--config", str(config), "rollout", "status"]) == 0
+    assert "no unfinished rollouts" in capsys.readouterr().out

@@ -25,7 +25,7 @@ from safeship.rollout.machine import Phase, RolloutState
 from safeship.rollout.story import rollout_story
 from safeship.rollout.wiring import controller_for
 from safeship.store import open_store
-from safeship.store.interface import Store
+from safeship.store.interface import DeploymentRecord, Store
 
 
 @click.group(invoke_without_command=True)
@@ -348,6 +348,20 @@ def list_(ctx: Context, environment: str | None, limit: int, as_json: bool) -> N
         )
 
 
+def _not_started(record: DeploymentRecord) -> dict[str, Any]:
+    """A rollout whose process died before its first state: shown, never an error."""
+    return {
+        "deployment_id": record.id,
+        "service": record.service,
+        "environment": record.environment,
+        "version": record.version,
+        "phase": "not started",
+        "weight": 0,
+        "detail": "no state recorded (its process stopped first; no traffic moved): the next "
+        f"rollout closes it, or `safeship rollout abort {record.id}`",
+    }
+
+
 def _phase(store: Store, deployment_id: str) -> str:
     state = store.load_state(deployment_id)
     return str(state["phase"]) if state else "unknown"
@@ -361,21 +375,20 @@ def status(ctx: Context, deployment_id: str | None, as_json: bool) -> None:
     """The state of one rollout, or every unfinished one."""
     url, service = ctx.history()
     with _store(url) as store:
-        ids = (
-            [deployment_id]
-            if deployment_id
-            else [r.id for r in store.list_deployments(service=service) if r.finished_at is None]
-        )
-        states = [store.load_state(i) for i in ids]
-    if any(data is None for data in states):
-        raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
+        if deployment_id:
+            found = store.get_deployment(deployment_id)
+            if found is None:
+                raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
+            records = [found]
+        else:
+            records = [r for r in store.list_deployments(service=service) if r.finished_at is None]
+        states = [store.load_state(r.id) or _not_started(r) for r in records]
     if as_json:
         emit_json({"rollouts": states})
         return
     if not states:
         click.echo("no unfinished rollouts")
     for data in states:
-        assert data is not None
         click.echo(
             f"{data['deployment_id']}  {data['environment']}  {data['version']}  "
             f"{data['phase']} at {data['weight']}%  {data.get('detail') or ''}"

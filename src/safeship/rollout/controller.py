@@ -214,18 +214,33 @@ class RolloutController:
         for record in self.store.unfinished_deployments(service, environment):
             stored = self.store.load_state(record.id)
             if stored is None:
-                # Its process died between the deployment row and its first state (under
-                # the lock this one now holds): no traffic can have moved. Close it.
-                self.store.update_deployment(
-                    record.id, outcome=Outcome.FAILED.value, finished_at=self.clock.now()
-                )
-                log.warning("rollout %s never started (no state recorded): failed", record.id)
+                self._close_never_started(record)
                 continue
             raise RolloutLockedError(
                 f"{service}/{environment} has an unfinished rollout {record.id} of "
                 f"{record.version} ({stored['phase']} at {stored['weight']}%); one rollout at "
                 f"a time: `safeship rollout resume`, `promote` or `abort {record.id}` first"
             )
+
+    def _close_never_started(self, record: DeploymentRecord) -> RolloutState:
+        """A rollout whose process died between its deployment row and its first state.
+
+        Under the lock, so that process is gone; it had moved no traffic. It ends
+        `failed` with a state saying so, so every command can show it.
+        """
+        detail = "its process stopped before recording a first state; no traffic had moved"
+        state = RolloutState.new(
+            deployment_id=record.id,
+            service=record.service,
+            environment=record.environment,
+            version=record.version,
+            steps=self.strategy.steps,
+            at=record.started_at,
+        ).refuse(detail, self.clock.now())
+        self._record(state, "close", "failed", detail, {})
+        self._save(state)
+        log.warning("rollout %s never started (no state recorded): failed", record.id)
+        return state
 
     @contextlib.contextmanager
     def _exclusive(self, deployment_id: str, *, paused: bool = False) -> Iterator[None]:
@@ -374,6 +389,14 @@ class RolloutController:
 
     def abort(self, deployment_id: str, detail: str = "aborted by hand") -> RolloutState:
         """Send the canary no traffic and end the rollout as `aborted`; safe to repeat."""
+        record = self.store.get_deployment(deployment_id)
+        if (
+            record is not None
+            and record.outcome is None
+            and not self.store.latest_state(deployment_id)
+        ):
+            with self._exclusive(deployment_id):
+                return self._close_never_started(record)
         state = self.load(deployment_id)
         if state.terminal:
             return state
