@@ -64,26 +64,35 @@ class TrafficModel:
 
 
 class SimulatedRouter(Router):
-    """Remembers which weight was in force when, on the virtual clock."""
+    """Remembers which share of traffic the canary version had when, on the virtual clock.
+
+    Its slots are "stable" and "canary"; a promotion of the canary slot gives the
+    canary version all traffic, and makes that slot the stable one.
+    """
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
         self.changes: list[tuple[float, int]] = [(clock.now(), 0)]
+        self._stable = "stable"
 
     def set_weight(self, weight: int) -> None:
-        self.changes.append((self.clock.now(), weight))
+        share = weight if self._stable == "stable" else 100 - weight
+        self.changes.append((self.clock.now(), share))
 
     def get_weight(self) -> int:
-        return self.changes[-1][1]
+        share = self.changes[-1][1]
+        return share if self._stable == "stable" else 100 - share
 
     def health(self) -> RouterHealth:
         return RouterHealth(True, "simulated")
 
     def slots(self) -> Slots:
-        return Slots(Slot("stable"), Slot("canary"))
+        other = "canary" if self._stable == "stable" else "stable"
+        return Slots(Slot(self._stable), Slot(other))
 
     def promote(self, slot: str) -> None:
-        """All traffic stays on the promoted version; the trial ends here."""
+        self._stable = slot
+        self.changes.append((self.clock.now(), 0 if slot == "stable" else 100))
 
     def weight_at(self, at: float) -> int:
         weight = self.changes[0][1]

@@ -44,7 +44,9 @@ class FakeRouter(Router):
     """Two slots in memory (blue stable at first); `fail_next` makes the next calls raise.
 
     `weight` is the canary slot's share; promotion makes that slot stable (and
-    so the canary weight 0 again, on the other slot). `addresses` gives slots
+    so the canary weight 0 again, on the other slot). `history` is the canary
+    version's share after each change: a promotion of its slot is 100, of the
+    stable one (a rollback) 0. `addresses` gives slots
     host:port addresses, as HAProxy, nginx and the local proxy have.
     """
 
@@ -77,9 +79,12 @@ class FakeRouter(Router):
 
     def promote(self, slot: str) -> None:
         self._maybe_fail()
+        if slot not in self.names:
+            raise RouterError(f"fake router has no slot {slot!r}")
         self.promotions.append(slot)
-        if slot != self.stable:
-            self.stable, self.weight = slot, 0
+        # `history` is the canary version's share: all of it, or none of it.
+        self.history.append(0 if slot == self.stable else 100)
+        self.stable, self.weight = slot, 0  # all traffic on `slot`, the other one idle
 
     def _maybe_fail(self) -> None:
         if self.fail_next > 0:

@@ -185,6 +185,10 @@ class TimedRouter(FakeRouter):
         super().set_weight(weight)
         self.changed_at.append((weight, self.clock.monotonic()))
 
+    def promote(self, slot: str) -> None:
+        super().promote(slot)
+        self.changed_at.append((self.history[-1], self.clock.monotonic()))
+
 
 STEADY = CanaryStrategy(hold=300, min_hold=300)  # no early advance: every hold is whole
 

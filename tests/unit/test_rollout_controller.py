@@ -470,10 +470,17 @@ class CrashingRouter(FakeRouter):
         self.crash_on = crash_on
 
     def set_weight(self, weight: int) -> None:
-        if weight == self.crash_on:
+        self._maybe_crash(weight)
+        super().set_weight(weight)
+
+    def promote(self, slot: str) -> None:
+        self._maybe_crash(0 if slot == self.stable else 100)
+        super().promote(slot)
+
+    def _maybe_crash(self, share: int) -> None:
+        if share == self.crash_on:
             self.crash_on = -1
             raise Crash
-        super().set_weight(weight)
 
 
 def test_rollback_decision_is_written_before_traffic_moves_and_resume_finishes_it(
@@ -589,14 +596,12 @@ def test_events_report_progress_for_a_live_view(store: Store) -> None:
 
 def test_unconfirmed_rollback_stays_recorded_and_resume_finishes_it(store: Store) -> None:
     world = World(store, settings(), canary=Traffic(error_ratio=0.05))
-    real_set_weight = world.router.set_weight
+    real_promote = world.router.promote
 
-    def router_gone(weight: int) -> None:
-        if weight == 0:
-            raise RouterError("admin API unreachable")
-        real_set_weight(weight)
+    def router_gone(slot: str) -> None:
+        raise RouterError("admin API unreachable")
 
-    world.router.set_weight = router_gone  # type: ignore[method-assign]
+    world.router.promote = router_gone  # type: ignore[method-assign]
     with pytest.raises(RollbackIncompleteError, match="not confirmed") as info:
         world.controller.start("v2")
     [record] = store.list_deployments()
@@ -605,7 +610,7 @@ def test_unconfirmed_rollback_stays_recorded_and_resume_finishes_it(store: Store
     assert stored is not None
     assert (stored["phase"], stored["target_weight"]) == ("rolling_back", 0)
     assert record.finished_at is None  # still listed by `rollout status`
-    world.router.set_weight = real_set_weight  # type: ignore[method-assign]
+    world.router.promote = real_promote  # type: ignore[method-assign]
     state = world.new_controller().resume(record.id)
     assert (state.outcome, world.router.weight) == (Outcome.ROLLED_BACK, 0)
 
@@ -689,6 +694,6 @@ def test_a_promotion_names_the_slot_it_went_into_so_the_next_goes_into_the_other
     world.provider.canary = Traffic(error_ratio=0.05)
     rolled_back = world.new_controller().start("v3")
     assert rolled_back.outcome is Outcome.ROLLED_BACK
-    assert world.router.promotions == ["green"]
+    assert world.router.promotions == ["green", "green"]  # the rollback: all back to green
     placement = Placement.from_storage(rolled_back.placement)
     assert placement == Placement(SlotVersion("blue", None, "v3"), SlotVersion("green", None, "v2"))

@@ -216,6 +216,8 @@ class RolloutController:
             if stored is None:
                 self._close_never_started(record)
                 continue
+            if self.load(record.id).terminal:
+                continue  # `load` finished its row from its final state
             raise RolloutLockedError(
                 f"{service}/{environment} has an unfinished rollout {record.id} of "
                 f"{record.version} ({stored['phase']} at {stored['weight']}%); one rollout at "
@@ -414,7 +416,30 @@ class RolloutController:
                 "(`safeship rollout list` shows the known ones)"
             )
         self._seen[deployment_id] = latest[0]
-        return RolloutState.from_storage(latest[1])
+        state = RolloutState.from_storage(latest[1])
+        if state.terminal:
+            self._settle_record(state)
+        return state
+
+    def _settle_record(self, state: RolloutState) -> None:
+        """A final state whose deployment row has no outcome (killed between the two
+        writes): the state is the truth, and the row is finished from it."""
+        record = self.store.get_deployment(state.deployment_id)
+        outcome = state.outcome
+        if record is None or record.outcome is not None or outcome is None:
+            return
+        self.store.update_deployment(
+            state.deployment_id,
+            outcome=outcome.value,
+            reason=state.reason.value if state.reason else None,
+            finished_at=state.updated_at,
+            max_weight=state.peak_weight,
+        )
+        log.warning(
+            "rollout %s had ended (%s) without its outcome recorded: recorded now",
+            state.deployment_id,
+            outcome.value,
+        )
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -542,11 +567,23 @@ class RolloutController:
         return state
 
     def _apply_weight(self, state: RolloutState) -> RolloutState:
-        """Tell the router the recorded target weight and wait for its confirmation."""
+        """Put the recorded target in force, confirm it, then finish what the ending needs.
+
+        A step's weight is set on the router. An ending is the promotion of a
+        named slot: the canary's (promotion), or the stable one's (rollback,
+        abort), which puts all traffic on it whatever the router had done
+        before, so repeating it after a crash is always right. The final state
+        is saved only after the ending's hooks ran: until then the rollout is
+        still promoting or rolling back, and `resume` does what is missing
+        again (hooks run at least once).
+        """
         target = state.target_weight
         assert target is not None  # every weight-changing phase records its target
         try:
-            confirmed = self._set_weight(target)
+            if state.phase is Phase.SHIFTING:
+                confirmed = self._set_weight(state, target)
+            else:
+                confirmed = self._make_stable(state)
         except RouterError as exc:
             if state.phase is Phase.ROLLING_BACK:
                 # Nothing more can be done now; the recorded intent stays, so `resume` or
@@ -560,36 +597,74 @@ class RolloutController:
                 self._emit("rollback", state, msg)
                 raise RollbackIncompleteError(msg) from exc
             return self._rollback(state, Reason.ROUTER_ERROR, str(exc))
-        achievable = self.router.achievable_weight(target)
-        state = state.weight_confirmed(confirmed, self.clock.now(), achievable)
+        now = self.clock.now()
+        if state.phase is Phase.SHIFTING:
+            state = state.weight_confirmed(confirmed, now, self.router.achievable_weight(target))
+            self._save(state)
+            self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
+            self._emit("weight", state, f"canary weight {confirmed}% confirmed")
+            return state
+        state = state.applied(confirmed, now)
         self._save(state)
         self.metrics.update_canary_traffic(state.environment, state.deployment_id, confirmed)
         self._emit("weight", state, f"canary weight {confirmed}% confirmed")
-        if state.phase is Phase.PROMOTED:
-            try:
-                self.router.promote(self._placement(state).canary.slot)
-            except RouterError as exc:
-                # Traffic is fully on the new version; only the slot bookkeeping failed.
-                log.warning("router could not record the promotion: %s", exc)
+        if state.phase is Phase.PROMOTING:
             self._run_hooks("post_promotion", self.settings.hooks.post_promotion, state)
-            self._emit("finished", state, f"{state.version} promoted")
-        elif state.phase in (Phase.ROLLED_BACK, Phase.ABORTED):
+        else:
             self._run_hooks("on_rollback", self.settings.hooks.on_rollback, state)
+        state = state.weight_confirmed(confirmed, self.clock.now())
+        self._save(state)
+        if state.phase is Phase.PROMOTED:
+            self._emit("finished", state, f"{state.version} promoted")
+        else:
             self._emit("finished", state, f"{state.phase.value}: {state.detail}")
         return state
 
-    def _set_weight(self, weight: int) -> int:
-        """Set and read back the weight, retrying transient router errors with backoff."""
+    def _set_weight(self, state: RolloutState, weight: int) -> int:
+        """Set and read back a step's weight, retrying transient router errors with backoff.
 
+        The router's stable slot must still be the rollout's: a weight on the
+        wrong slot would send traffic to the version before last.
+        """
         expected = self.router.achievable_weight(weight)
+        stable = self._placement(state).stable.slot
 
         def attempt() -> int:
+            now_stable = self.router.slots().stable.name
+            if now_stable != stable:
+                raise RouterError(
+                    f"the router's stable slot is {now_stable}, but this rollout's is {stable} "
+                    "(changed by hand, or by another rollout?)"
+                )
             self.router.set_weight(weight)
             confirmed = self.router.get_weight()
             if confirmed != expected:
                 asked = f"{weight}" if expected == weight else f"{weight} (achievable {expected})"
                 raise RouterError(f"router reports weight {confirmed} after setting {asked}")
             return confirmed
+
+        return with_retries(attempt, self.router_retries, sleep=self.clock.sleep)
+
+    def _make_stable(self, state: RolloutState) -> int:
+        """Promote the slot the ending names and confirm it serves everything.
+
+        Promotion makes the canary's slot stable; a rollback or an abort the
+        stable one's (all traffic back to it). Returns the canary weight the
+        rollout has reached: 100 or 0.
+        """
+        placement = self._placement(state)
+        promoting = state.phase is Phase.PROMOTING
+        slot = placement.canary.slot if promoting else placement.stable.slot
+
+        def attempt() -> int:
+            self.router.promote(slot)
+            now_stable, weight = self.router.slots().stable.name, self.router.get_weight()
+            if (now_stable, weight) != (slot, 0):
+                raise RouterError(
+                    f"after promoting slot {slot} the router has {now_stable} stable and "
+                    f"{weight}% on the other"
+                )
+            return 100 if promoting else 0
 
         return with_retries(attempt, self.router_retries, sleep=self.clock.sleep)
 

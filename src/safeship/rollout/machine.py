@@ -185,6 +185,20 @@ class RolloutState:
             detail="promoted by hand",
         )
 
+    def applied(self, weight: int, at: float) -> RolloutState:
+        """A promotion's or rollback's weight is in force; its hooks have yet to run."""
+        if weight != self.target_weight:
+            raise RolloutStateError(
+                f"router reports weight {weight}, rollout {self.deployment_id} must reach "
+                f"exactly {self.target_weight}"
+            )
+        return self._to(
+            frozenset({Phase.PROMOTING, Phase.ROLLING_BACK}),
+            at,
+            weight=weight,
+            peak_weight=max(self.peak_weight, weight),
+        )
+
     def weight_confirmed(
         self, weight: int, at: float, achievable: int | None = None
     ) -> RolloutState:
