@@ -12,6 +12,7 @@ and the slot swap sent the next rollout's traffic to the version before last.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,7 +74,10 @@ class Killer:
 
 def environment(log: Path) -> EnvironmentConfig:
     def hook(word: str) -> Hook:
-        script = "import os, sys; open(sys.argv[1], 'a').write(sys.argv[2] + ' ' + os.environ['SAFESHIP_VERSION'] + '\\n')"
+        script = (
+            "import os, sys; open(sys.argv[1], 'a')"
+            ".write(sys.argv[2] + ' ' + os.environ['SAFESHIP_VERSION'] + '\\n')"
+        )
         return Hook(command=(sys.executable, "-c", script, str(log), word))
 
     return EnvironmentConfig(
@@ -119,10 +123,8 @@ def run(
     for name in ("promote", "set_weight"):
         killer.wrap(router, name)
     killer.wrap(controller, "_run_hooks")
-    try:
+    with contextlib.suppress(Killed):
         controller.start("v2", deployment_id="d")
-    except Killed:
-        pass
 
 
 def controller_of(store: Store, router: FakeRouter, env: EnvironmentConfig) -> RolloutController:

@@ -697,3 +697,36 @@ def test_a_promotion_names_the_slot_it_went_into_so_the_next_goes_into_the_other
     assert world.router.promotions == ["green", "green"]  # the rollback: all back to green
     placement = Placement.from_storage(rolled_back.placement)
     assert placement == Placement(SlotVersion("blue", None, "v3"), SlotVersion("green", None, "v2"))
+
+
+@pytest.mark.parametrize("meanwhile", ["holding", "promoted"])
+def test_an_abort_that_races_the_driver_wins_or_says_how_it_had_ended(
+    store: Store, meanwhile: str
+) -> None:
+    # Once, 2 of 18 aborts lost the race ("changed by another process") and the rollout
+    # promoted, while its story said "because: aborted by hand".
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    paused = world.controller.start("v2")
+    deployment = paused.deployment_id
+    aborter = world.new_controller()
+    real_save = store.save_state
+
+    def driver_saves_first(deployment_id: str, at: float, data: dict[str, Any], after: int) -> int:
+        store.save_state = real_save  # type: ignore[method-assign]
+        # The rollout's own process gets its save in just before the abort's.
+        newer = dict(data, phase=meanwhile, final=None, reason=None, target_weight=None)
+        real_save(deployment_id, at, newer, after=after)
+        return real_save(deployment_id, at, data, after=after)
+
+    store.save_state = driver_saves_first  # type: ignore[method-assign]
+    state = aborter.abort(deployment)
+    actions = [d.action for d in store.decisions(deployment)]
+    record = store.get_deployment(deployment)
+    assert record is not None
+    if meanwhile == "holding":
+        assert (state.phase, record.outcome) == (Phase.ABORTED, "aborted")
+        assert world.router.weight == 0
+        assert actions.count("abort") == 1
+    else:
+        assert (state.phase, record.outcome) == (Phase.PROMOTED, "promoted")
+        assert "abort" not in actions  # the story never says it was aborted

@@ -60,6 +60,9 @@ from safeship.store.interface import DecisionRecord, DeploymentRecord, Store
 
 log = logging.getLogger("safeship.rollout")
 
+ABORT_ATTEMPTS = 20
+"""Loads and saves an abort tries while the rollout's own process keeps saving."""
+
 MIN_TICK = 0.1
 """Seconds: no provider is read more often than this, whatever it says of its freshness."""
 
@@ -399,13 +402,24 @@ class RolloutController:
         ):
             with self._exclusive(deployment_id):
                 return self._close_never_started(record)
-        state = self.load(deployment_id)
-        if state.terminal:
-            return state
-        self._record(state, "abort", "manual", detail, {})
-        state = state.abort(detail, self.clock.now())
-        self._save(state)
-        return self._drive(state)
+        # The rollout's own process may save between this load and this save: then load
+        # again and abort what it is now. The abort always wins unless the rollout had
+        # ended; its decision is recorded only once its state is.
+        for _ in range(ABORT_ATTEMPTS):
+            state = self.load(deployment_id)
+            if state.terminal:
+                return state
+            aborted = state.abort(detail, self.clock.now())
+            try:
+                self._save(aborted)
+            except StateConflictError:
+                continue
+            self._record(aborted, "abort", "manual", detail, {})
+            return self._drive(aborted)
+        raise StateConflictError(
+            f"rollout {deployment_id} changed {ABORT_ATTEMPTS} times while it was being "
+            "aborted; run `safeship rollout abort` again"
+        )
 
     def load(self, deployment_id: str) -> RolloutState:
         """The stored state; later saves by this controller must follow it (compare-and-swap)."""
