@@ -34,6 +34,7 @@ from safeship.store.interface import (
     DecisionRecord,
     DeploymentRecord,
     LockHolder,
+    SlotAssignment,
     SmokeTestRecord,
     Store,
     canonical_labels,
@@ -157,6 +158,7 @@ class MemoryStore(Store):
         #: (service, environment, name, canonical labels) -> running total
         self.counter_values: dict[tuple[str, str, str, str], float] = {}
         self.dashboard_log: list[DashboardVersionRecord] = []
+        self.slot_log: list[SlotAssignment] = []
         self.locks: dict[tuple[str, str], LockHolder] = {}
 
     def create_deployment(self, record: DeploymentRecord) -> None:
@@ -304,6 +306,19 @@ class MemoryStore(Store):
 
     def dashboard_versions(self, deployment_id: str) -> list[DashboardVersionRecord]:
         return [r for r in self.dashboard_log if r.deployment_id == deployment_id]
+
+    def record_slots(self, record: SlotAssignment) -> None:
+        self.slot_log.append(record)
+
+    def slot_history(
+        self, service: str, environment: str, *, limit: int | None = None
+    ) -> list[SlotAssignment]:
+        found = [
+            r
+            for r in reversed(self.slot_log)
+            if (r.service, r.environment) == (service, environment)
+        ]
+        return found if limit is None else found[:limit]
 
     def close(self) -> None:
         pass

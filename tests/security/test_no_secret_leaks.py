@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import socket
@@ -406,10 +407,11 @@ alerting:
 """
 
 
-def rollout_config(
-    *, admin: str, canary: str, stable: str, secrets_dir: Path, store: str, grafana: str
-) -> str:
-    """A real short rollout on the local stack, with hooks and smoke tests printing secrets."""
+def rollout_config(*, admin: str, secrets_dir: Path, store: str, grafana: str) -> str:
+    """A real short rollout on the local stack, with hooks and smoke tests printing secrets.
+
+    Scrape and smoke-test URLs follow the slots, with secrets in them.
+    """
 
     names = (
         "SS_GRAFANA_TOKEN,SS_HOOK_SECRET,DEPLOY_TOKEN,SS_SMOKE_TOKEN,SS_SCRAPE_PW,PUSHGATEWAY_URL"
@@ -419,7 +421,6 @@ def rollout_config(
         file = str(secrets_dir / "prom_basic_pw")
         return json.dumps([sys.executable, "-c", PRINTER, str(code), names, file])
 
-    stable_hostport = stable.removeprefix("http://")
     return f"""
 service: checkout
 environments:
@@ -434,11 +435,13 @@ canary: {{steps: [50, 100], hold: 3, warmup: 0.5, interval: 0.5, min_requests: 3
 router: {{type: local, admin_url: "{admin}"}}
 provider:
   type: scrape
-  canary_url: {canary}/metrics
-  baseline_url: "http://scraper:${{SS_SCRAPE_PW}}@{stable_hostport}/metrics"
+  canary_url: "http://{{{{ canary_address }}}}/metrics"
+  baseline_url: "http://scraper:${{SS_SCRAPE_PW}}@{{{{ stable_address }}}}/metrics"
 smoke_tests:
   - name: canary-health
-    http: {{url: "{canary}/healthz?access=${{SS_SMOKE_TOKEN}}", expect_body: ok}}
+    http:
+      url: "http://{{{{ canary_address }}}}/healthz?access=${{SS_SMOKE_TOKEN}}"
+      expect_body: ok
   - name: prints-secrets
     command: {printer(0)}
 hooks:
@@ -554,17 +557,29 @@ def _rollouts(w: World, grafana: GrafanaDouble, pushgateway_url: str) -> None:
     """Real rollouts on the local stack: promoted, failed smoke test, paused and answered."""
     push = {"PUSHGATEWAY_URL": pushgateway_url}
     with (
+        contextlib.ExitStack() as services,
         start_service("127.0.0.1:0", "checkout", "production", "v1", "stable") as stable,
         start_service("127.0.0.1:0", "checkout", "production", "v2", "canary") as canary,
         start_local_proxy("127.0.0.1:0", "127.0.0.1:0", stable.url, canary.url) as proxy,
         LoadGenerator(proxy.url, rps=150),
     ):
+
+        def deploy(version: str) -> None:
+            """What a deploy hook does: the new version into the canary slot."""
+            started = services.enter_context(
+                start_service("127.0.0.1:0", "checkout", "production", version, "canary")
+            )
+            body = json.dumps({"canary": started.url}).encode()
+            request = urllib.request.Request(
+                f"{proxy.admin_url}/upstreams", data=body, method="PUT"
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                assert answer.status == 200
+
         config = w.work / "rollout.yaml"
         config.write_text(
             rollout_config(
                 admin=proxy.admin_url,
-                canary=canary.url,
-                stable=stable.url,
                 secrets_dir=w.secrets_dir,
                 store=f"sqlite:///{w.work / '.safeship' / 'history.db'}",
                 grafana=grafana.url,
@@ -573,16 +588,19 @@ def _rollouts(w: World, grafana: GrafanaDouble, pushgateway_url: str) -> None:
         c = ("--config", str(config))
         promoted = w.run(*c, "rollout", "--env", "production", "--version", "v2", env=push)
         assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        deploy("v3")
         smoke = w.run(*c, "rollout", "--env", "smoke", "--version", "v3", "--json", env=push)
         assert smoke.returncode == 1, smoke.stdout + smoke.stderr
         w.run(*c, "router", "status", "--env", "production")
         w.run(*c, "router", "status", "--env", "production", "--json")
 
+        deploy("v4")
         first = _paused_id(w.run(*c, "rollout", "--env", "paused", "--version", "v4", "--json"))
         w.run(*c, "rollout", "status")
         w.run(*c, "rollout", "status", first, "--json")
         assert w.run(*c, "rollout", "resume", first, "--json").returncode == 4
         w.run(*c, "rollout", "abort", first)
+        deploy("v5")
         second = _paused_id(w.run(*c, "rollout", "--env", "paused", "--version", "v5", "--json"))
         w.run(*c, "rollout", "promote", second, "--json", env=push)
 

@@ -698,6 +698,17 @@ def test_a_promotion_names_the_slot_it_went_into_so_the_next_goes_into_the_other
     assert world.router.promotions == ["green", "green"]  # the rollback: all back to green
     placement = Placement.from_storage(rolled_back.placement)
     assert placement == Placement(SlotVersion("blue", None, "v3"), SlotVersion("green", None, "v2"))
+    # The history store's side: every change of which version each slot serves.
+    history = [
+        (a.change, a.stable_slot, a.stable_version, a.canary_slot, a.canary_version)
+        for a in reversed(store.slot_history("checkout", "production"))
+    ]
+    assert history == [
+        ("deployed", "blue", None, "green", "v2"),
+        ("promoted", "green", "v2", "blue", None),
+        ("deployed", "green", "v2", "blue", "v3"),
+        ("rolled_back", "green", "v2", "blue", "v3"),
+    ]
 
 
 @pytest.mark.parametrize("meanwhile", ["holding", "promoted"])

@@ -4,6 +4,7 @@ SQLite files."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import sqlite3
@@ -25,7 +26,13 @@ from alembic.script import ScriptDirectory
 
 from safeship.errors import ConfigError, SafeshipError, StateConflictError, StoreError
 from safeship.store import migrations, open_store
-from safeship.store.interface import DecisionRecord, DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.interface import (
+    DecisionRecord,
+    DeploymentRecord,
+    SlotAssignment,
+    SmokeTestRecord,
+    Store,
+)
 from safeship.store.sql import metadata, redact_url
 
 
@@ -552,3 +559,21 @@ def test_a_missing_database_driver_is_named_in_the_error() -> None:
         ConfigError, match=r"driver is not installed \(No module named 'psycopg2'\)"
     ):
         open_store("postgresql+psycopg2://user:s3cret@127.0.0.1:1/db")
+
+
+def test_slot_assignments_are_a_history_newest_first_per_service_and_environment(
+    store: Store,
+) -> None:
+    def change(at: float, what: str, stable: str, version: str | None) -> SlotAssignment:
+        other = "green" if stable == "blue" else "blue"
+        return SlotAssignment("checkout", "production", at, f"d{at:g}", what, stable, version,
+                              other, "v9")  # fmt: skip
+
+    assert store.slot_history("checkout", "production") == []
+    first, second = change(1, "deployed", "blue", None), change(2, "promoted", "green", "v9")
+    store.record_slots(first)
+    store.record_slots(second)
+    store.record_slots(dataclasses.replace(first, environment="staging"))
+    assert store.slot_history("checkout", "production") == [second, first]
+    assert store.slot_history("checkout", "production", limit=1) == [second]
+    assert store.slot_history("payments", "production") == []

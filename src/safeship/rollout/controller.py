@@ -56,7 +56,7 @@ from safeship.rollout.machine import (
     decide,
 )
 from safeship.routers.interface import Router
-from safeship.store.interface import DecisionRecord, DeploymentRecord, Store
+from safeship.store.interface import DecisionRecord, DeploymentRecord, SlotAssignment, Store
 
 log = logging.getLogger("safeship.rollout")
 
@@ -193,24 +193,48 @@ class RolloutController:
         )
 
     def _stable_version(self, slot: str) -> str | None:
-        """The version last promoted into `slot`, or None when the records do not say."""
+        """The version the history store says `slot` serves, or None when it does not say.
+
+        Histories from before slot assignments were recorded fall back to the last
+        promoted rollout.
+        """
         service, environment = self.settings.service, self.settings.environment
-        for record in self.store.list_deployments(service=service, environment=environment):
-            if record.outcome != Outcome.PROMOTED.value:
-                continue
-            stored = self.store.load_state(record.id) or {}
-            placement = Placement.from_storage(stored.get("placement"))
-            if placement is None or placement.canary.slot == slot:
-                return record.version
+        current = self.store.slot_history(service, environment, limit=1)
+        if current:
+            if current[0].stable_slot == slot:
+                return current[0].stable_version
             log.warning(
-                "%s was promoted into slot %s, but the router has %s as stable: the stable "
+                "the history store has slot %s stable (%s), the router %s: the stable "
                 "version is not known",
-                record.version,
-                placement.canary.slot,
+                current[0].stable_slot,
+                current[0].stable_version,
                 slot,
             )
             return None
+        for record in self.store.list_deployments(service=service, environment=environment):
+            if record.outcome == Outcome.PROMOTED.value:
+                return record.version
         return None
+
+    def _record_slots(self, state: RolloutState, change: str) -> None:
+        """Which version each slot serves after `change`, in the history store."""
+        placement = self._placement(state)
+        stable, canary = placement.stable, placement.canary
+        if change == "promoted":
+            stable, canary = canary, stable
+        self.store.record_slots(
+            SlotAssignment(
+                service=state.service,
+                environment=state.environment,
+                at=self.clock.now(),
+                deployment_id=state.deployment_id,
+                change=change,
+                stable_slot=stable.slot,
+                stable_version=stable.version,
+                canary_slot=canary.slot,
+                canary_version=canary.version,
+            )
+        )
 
     def _refuse_if_unfinished(self) -> None:
         service, environment = self.settings.service, self.settings.environment
@@ -321,6 +345,7 @@ class RolloutController:
             },
         )
         self._save(state)
+        self._record_slots(state, "deployed")
         self._emit(
             "started",
             state,
@@ -627,6 +652,7 @@ class RolloutController:
         else:
             self._run_hooks("on_rollback", self.settings.hooks.on_rollback, state)
         state = state.weight_confirmed(confirmed, self.clock.now())
+        self._record_slots(state, state.phase.value)
         self._save(state)
         if state.phase is Phase.PROMOTED:
             self._emit("finished", state, f"{state.version} promoted")

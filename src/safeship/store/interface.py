@@ -122,6 +122,27 @@ class DashboardVersionRecord:
     action: str = "push"
 
 
+@dataclass(frozen=True)
+class SlotAssignment:
+    """Which version each slot of a service serves, after one change of it.
+
+    `change` is what changed: "deployed" (a rollout put `canary_version` into the
+    canary slot), "promoted" (that slot became the stable one), "rolled_back" or
+    "aborted" (the stable slot serves everything again; the canary slot keeps
+    what was deployed into it). A version is None when no record says.
+    """
+
+    service: str
+    environment: str
+    at: float
+    deployment_id: str
+    change: str
+    stable_slot: str
+    stable_version: str | None
+    canary_slot: str
+    canary_version: str | None
+
+
 def canonical_labels(labels: Mapping[str, str]) -> str:
     """The stored form of a counter's labels: JSON with sorted keys, so equal labels match."""
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
@@ -243,6 +264,16 @@ class Store(ABC):
     @abstractmethod
     def dashboard_versions(self, deployment_id: str) -> list[DashboardVersionRecord]:
         """The dashboard version changes of a deployment, oldest first."""
+
+    @abstractmethod
+    def record_slots(self, record: SlotAssignment) -> None:
+        """Append one change of which version each slot serves."""
+
+    @abstractmethod
+    def slot_history(
+        self, service: str, environment: str, *, limit: int | None = None
+    ) -> list[SlotAssignment]:
+        """The changes of a service's slots in an environment, newest first."""
 
     @abstractmethod
     def close(self) -> None:

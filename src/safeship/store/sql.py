@@ -82,6 +82,7 @@ from safeship.store.interface import (
     DecisionRecord,
     DeploymentRecord,
     LockHolder,
+    SlotAssignment,
     SmokeTestRecord,
     Store,
     canonical_labels,
@@ -200,6 +201,23 @@ dashboard_versions = Table(
     Index("ix_dashboard_versions_deployment_id", "deployment_id"),
 )
 
+# Which version each slot serves, one row per change (append-only, newest last).
+slot_assignments = Table(
+    "slot_assignments",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("service", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("at", Float(), nullable=False),
+    Column("deployment_id", String(), nullable=False),
+    Column("change", String(), nullable=False),
+    Column("stable_slot", String(), nullable=False),
+    Column("stable_version", String(), nullable=True),
+    Column("canary_slot", String(), nullable=False),
+    Column("canary_version", String(), nullable=True),
+    Index("ix_slot_assignments_service_environment", "service", "environment"),
+)
+
 # Who holds the one rollout of a service and environment (see safeship.store.locks).
 rollout_locks = Table(
     "rollout_locks",
@@ -217,6 +235,7 @@ _DEPLOYMENT_COLUMNS = [deployments.c[f.name] for f in fields(DeploymentRecord)]
 _DECISION_COLUMNS = [decisions.c[f.name] for f in fields(DecisionRecord)]
 _SMOKE_TEST_COLUMNS = [smoke_tests.c[f.name] for f in fields(SmokeTestRecord)]
 _DASHBOARD_VERSION_COLUMNS = [dashboard_versions.c[f.name] for f in fields(DashboardVersionRecord)]
+_SLOT_COLUMNS = [slot_assignments.c[f.name] for f in fields(SlotAssignment)]
 
 _SQLITE_BUSY_TIMEOUT_S = 5.0
 # Without it an unreachable PostgreSQL host (packets dropped) hangs for the TCP timeout.
@@ -658,6 +677,26 @@ class SqlStore(Store):
         )
         rows = self._rows(f"reading the dashboard versions of deployment {deployment_id!r}", query)
         return [DashboardVersionRecord(**row._mapping) for row in rows]
+
+    def record_slots(self, record: SlotAssignment) -> None:
+        what = f"recording the slots of {record.service}/{record.environment}"
+        with self._guard(what), self._engine.begin() as conn:
+            conn.execute(insert(slot_assignments).values(asdict(record)))
+
+    def slot_history(
+        self, service: str, environment: str, *, limit: int | None = None
+    ) -> list[SlotAssignment]:
+        query = (
+            select(*_SLOT_COLUMNS)
+            .where(
+                slot_assignments.c.service == service,
+                slot_assignments.c.environment == environment,
+            )
+            .order_by(slot_assignments.c.id.desc())
+            .limit(limit)
+        )
+        rows = self._rows(f"reading the slots of {service}/{environment}", query)
+        return [SlotAssignment(**row._mapping) for row in rows]
 
     def close(self) -> None:
         self._engine.dispose()
