@@ -1,8 +1,10 @@
 """Rollouts in a row, as a user runs them week after week, through every router's data plane.
 
-The pre-rollout hook deploys each new version into the slot it is told
-(`SAFESHIP_CANARY_ADDRESS`), through a small deployer this test runs; the
-scrape provider is left at its defaults, templates over the slots. v2
+The pre-rollout hook is the example one, `examples/hooks/deploy-sample-service.sh`:
+it starts each new version of the sample service at the address it is told
+(`SAFESHIP_CANARY_ADDRESS`), stopping what ran there; the on-rollback hook
+stops it again. The scrape provider is left at its defaults, templates over
+the slots. v2
 (healthy), v3 (8% errors), v4 (healthy), v5 (8% errors): each healthy one is
 promoted, each faulty one rolled back, and after every rollout every answer
 through the router comes from the version that should serve it. Once, the
@@ -19,12 +21,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -33,55 +32,32 @@ import yaml
 from safeship.demo.load import LoadGenerator
 from safeship.demo.monitoring import free_port
 from safeship.demo.rigs import RigKind, RouterRig, router_rig
-from safeship.demo.service import ServiceProcess, start_service
+from safeship.store import open_store
 
 pytestmark = pytest.mark.integration
 
 FAULTY = {"v3": 0.08, "v5": 0.08}  # error rate per version; the others have none
-HOOK = (
-    "import os, httpx; httpx.post(os.environ['DEPLOYER'], timeout=30, params={"
-    "'address': os.environ['SAFESHIP_CANARY_ADDRESS'], 'version': os.environ['SAFESHIP_VERSION'],"
-    "'slot': os.environ['SAFESHIP_CANARY_SLOT']}).raise_for_status()"
-)
+HOOKS = Path(__file__).resolve().parents[2] / "examples" / "hooks"
 
 
-class Deployer:
-    """What a deploy system does for the hook: replace whatever runs at an address."""
+class Slots:
+    """The example hooks, run as a rollout runs them: a version into a slot, or none."""
 
-    def __init__(self) -> None:
-        self.running: dict[str, ServiceProcess] = {}
-        self.log: list[str] = []
-        deployer = self
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                deployer.deploy(query["address"], query["version"])
-                deployer.log.append(f"{query['version']} -> {query['slot']}")
-                self.send_response(204)
-                self.end_headers()
+    def env(self, version: str = "") -> dict[str, str]:
+        rate = str(FAULTY.get(version, 0.0))
+        return {"SAFESHIP_SLOT_DIR": str(self.directory), "PYTHON": sys.executable,
+                "SAMPLE_ERROR_RATE": rate}  # fmt: skip
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/deploy"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def deploy(self, address: str, version: str) -> None:
-        old = self.running.pop(address, None)
-        if old is not None:
-            old.stop()
-        self.running[address] = start_service(
-            address, "checkout", "production", version, "canary", error_rate=FAULTY.get(version, 0)
-        )
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        for process in self.running.values():
-            process.stop()
+    def hook(self, script: str, slot: str, address: str, version: str = "") -> None:
+        env = {**os.environ, **self.env(version), "SAFESHIP_CANARY_SLOT": slot,
+               "SAFESHIP_CANARY_ADDRESS": address, "SAFESHIP_VERSION": version,
+               "SAFESHIP_SERVICE": "checkout", "SAFESHIP_ENVIRONMENT": "production"}  # fmt: skip
+        done = subprocess.run([str(HOOKS / script)], env=env, capture_output=True, text=True,
+                              timeout=30, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture(params=["local", "haproxy", "nginx"])
@@ -102,7 +78,8 @@ def write_config(tmp_path: Path, rig: RouterRig, provider: dict[str, Any]) -> Pa
                    "min_requests": 20},
         "router": rig.settings.model_dump(mode="json"),
         "provider": provider,
-        "hooks": {"pre_rollout": [{"command": [sys.executable, "-c", HOOK]}]},
+        "hooks": {"pre_rollout": [{"command": [str(HOOKS / "deploy-sample-service.sh")]}],
+                  "on_rollback": [{"command": [str(HOOKS / "stop-sample-service.sh")]}]},
         "store": {"url": f"sqlite:///{tmp_path / 'history.db'}"},
     }  # fmt: skip
     path = tmp_path / "safeship.yaml"
@@ -111,12 +88,12 @@ def write_config(tmp_path: Path, rig: RouterRig, provider: dict[str, Any]) -> Pa
 
 
 def safeship(
-    config: Path, deployer: Deployer, *args: str, timeout: float = 120
+    config: Path, slots: Slots, *args: str, version: str = ""
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "safeship", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-        env={**os.environ, "PUSHGATEWAY_URL": "", "DEPLOYER": deployer.url},
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PUSHGATEWAY_URL": "", **slots.env(version)},
     )  # fmt: skip
 
 
@@ -127,24 +104,25 @@ def answered_by(rig: RouterRig, n: int = 40) -> set[str]:
 
 
 @pytest.fixture
-def deployed(rig: RouterRig) -> Iterator[Deployer]:
+def deployed(rig: RouterRig, tmp_path: Path) -> Iterator[Slots]:
     """v1 in the first slot, as the first install put it there; load through the router."""
-    deployer = Deployer()
+    slots = Slots(tmp_path / "slots")
     try:
-        deployer.deploy(rig.slots["blue"], "v1")
+        slots.hook("deploy-sample-service.sh", "blue", rig.slots["blue"], "v1")
         with LoadGenerator(rig.url, rps=150):
-            yield deployer
+            yield slots
     finally:
-        deployer.close()
+        for name, address in rig.slots.items():
+            slots.hook("stop-sample-service.sh", name, address)
 
 
 def test_healthy_faulty_healthy_faulty_each_ends_right_with_the_right_version_serving(
-    rig: RouterRig, deployed: Deployer, tmp_path: Path
+    rig: RouterRig, deployed: Slots, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, rig, {"type": "scrape"})  # the slot templates
     serving = "v1"
     for version in ("v2", "v3", "v4", "v5"):
-        run = safeship(config, deployed, "rollout", "--version", version, "--json")
+        run = safeship(config, deployed, "rollout", "--version", version, "--json", version=version)
         outcome = json.loads(run.stdout)
         expected = (1, "rolled_back", "high_error_rate") if version in FAULTY else (0, "promoted")
         got = (run.returncode, outcome["outcome"], outcome["reason"])[: len(expected)]
@@ -154,13 +132,20 @@ def test_healthy_faulty_healthy_faulty_each_ends_right_with_the_right_version_se
         if (got, answers) != (expected, {serving}):
             story = safeship(config, deployed, "rollout", "explain", outcome["deployment_id"])
             pytest.fail(f"{version}: {got}, answered by {answers}\n{run.stderr}\n{story.stdout}")
-    # Each went into the slot the stable version was not in.
-    assert deployed.log == ["v2 -> green", "v3 -> blue", "v4 -> blue", "v5 -> green"]
+    # Each went into the slot the stable version was not in, as the history store says.
+    store = open_store(f"sqlite:///{tmp_path / 'history.db'}")
+    try:
+        history = store.slot_history("checkout", "production")
+    finally:
+        store.close()
+    deployed_into = [(a.canary_version, a.canary_slot) for a in reversed(history)
+                     if a.change == "deployed"]  # fmt: skip
+    assert deployed_into == [("v2", "green"), ("v3", "blue"), ("v4", "blue"), ("v5", "green")]
 
 
 @pytest.mark.parametrize("rig", ["local", "haproxy"], indirect=True)
 def test_fixed_urls_that_read_the_stable_process_are_refused_before_traffic_moves(
-    rig: RouterRig, deployed: Deployer, tmp_path: Path
+    rig: RouterRig, deployed: Slots, tmp_path: Path
 ) -> None:
     blue, green = rig.slots["blue"], rig.slots["green"]
     fixed = {
@@ -169,10 +154,10 @@ def test_fixed_urls_that_read_the_stable_process_are_refused_before_traffic_move
         "baseline_url": f"http://{blue}/metrics",
     }
     config = write_config(tmp_path, rig, fixed)
-    first = safeship(config, deployed, "rollout", "--version", "v2", "--json")
+    first = safeship(config, deployed, "rollout", "--version", "v2", "--json", version="v2")
     assert json.loads(first.stdout)["outcome"] == "promoted", first.stdout + first.stderr
     # v3 goes into blue, but the "canary" URL reads green, where v2 now serves everyone.
-    second = safeship(config, deployed, "rollout", "--version", "v3", "--json")
+    second = safeship(config, deployed, "rollout", "--version", "v3", "--json", version="v3")
     assert second.returncode == 3, second.stdout + second.stderr
     assert "refused before any traffic moved" in second.stderr
     assert f"http://{green}/metrics" in second.stderr
