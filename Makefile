@@ -53,6 +53,8 @@ bench: $(STAMP) system-packages
 # kill -9 at 50 random points of real rollouts per router, then resume (docs/reliability.md).
 soak: $(STAMP) system-packages
 	SAFESHIP_SOAK_POINTS=50 $(BIN)/pytest -q -s tests/integration/test_crash_resume.py
+	SAFESHIP_SOAK_ROUNDS=3 $(BIN)/pytest -q tests/integration/test_rollout_routers.py \
+	  tests/integration/test_kubernetes_sequences.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
