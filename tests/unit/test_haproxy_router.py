@@ -136,10 +136,10 @@ def test_set_weight_sets_both_servers_and_reads_back(api: FakeRuntimeApi, tmp_pa
 def test_rollback_sets_canary_to_zero(api: FakeRuntimeApi, tmp_path: Path) -> None:
     router = router_for(api, tmp_path)
     router.set_weight(50)
-    router.rollback()
+    router.promote(router.slots().stable.name)  # a rollback
     assert api.weights == {"blue": 100, "green": 0}
     assert router.get_weight() == 0
-    router.rollback()
+    router.promote(router.slots().stable.name)  # a rollback
     assert api.weights == {"blue": 100, "green": 0}
 
 

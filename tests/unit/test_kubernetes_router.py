@@ -225,7 +225,7 @@ def test_canary_slot_addresses(make_router: RouterFactory) -> None:
 def test_rollback_is_weight_zero(api: KubernetesApiDouble, make_router: RouterFactory) -> None:
     router = make_router("gateway-api")
     router.set_weight(50)
-    router.rollback()
+    router.promote(router.slots().stable.name)  # a rollback
     assert router.get_weight() == 0
 
 
@@ -441,5 +441,5 @@ def test_rbac_manifest_is_enough_for_a_whole_rollout(
         router.set_weight(weight)
     router.promote(router.slots().canary.name)
     router.set_weight(10)
-    router.rollback()
+    router.promote(router.slots().stable.name)  # a rollback
     assert router.get_weight() == 0

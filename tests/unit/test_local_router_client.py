@@ -95,7 +95,7 @@ def test_promote_sends_all_to_the_slot_then_swaps_the_tracks_at_once(
     router.promote("127.0.0.1:2")  # a repeat (a resumed promotion) never swaps back
     assert [body for m, _, body in admin.sent if m == "PUT"] == [{"canary_weight": 0}]
     assert router.slots().stable.name == "127.0.0.1:2"
-    router.rollback()
+    router.promote(router.slots().stable.name)  # a rollback
     assert admin.weight == 0
 
 

@@ -30,7 +30,7 @@ from safeship.errors import (
 )
 from safeship.placement import Placement, SlotVersion
 from safeship.rollout.controller import RolloutController, RolloutEvent
-from safeship.rollout.machine import Outcome, Phase, Reason
+from safeship.rollout.machine import Outcome, Phase, Reason, RolloutState
 from safeship.store import open_store
 from safeship.store.interface import DeploymentRecord, Store
 from safeship.testing import FakeRouter, SyntheticProvider, Traffic
@@ -742,3 +742,27 @@ def test_an_abort_that_races_the_driver_wins_or_says_how_it_had_ended(
     else:
         assert (state.phase, record.outcome) == (Phase.PROMOTED, "promoted")
         assert "abort" not in actions  # the story never says it was aborted
+
+
+def test_a_promotion_that_loses_to_an_abort_leaves_traffic_on_the_stable_slot(
+    store: Store,
+) -> None:
+    # The rollout's process swaps the slots just after a person's abort finished: its
+    # next save conflicts, and it must put the abort's outcome back, by slot, not by weight.
+    world = World(store, settings())
+    real_promote = world.router.promote
+    person = world.new_controller()
+    aborted: list[RolloutState] = []
+
+    def promote(slot: str) -> None:
+        if slot == "green" and not aborted:
+            (record,) = store.list_deployments()
+            world.router.promote = real_promote  # type: ignore[method-assign]
+            aborted.append(person.abort(record.id))  # runs to its end: blue serves all
+        real_promote(slot)  # then the late swap lands
+
+    world.router.promote = promote  # type: ignore[method-assign]
+    state = world.controller.start("v2")
+    assert aborted[0].phase is Phase.ABORTED
+    assert state.phase is Phase.ABORTED
+    assert (world.router.slots().stable.name, world.router.weight) == ("blue", 0)

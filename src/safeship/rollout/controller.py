@@ -520,11 +520,12 @@ class RolloutController:
         newer = self.load(deployment_id)
         self._emit("superseded", newer, f"changed by another process: now {newer.phase.value}")
         if newer.phase in (Phase.ROLLED_BACK, Phase.ABORTED, Phase.PROMOTED):
+            # By slot, never by weight: a weight is relative to whichever slot is stable
+            # now, and this process may have swapped them after the other finished.
+            placement = self._placement(newer)
+            stays = placement.canary if newer.phase is Phase.PROMOTED else placement.stable
             try:
-                if newer.phase is Phase.PROMOTED:
-                    self.router.promote(self._placement(newer).canary.slot)
-                else:
-                    self.router.rollback()
+                self.router.promote(stays.slot)
             except RouterError as exc:
                 log.warning("could not re-apply %s: %s", newer.phase.value, exc)
             return newer

@@ -87,9 +87,5 @@ class Router(ABC):
         put in force again. Raises `RouterError` naming the slot when it cannot.
         """
 
-    def rollback(self) -> None:
-        """Send no traffic to the canary; safe to repeat."""
-        self.set_weight(0)
-
     def close(self) -> None:  # noqa: B027 - optional hook, most routers hold nothing
         """Release connections; the router keeps its last weight."""

@@ -79,9 +79,6 @@ class SlotRouter(Router):
         self._apply(slot, {stable: 0, slot: 100})
         self._write_state(slot)
 
-    def rollback(self) -> None:
-        self.set_weight(0)
-
     def _pair(self, state: dict[str, Any]) -> tuple[str, str]:
         stable: str = state["stable"]
         canary = self.slot_names[1] if stable == self.slot_names[0] else self.slot_names[0]

@@ -130,9 +130,6 @@ class KubernetesRouter(Router):
         else:
             self._promote_route(slot)
 
-    def rollback(self) -> None:
-        self.set_weight(0)
-
     def close(self) -> None:
         self.api.close()
 
