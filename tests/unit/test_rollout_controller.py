@@ -766,3 +766,25 @@ def test_a_promotion_that_loses_to_an_abort_leaves_traffic_on_the_stable_slot(
     assert aborted[0].phase is Phase.ABORTED
     assert state.phase is Phase.ABORTED
     assert (world.router.slots().stable.name, world.router.weight) == ("blue", 0)
+
+
+def test_a_promotion_by_hand_that_loses_the_race_follows_the_rollout_and_says_nothing(
+    store: Store,
+) -> None:
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    paused = world.controller.start("v2")
+    real_save = store.save_state
+
+    def rollout_rolls_back_first(
+        deployment_id: str, at: float, data: dict[str, Any], after: int
+    ) -> int:
+        store.save_state = real_save  # type: ignore[method-assign]
+        rolled_back = dict(data, phase="rolled_back", target_weight=None, reason="no_data")
+        real_save(deployment_id, at, rolled_back, after=after)
+        return real_save(deployment_id, at, data, after=after)
+
+    store.save_state = rollout_rolls_back_first  # type: ignore[method-assign]
+    state = world.new_controller().promote(paused.deployment_id)
+    assert state.phase is Phase.ROLLED_BACK
+    assert "promote" not in [d.action for d in store.decisions(paused.deployment_id)]
+    assert (world.router.slots().stable.name, world.router.weight) == ("blue", 0)

@@ -409,13 +409,18 @@ class RolloutController:
                 f"rollout {deployment_id} is {state.phase.value}: only a pending, holding or "
                 "paused rollout can be promoted"
             )
-        self._record(state, "promote", "manual", "promoted by hand", {})
         failed = self._run_hooks("pre_promotion", self.settings.hooks.pre_promotion, state)
         if failed is not None:
             return self._rollback(state, Reason.HOOK_FAILED, f"{failed.name}: {failed.detail}")
-        state = state.promote_now(self.clock.now())
-        self._save(state)
-        return self._drive(state)
+        promoted = state.promote_now(self.clock.now())
+        try:
+            self._save(promoted)
+        except StateConflictError:
+            # The rollout's own process saved first (it rolled back, say): its way wins,
+            # and the story never says this promotion happened.
+            return self._superseded(deployment_id)
+        self._record(promoted, "promote", "manual", "promoted by hand", {})
+        return self._drive(promoted)
 
     def abort(self, deployment_id: str, detail: str = "aborted by hand") -> RolloutState:
         """Send the canary no traffic and end the rollout as `aborted`; safe to repeat."""
