@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from safeship.errors import ConfigError
+from safeship.redact import redact_text
 
 VARIABLES = frozenset(
     {
@@ -74,7 +75,8 @@ class Placement:
         missing = sorted(name for name in variables_in(template) if values.get(name) is None)
         if missing:
             raise ConfigError(
-                f"{where} {template!r} needs {', '.join(missing)}, which this rollout does not "
+                f"{where} {redact_text(template)!r} needs {', '.join(missing)}, which this "
+                "rollout does not "
                 f"have ({self.describe()}); the router knows no address for a slot or no "
                 f"version was promoted yet: set {where} explicitly"
             )

@@ -178,8 +178,8 @@ def test_healthy_canary_moves_the_httproute_to_100_and_becomes_stable(
 ) -> None:
     code, result = run(tmp_path, api, error_rate=0.0)
     assert (code, result["outcome"]) == (0, "promoted"), json.dumps(result)
-    # 10 -> 50 -> 100, then the promotion records the canary as stable (weights unchanged).
-    assert canary_weights(api) == [10, 50, 100, 100]
+    # 10 -> 50, then the promotion: 100 and the canary recorded as stable, in one write.
+    assert canary_weights(api) == [10, 50, 100]
     route = api.get_object("httproutes", "checkout", NS)
     assert route["metadata"]["annotations"]["safeship.dev/stable-slot"] == CANARY
 

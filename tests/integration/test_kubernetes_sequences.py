@@ -10,7 +10,7 @@ A real Prometheus scrapes both slot addresses, and the provider tells canary
 from baseline by the `version` label, so measurement follows the slots
 without any URL in the config.
 
-v2 (healthy), v3 (8% errors), v4 (healthy), v5 (8% errors): each healthy one
+v2 (healthy), v3 (20% errors), v4 (healthy), v5 (20% errors): each healthy one
 promoted, each faulty one rolled back, and after each rollout every request
 the driver routes is answered by the version that should serve. `make test`
 runs one round in the two ways traffic is split (a routing object's weights,
@@ -190,7 +190,7 @@ def test_healthy_faulty_in_a_row_through_every_kubernetes_mode(
                 versions = [f"v{n}-{mode}" for n in range(2, 2 + 4 * ROUNDS)]
                 for number, version in enumerate(versions):
                     faulty = number % 2 == 1
-                    full = {**os.environ, **env, "SAMPLE_ERROR_RATE": "0.08" if faulty else "0"}
+                    full = {**os.environ, **env, "SAMPLE_ERROR_RATE": "0.2" if faulty else "0"}
                     started = time.monotonic()
                     run = subprocess.run(
                         [sys.executable, "-m", "safeship", "--config", str(config), "rollout",

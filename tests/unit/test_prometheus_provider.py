@@ -228,3 +228,33 @@ def test_versions_are_read_per_role() -> None:
         "canary": frozenset({"v2"}),
         "baseline": frozenset({"v1"}),
     }
+
+
+def test_a_canary_version_prometheus_has_no_series_of_is_missing_naming_what_it_has() -> None:
+    # The hook deployed another artifact: the service's series carry v-wrong, none v2.
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("count(last_over_time("):
+            return [] if 'version="v2"' in query else [({}, "3")]
+        if query.startswith("group by (version)"):
+            return [({"version": "v1"}, "1"), ({"version": "v-wrong"}, "1")]
+        return healthy(query)
+
+    p = provider(answer)
+    p.verify_timeout = 0.0
+    (problem,) = p.missing(PLACEMENT)
+    assert 'version="v2"' in problem
+    assert "canary version v2" in problem
+    assert "v-wrong" in problem
+
+
+def test_versions_present_or_selected_by_track_are_not_missing() -> None:
+    def answer(query: str) -> list[tuple[dict[str, str], str]]:
+        if query.startswith("count(last_over_time("):
+            return [({}, "2")]
+        return healthy(query)
+
+    assert provider(answer).missing(PLACEMENT) == []
+    by_track = PrometheusProviderSettings(
+        canary_labels={"track": "canary"}, baseline_labels={"track": "stable"}
+    )
+    assert provider(lambda q: [], by_track).missing(PLACEMENT) == []  # nothing to look for

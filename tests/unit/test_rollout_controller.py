@@ -626,7 +626,7 @@ def test_promote_of_an_ended_rollout_is_refused_before_any_hook_runs(
     )
     state = world.controller.start("v2")
     assert state.outcome is Outcome.ROLLED_BACK
-    with pytest.raises(RolloutStateError, match="only a pending, holding or paused"):
+    with pytest.raises(RolloutStateError, match="only a holding or paused"):
         world.new_controller().promote(state.deployment_id)
     assert not marker.exists()
 
@@ -788,3 +788,84 @@ def test_a_promotion_by_hand_that_loses_the_race_follows_the_rollout_and_says_no
     assert state.phase is Phase.ROLLED_BACK
     assert "promote" not in [d.action for d in store.decisions(paused.deployment_id)]
     assert (world.router.slots().stable.name, world.router.weight) == ("blue", 0)
+
+
+def _paused_before_placements(store: Store, world: World) -> str:
+    """What an older safeship left: paused at 10% on green, its state without a placement."""
+    world.router.set_weight(10)
+    store.create_deployment(
+        DeploymentRecord(
+            id="old", service="checkout", environment="production", version="v2", started_at=1.0
+        )
+    )
+    data = RolloutState.new(
+        deployment_id="old",
+        service="checkout",
+        environment="production",
+        version="v2",
+        steps=(10, 50, 100),
+        at=1.0,
+    ).for_storage()
+    data.update(phase="paused", step_index=0, weight=10, peak_weight=10, paused_at=2.0)
+    del data["placement"]
+    store.save_state("old", 2.0, data, after=0)
+    return "old"
+
+
+def test_a_rollout_from_before_placements_keeps_one_placement_through_its_ending(
+    store: Store, tmp_path: Path
+) -> None:
+    # Once, its slots were read from the router afresh at every step: after the swap a
+    # resumed promotion promoted the old stable slot, and v1 served a rollout "promoted".
+    world = World(store, settings(hooks=Hooks(post_promotion=(Hook(command=("true",)),))))
+    deployment = _paused_before_placements(store, world)
+    killer = world.new_controller()
+    real_run_hooks = killer._run_hooks
+
+    def killed_in_the_post_promotion_hook(stage: str, hooks: Any, state: RolloutState) -> Any:
+        if stage == "post_promotion":
+            raise Crash
+        return real_run_hooks(stage, hooks, state)
+
+    killer._run_hooks = killed_in_the_post_promotion_hook  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        killer.promote(deployment)
+    state = world.new_controller().resume(deployment)
+    assert state.phase is Phase.PROMOTED
+    assert (world.router.slots().stable.name, world.router.weight) == ("green", 0)
+    latest = store.slot_history("checkout", "production", limit=1)[0]
+    assert (latest.stable_slot, latest.stable_version) == ("green", "v2")
+
+
+def test_a_pending_rollout_cannot_be_promoted_past_its_checks(store: Store) -> None:
+    world = World(store, settings())
+    world.controller._prepare = lambda state: (_ for _ in ()).throw(Crash())  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        world.controller.start("v2")  # killed during its pre-rollout hook
+    (record,) = store.list_deployments()
+    with pytest.raises(RolloutStateError, match="is pending: its pre-rollout hook"):
+        world.new_controller().promote(record.id)
+    assert world.router.history == []
+
+
+def test_a_pending_rollout_whose_slots_moved_is_refused_on_resume(store: Store) -> None:
+    world = World(store, settings())
+    world.controller._prepare = lambda state: (_ for _ in ()).throw(Crash())  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        world.controller.start("v2")  # was to deploy into green
+    (record,) = store.list_deployments()
+    world.router.promote("green")  # meanwhile another rollout promoted into green
+    with pytest.raises(RolloutRefusedError, match="the slots changed while it was pending"):
+        world.new_controller().resume(record.id)
+    assert world.router.promotions == ["green"]  # nothing undone, nothing deployed over
+    assert store.get_deployment(record.id).outcome == "failed"  # type: ignore[union-attr]
+
+
+def test_a_rollback_never_undoes_a_slot_change_that_is_not_its_own(store: Store) -> None:
+    world = World(store, settings(CanaryStrategy(min_requests=5000)))
+    paused = world.controller.start("v2")  # at 10% on green
+    world.router.promote("green")  # a person (or another rollout) made green stable
+    state = world.new_controller().abort(paused.deployment_id)
+    assert state.phase is Phase.ABORTED
+    assert "the router was left as it is" in state.detail
+    assert world.router.promotions == ["green"]  # never swapped back to blue

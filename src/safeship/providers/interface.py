@@ -98,6 +98,16 @@ class MetricsProvider(ABC):
         """
         return {}
 
+    def missing(self, placement: Placement) -> list[str]:
+        """What the provider cannot find of the versions the slots should serve.
+
+        A provider that selects canary and baseline by version (not by where it
+        reads) says here when it finds no series of one: the wrong artifact was
+        deployed, or it is not where the provider looks. Checked before traffic
+        moves; each entry names the selection and what it found instead.
+        """
+        return []
+
     def source(self, role: str) -> str:
         """Where the `role` ("canary" or "baseline") figures come from, for messages."""
         return role

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from typing import Literal
 
 from safeship.config import PrometheusProviderSettings, render_template
 from safeship.errors import ConfigError, ProviderError
-from safeship.placement import Placement, variables_in
+from safeship.placement import VARIABLES, Placement, variables_in
 from safeship.prometheus.client import PrometheusClient, PrometheusRejected, PromQLError
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.redact import redact_url
@@ -64,9 +65,9 @@ class PrometheusQueries:
         self, settings: PrometheusProviderSettings, *, service: str, environment: str
     ) -> None:
         self.settings = settings
-        self._names = {"service": service, "environment": environment}
+        self.names = {"service": service, "environment": environment}
         # Free-form templates put these inside quotes themselves: give them escaped.
-        self._escaped = {k: escape_label_value(v) for k, v in self._names.items()}
+        self._escaped = {k: escape_label_value(v) for k, v in self.names.items()}
         self.placement: Placement | None = None
         # Outside a rollout (`safeship check prometheus`) a matcher over the slots only
         # asks that its label exist: the versions are not known until a rollout starts.
@@ -83,9 +84,9 @@ class PrometheusQueries:
         Before any promotion is recorded the stable version is unknown; the
         baseline is then every version but the canary's (`version!="v2"`).
         """
-        needs = variables_in(template) - set(self._names)
+        needs = variables_in(template) - set(self.names)
         if not needs:
-            return f'{name}="{escape_label_value(render_template(template, self._names))}"'
+            return f'{name}="{escape_label_value(render_template(template, self.names))}"'
         where = f"provider.{'canary' if track == 'canary' else 'baseline'}_labels.{name}"
         if self.placement is None and self.any_slot:
             return f'{name}!=""'
@@ -101,7 +102,7 @@ class PrometheusQueries:
                 f"{where} {template!r} needs {', '.join(missing)}, which this rollout does not "
                 f"have ({self.placement.describe()}): set {where} explicitly"
             )
-        value = render_template(template, {**self._names, **known})
+        value = render_template(template, {**self.names, **known})
         return f'{name}="{escape_label_value(value)}"'
 
     def render(self, template: str, track: Track, window_seconds: float) -> str:
@@ -141,11 +142,17 @@ class PrometheusProvider(MetricsProvider):
         service: str,
         environment: str,
         scrape_interval: float | None = None,
+        verify_timeout: float | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.queries = PrometheusQueries(settings, service=service, environment=environment)
         self.fresh_every = scrape_interval
+        self.verify_timeout = (
+            verify_timeout
+            if verify_timeout is not None
+            else min(90.0, max(10.0, 3 * (scrape_interval or 15.0)))
+        )
 
     def follow(self, placement: Placement) -> None:
         self.queries.placement = placement
@@ -168,6 +175,65 @@ class PrometheusProvider(MetricsProvider):
             if seen:
                 found[role] = seen
         return found
+
+    def missing(self, placement: Placement) -> list[str]:
+        """Versions selected by a slot template that Prometheus has no request series of.
+
+        A canary just deployed appears after its first scrape, so this waits up
+        to `verify_timeout` (three scrape intervals, at least 10 s) before it
+        says a version is missing.
+        """
+        roles: tuple[tuple[Track, str | None], ...] = (
+            ("canary", placement.canary.version),
+            ("baseline", placement.stable.version),
+        )
+        wanted: dict[Track, str] = {
+            role: version
+            for role, version in roles
+            if version is not None and self._selects_by_slot(role)
+        }
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            absent = {r: v for r, v in wanted.items() if not self._has_series(r)}
+            if not absent or time.monotonic() >= deadline:
+                break
+            time.sleep(min(1.0, self.fresh_every or 1.0))
+        if not absent:
+            return []
+        seen = sorted(self._service_versions())
+        return [
+            f"Prometheus {redact_url(self.client.url)} has no {self.settings.requests_metric}"
+            f"{{{self.queries.selector(role)}}} series ({role} version {version}) after "
+            f"{self.verify_timeout:.0f}s; the service's series carry version(s) "
+            f"{', '.join(seen) or 'none'}: is {version} deployed where Prometheus scrapes it?"
+            for role, version in absent.items()
+        ]
+
+    def _selects_by_slot(self, role: Track) -> bool:
+        labels = self.settings.canary_labels if role == "canary" else self.settings.baseline_labels
+        return any(variables_in(value) & VARIABLES for value in labels.values())
+
+    def _has_series(self, role: Track) -> bool:
+        metric, selector = self.settings.requests_metric, self.queries.selector(role)
+        try:
+            found = self.client.query(f"count(last_over_time({metric}{{{selector}}}[5m]))")
+        except (PromQLError, PrometheusRejected) as exc:
+            raise ProviderError(str(exc)) from exc
+        return bool(found.value())
+
+    def _service_versions(self) -> set[str]:
+        base = ", ".join(
+            f'{name}="{escape_label_value(render_template(value, self.queries.names))}"'
+            for name, value in self.settings.labels.items()
+            if not variables_in(value) & VARIABLES
+        )
+        metric = self.settings.requests_metric
+        query = f"group by ({VERSION_LABEL}) (last_over_time({metric}{{{base}}}[5m]))"
+        try:
+            result = self.client.query(query)
+        except (PromQLError, PrometheusRejected) as exc:
+            raise ProviderError(str(exc)) from exc
+        return {s.labels[VERSION_LABEL] for s in result.samples if VERSION_LABEL in s.labels}
 
     def source(self, role: str) -> str:
         track: Track = "canary" if role == "canary" else "baseline"

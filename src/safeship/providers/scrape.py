@@ -41,6 +41,7 @@ from safeship.errors import ConfigError, ProviderError
 from safeship.http import make_client
 from safeship.placement import Placement, variables_in
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
+from safeship.redact import redact_text
 
 REQUESTS_METRIC = "http_requests_total"
 BUCKETS_METRIC = "http_request_duration_seconds_bucket"
@@ -181,7 +182,8 @@ class ScrapeProvider(MetricsProvider):
         target = self._targets[role]
         if target is None:
             raise ConfigError(
-                f"provider.{role}_url {self._templates[role]!r} is a template over a rollout's "
+                f"provider.{role}_url {redact_text(self._templates[role])!r} is a template over "
+                "a rollout's "
                 "slots: it has no address until a rollout starts"
             )
         return target

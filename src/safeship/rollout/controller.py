@@ -11,6 +11,7 @@ only from its injected clock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from safeship.config import (
     secret_values,
 )
 from safeship.errors import (
+    ConfigError,
     ProviderError,
     RollbackIncompleteError,
     RolloutLockedError,
@@ -45,6 +47,7 @@ from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
 from safeship.placement import Placement, SlotVersion, variables_in
 from safeship.providers.interface import MetricsProvider, Window
+from safeship.redact import redact_text
 from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_test, slot_env
 from safeship.rollout.machine import (
     Decision,
@@ -153,10 +156,7 @@ class RolloutController:
                 stack.enter_context(self._exclusive(deployment_id))
                 self._refuse_if_unfinished()
                 placement = self._place(version)
-                self.provider.follow(placement)
-                for test in self.settings.smoke_tests:
-                    if test.http is not None:  # a template that cannot be filled fails now
-                        placement.render(test.http.url, f"smoke test {test.name} url")
+                self._follow_slots(placement)
                 state = self._begin(version, deployment_id, commit_sha, commit_time, placement)
             except StoreError as exc:
                 # Nothing has moved yet: the history store is infrastructure that is not
@@ -191,6 +191,20 @@ class RolloutController:
             SlotVersion(canary.name, canary.address, version),
             SlotVersion(stable.name, stable.address, self._stable_version(stable.name)),
         )
+
+    def _follow_slots(self, placement: Placement) -> None:
+        """Render every template over the slots now, before anything is recorded.
+
+        A template that cannot be filled is a ConfigError (exit 2); its message is
+        scrubbed of the config's secrets (a URL may carry a token from ${VAR}).
+        """
+        try:
+            self.provider.follow(placement)
+            for test in self.settings.smoke_tests:
+                if test.http is not None:
+                    placement.render(test.http.url, f"smoke test {test.name} url")
+        except ConfigError as exc:
+            raise ConfigError(redact_text(str(exc), secret_values(self.settings))) from None
 
     def _stable_version(self, slot: str) -> str | None:
         """The version the history store says `slot` serves, or None when it does not say.
@@ -354,27 +368,50 @@ class RolloutController:
         return state
 
     def _placement(self, state: RolloutState) -> Placement:
-        """The rollout's recorded placement; for one stored before placements, the router's now."""
+        """The rollout's recorded placement (see `_placed` for rollouts from before them)."""
         recorded = Placement.from_storage(state.placement)
         if recorded is not None:
             return recorded
+        # Only a rollout that had ended before placements were recorded gets here.
         slots = self.router.slots()
         return Placement(
             SlotVersion(slots.canary.name, slots.canary.address, state.version),
             SlotVersion(slots.stable.name, slots.stable.address, None),
         )
 
+    def _placed(self, state: RolloutState) -> RolloutState:
+        """A rollout recorded before placements were gets one, from the router, once.
+
+        Saved before anything else is done, so every later step (an ending's slot,
+        the slot assignment, a resumed ending) uses the same slots however the
+        router changes meanwhile.
+        """
+        if state.terminal or state.placement:
+            return state
+        slots = self.router.slots()
+        placement = Placement(
+            SlotVersion(slots.canary.name, slots.canary.address, state.version),
+            SlotVersion(
+                slots.stable.name, slots.stable.address, self._stable_version(slots.stable.name)
+            ),
+        )
+        placed = state.placed(placement.for_storage(), self.clock.now())
+        self._save(placed)
+        return placed
+
     def resume(self, deployment_id: str) -> RolloutState:
         """Continue a paused or interrupted rollout from its last stored state."""
         state = self.load(deployment_id)
         with self._exclusive(deployment_id, paused=state.phase is Phase.PAUSED):
-            state = self.load(deployment_id)
+            state = self._placed(self.load(deployment_id))
             if not state.terminal:
-                self.provider.follow(self._placement(state))
+                self._follow_slots(self._placement(state))
             return self._resume(state)
 
     def _resume(self, state: RolloutState) -> RolloutState:
         now = self.clock.now()
+        if state.phase is Phase.PENDING:
+            self._refuse_if_slots_moved(state)
         interrupted = state.phase in (Phase.PENDING, Phase.SHIFTING, Phase.HOLDING)
         if interrupted and self.strategy.limits.on_interrupted == "rollback":
             return self._drive(
@@ -396,18 +433,48 @@ class RolloutController:
             self._save(state)
         return self._drive(state)
 
+    def _refuse_if_slots_moved(self, state: RolloutState) -> None:
+        """A pending rollout resumed: its canary slot must still be idle and still the canary.
+
+        Another rollout may have promoted into that slot meanwhile; its hook would
+        then deploy over the version serving everyone.
+        """
+        placement = self._placement(state)
+        try:
+            slots, weight = self.router.slots(), self.router.get_weight()
+        except RouterError as exc:
+            raise RouterError(f"router not ready to resume {state.deployment_id}: {exc}") from exc
+        if (slots.canary.name, slots.stable.name, weight) != (
+            placement.canary.slot,
+            placement.stable.slot,
+            0,
+        ):
+            self._refuse(
+                state,
+                f"the slots changed while it was pending: it was to deploy into "
+                f"{placement.canary.slot}, and the router now has {slots.stable.name} stable "
+                f"and {weight}% on {slots.canary.name}; start a new rollout",
+            )
+
     def promote(self, deployment_id: str) -> RolloutState:
         """A person promotes a paused (or holding) rollout, skipping the remaining steps."""
         state = self.load(deployment_id)
         with self._exclusive(deployment_id, paused=state.phase is Phase.PAUSED):
-            return self._promote(self.load(deployment_id))
+            return self._promote(self._placed(self.load(deployment_id)))
 
     def _promote(self, state: RolloutState) -> RolloutState:
         deployment_id = state.deployment_id
-        if state.phase not in (Phase.HOLDING, Phase.PAUSED, Phase.PENDING):
+        if state.phase is Phase.PENDING:
+            # Its pre-rollout hook, smoke tests and checks have not all run: promoting it
+            # would put a version nothing verified in front of every user.
             raise RolloutStateError(
-                f"rollout {deployment_id} is {state.phase.value}: only a pending, holding or "
-                "paused rollout can be promoted"
+                f"rollout {deployment_id} is pending: its pre-rollout hook, smoke tests and "
+                f"checks have not run; `safeship rollout resume {deployment_id}` first"
+            )
+        if state.phase not in (Phase.HOLDING, Phase.PAUSED):
+            raise RolloutStateError(
+                f"rollout {deployment_id} is {state.phase.value}: only a holding or paused "
+                "rollout can be promoted"
             )
         failed = self._run_hooks("pre_promotion", self.settings.hooks.pre_promotion, state)
         if failed is not None:
@@ -439,6 +506,10 @@ class RolloutController:
             state = self.load(deployment_id)
             if state.terminal:
                 return state
+            try:
+                state = self._placed(state)
+            except StateConflictError:
+                continue
             aborted = state.abort(detail, self.clock.now())
             try:
                 self._save(aborted)
@@ -567,8 +638,11 @@ class RolloutController:
         try:
             self.provider.ready()
             seen = self.provider.versions()
+            missing = self.provider.missing(placement)
         except ProviderError as exc:
             self._refuse(state, f"metrics not readable before the rollout: {exc}")
+        if missing:
+            self._refuse(state, "; ".join(missing))
         mismatches = []
         for role, slot in (("canary", placement.canary), ("baseline", placement.stable)):
             versions = seen.get(role, frozenset())
@@ -591,6 +665,7 @@ class RolloutController:
             placement = placement.with_stable_version(next(iter(baseline)))
             state = state.placed(placement.for_storage(), self.clock.now())
             self._save(state)
+            self.provider.follow(placement)  # the baseline is now that version, by name
         return state
 
     def _refuse(self, state: RolloutState, detail: str) -> NoReturn:
@@ -625,6 +700,8 @@ class RolloutController:
         target = state.target_weight
         assert target is not None  # every weight-changing phase records its target
         try:
+            if state.phase is Phase.ROLLING_BACK and (taken := self._slots_taken(state)):
+                return self._end_untouched(state, taken)
             if state.phase is Phase.SHIFTING:
                 confirmed = self._set_weight(state, target)
             else:
@@ -665,6 +742,37 @@ class RolloutController:
         else:
             self._emit("finished", state, f"{state.phase.value}: {state.detail}")
         return state
+
+    def _slots_taken(self, state: RolloutState) -> str | None:
+        """Why the router's slots are no longer this rollout's to set, or None.
+
+        A rollback puts all traffic on the stable slot it began with. When the
+        router has the other one stable and this rollout never began promoting
+        (its own promotion could have swapped them, and is then undone), another
+        rollout or a person moved them: undoing that would take traffic from
+        whatever serves now.
+        """
+        stable = self._placement(state).stable.slot
+        now_stable = self.router.slots().stable.name
+        if now_stable == stable:
+            return None
+        history = self.store.state_history(state.deployment_id)
+        if any(data.get("phase") == Phase.PROMOTING.value for _, data in history):
+            return None
+        return (
+            f"the router has slot {now_stable} stable, not {stable} as when this rollout "
+            "began: another rollout or a person changed the slots since"
+        )
+
+    def _end_untouched(self, state: RolloutState, why: str) -> RolloutState:
+        """End a rollback without touching a router that is no longer this rollout's."""
+        detail = f"{state.detail}; the router was left as it is: {why}"
+        log.warning("rollout %s: %s", state.deployment_id, detail)
+        self._record(state, "rollback", "untouched", detail, {})
+        ended = dataclasses.replace(state, detail=detail).weight_confirmed(0, self.clock.now())
+        self._save(ended)
+        self._emit("finished", ended, f"{ended.phase.value}: {detail}")
+        return ended
 
     def _set_weight(self, state: RolloutState, weight: int) -> int:
         """Set and read back a step's weight, retrying transient router errors with backoff.

@@ -176,7 +176,7 @@ class RolloutState:
     def promote_now(self, at: float) -> RolloutState:
         """A person skips the remaining steps: record weight 100."""
         return self._to(
-            frozenset({Phase.HOLDING, Phase.PAUSED, Phase.PENDING}),
+            frozenset({Phase.HOLDING, Phase.PAUSED}),
             at,
             phase=Phase.PROMOTING,
             step_index=len(self.steps) - 1,
@@ -288,8 +288,9 @@ class RolloutState:
         return self._to(frozenset({Phase.PENDING}), at, phase=Phase.FAILED, detail=detail)
 
     def placed(self, placement: dict[str, Any], at: float) -> RolloutState:
-        """What the checks before traffic learnt of the slots (the stable version seen)."""
-        return self._to(frozenset({Phase.PENDING}), at, placement=placement)
+        """The slots learnt: the stable version seen before traffic, or, for a rollout
+        recorded before placements were, the router's slots when it was next touched."""
+        return self._to(ACTIVE | {Phase.ROLLING_BACK}, at, placement=placement)
 
     def pause(self, reason: Reason | None, detail: str, at: float) -> RolloutState:
         """Wait for a person; `reason` is what a timed-out pause rolls back for."""
