@@ -4,7 +4,9 @@ The pre-rollout hook is the example one, `examples/hooks/deploy-sample-service.s
 it starts each new version of the sample service at the address it is told
 (`SAFESHIP_CANARY_ADDRESS`), stopping what ran there; the on-rollback hook
 stops it again. The scrape provider is left at its defaults, templates over
-the slots. v2
+the slots; through the local router the sequence runs again with a real
+Prometheus scraping both slots, canary and baseline told apart by version
+(every router in `make soak`). v2
 (healthy), v3 (8% errors), v4 (healthy), v5 (8% errors): each healthy one is
 promoted, each faulty one rolled back, and after every rollout every answer
 through the router comes from the version that should serve it. Once, the
@@ -22,6 +24,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +33,14 @@ import pytest
 import yaml
 
 from safeship.demo.load import LoadGenerator
-from safeship.demo.monitoring import free_port
+from safeship.demo.monitoring import PrometheusServer, free_port
 from safeship.demo.rigs import RigKind, RouterRig, router_rig
 from safeship.store import open_store
 
 pytestmark = pytest.mark.integration
 
 ROUNDS = int(os.environ.get("SAFESHIP_SOAK_ROUNDS", "1"))  # of four rollouts; `make soak` more
-FAULTY = {f"v{n}": 0.08 for n in range(3, 2 + 4 * ROUNDS, 2)}  # v3, v5, ...: 8% errors
+FAULTY = {f"v{n}" for n in range(3, 2 + 4 * ROUNDS, 2)}  # v3, v5, ...: 8% errors
 HOOKS = Path(__file__).resolve().parents[2] / "examples" / "hooks"
 
 
@@ -46,9 +49,10 @@ class Slots:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.fault = 0.08  # the error rate of the faulty versions
 
     def env(self, version: str = "") -> dict[str, str]:
-        rate = str(FAULTY.get(version, 0.0))
+        rate = str(self.fault if version in FAULTY else 0.0)
         return {"SAFESHIP_SLOT_DIR": str(self.directory), "PYTHON": sys.executable,
                 "SAMPLE_ERROR_RATE": rate}  # fmt: skip
 
@@ -71,7 +75,12 @@ def rig(request: pytest.FixtureRequest) -> Iterator[RouterRig]:
         yield started
 
 
-def write_config(tmp_path: Path, rig: RouterRig, provider: dict[str, Any]) -> Path:
+def write_config(
+    tmp_path: Path,
+    rig: RouterRig,
+    provider: dict[str, Any],
+    prometheus: dict[str, Any] | None = None,
+) -> Path:
     config = {
         "service": "checkout",
         "environments": {"production": {}},
@@ -82,6 +91,7 @@ def write_config(tmp_path: Path, rig: RouterRig, provider: dict[str, Any]) -> Pa
         "hooks": {"pre_rollout": [{"command": [str(HOOKS / "deploy-sample-service.sh")]}],
                   "on_rollback": [{"command": [str(HOOKS / "stop-sample-service.sh")]}]},
         "store": {"url": f"sqlite:///{tmp_path / 'history.db'}"},
+        **({"prometheus": prometheus} if prometheus else {}),
     }  # fmt: skip
     path = tmp_path / "safeship.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -117,10 +127,37 @@ def deployed(rig: RouterRig, tmp_path: Path) -> Iterator[Slots]:
             slots.hook("stop-sample-service.sh", name, address)
 
 
+# (router, provider): `make test` every router with the scrape provider, and a real
+# Prometheus (by version) through the local router; `make soak` every pair.
+PAIRS = [("local", "scrape"), ("haproxy", "scrape"), ("nginx", "scrape"), ("local", "prometheus")]
+if "SAFESHIP_SOAK_ROUNDS" in os.environ:
+    PAIRS += [("haproxy", "prometheus"), ("nginx", "prometheus")]
+
+
+@pytest.mark.parametrize(("rig", "provider"), PAIRS, indirect=["rig"])
 def test_healthy_faulty_healthy_faulty_each_ends_right_with_the_right_version_serving(
-    rig: RouterRig, deployed: Slots, tmp_path: Path
+    rig: RouterRig, provider: str, deployed: Slots, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    config = write_config(tmp_path, rig, {"type": "scrape"})  # the slot templates
+    with ExitStack() as stack:
+        if provider == "scrape":
+            config = write_config(tmp_path, rig, {"type": "scrape"})  # the slot templates
+        else:
+            request.getfixturevalue("prometheus_installed")
+            # Short holds and a second's scrape lag: clearly faulty versions, judged in time.
+            deployed.fault = 0.2
+            prometheus = stack.enter_context(PrometheusServer(scrape_interval=1.0))
+            prometheus.add_targets(*rig.slots.values())
+            prometheus.wait_for_targets(rig.slots["blue"])
+            config = write_config(
+                tmp_path,
+                rig,
+                {"type": "prometheus"},  # canary and baseline by version
+                prometheus={"url": prometheus.url, "scrape_interval": 1},
+            )
+        _run_the_sequence(rig, deployed, tmp_path, config)
+
+
+def _run_the_sequence(rig: RouterRig, deployed: Slots, tmp_path: Path, config: Path) -> None:
     serving = "v1"
     for version in [f"v{n}" for n in range(2, 2 + 4 * ROUNDS)]:
         run = safeship(config, deployed, "rollout", "--version", version, "--json", version=version)
