@@ -185,3 +185,18 @@ def test_health_reports_unreachable_router_instead_of_raising(
     assert not health.ok
     assert ADMIN in health.detail
     assert "connection refused" in health.detail
+
+
+def test_an_admin_url_password_never_reaches_a_message() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    router = LocalRouter(
+        "http://ops:hunter2-secret@127.0.0.1:9", transport=httpx.MockTransport(refused)
+    )
+    with pytest.raises(RouterError) as caught:
+        router.get_weight()
+    assert "hunter2-secret" not in str(caught.value)
+    assert "http://ops:***@127.0.0.1:9" in str(caught.value)
+    assert "hunter2-secret" not in router.health().detail
+    router.close()

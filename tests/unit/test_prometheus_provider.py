@@ -233,7 +233,7 @@ def test_versions_are_read_per_role() -> None:
 def test_a_canary_version_prometheus_has_no_series_of_is_missing_naming_what_it_has() -> None:
     # The hook deployed another artifact: the service's series carry v-wrong, none v2.
     def answer(query: str) -> list[tuple[dict[str, str], str]]:
-        if query.startswith("count(last_over_time("):
+        if query.startswith("count(http_requests_total"):
             return [] if 'version="v2"' in query else [({}, "3")]
         if query.startswith("group by (version)"):
             return [({"version": "v1"}, "1"), ({"version": "v-wrong"}, "1")]
@@ -249,7 +249,7 @@ def test_a_canary_version_prometheus_has_no_series_of_is_missing_naming_what_it_
 
 def test_versions_present_or_selected_by_track_are_not_missing() -> None:
     def answer(query: str) -> list[tuple[dict[str, str], str]]:
-        if query.startswith("count(last_over_time("):
+        if query.startswith("count(http_requests_total"):
             return [({}, "2")]
         return healthy(query)
 

@@ -861,11 +861,44 @@ def test_a_pending_rollout_whose_slots_moved_is_refused_on_resume(store: Store) 
     assert store.get_deployment(record.id).outcome == "failed"  # type: ignore[union-attr]
 
 
-def test_a_rollback_never_undoes_a_slot_change_that_is_not_its_own(store: Store) -> None:
+def test_a_rollback_puts_back_the_stable_slot_it_recorded_whatever_the_router_says(
+    store: Store,
+) -> None:
+    # The record is the truth: a router that disagrees (its state file missing on this
+    # machine, a change by hand) is put back as the rollout recorded it, never left
+    # with the aborted canary serving.
     world = World(store, settings(CanaryStrategy(min_requests=5000)))
-    paused = world.controller.start("v2")  # at 10% on green
-    world.router.promote("green")  # a person (or another rollout) made green stable
+    paused = world.controller.start("v2")  # at 10% on green, blue stable
+    world.router.stable = "green"  # the router now claims green stable
     state = world.new_controller().abort(paused.deployment_id)
     assert state.phase is Phase.ABORTED
-    assert "the router was left as it is" in state.detail
-    assert world.router.promotions == ["green"]  # never swapped back to blue
+    assert (world.router.slots().stable.name, world.router.weight) == ("blue", 0)
+
+
+def test_a_paused_rollouts_watcher_finishes_a_promotion_whose_process_died(
+    store: Store,
+) -> None:
+    # A person's `promote` was killed at its router call while the paused rollout's own
+    # process waited on pause_timeout holding the lock: once, that process followed the
+    # half-done promotion for ever, and `resume` was locked out.
+    world = World(store, settings(CanaryStrategy(min_requests=5000, pause_timeout=HOUR)))
+    real_sleep, real_promote = world.clock.sleep, world.router.promote
+    person = world.new_controller()
+
+    def killed_at_the_router(slot: str) -> None:
+        world.router.promote = real_promote  # type: ignore[method-assign]
+        raise Crash
+
+    def sleep(seconds: float) -> None:
+        records = store.list_deployments()
+        state = store.load_state(records[0].id) if records else None
+        if state is not None and state["phase"] == "paused" and not person._seen:
+            world.router.promote = killed_at_the_router  # type: ignore[method-assign]
+            with pytest.raises(Crash):
+                person.promote(records[0].id)
+        real_sleep(seconds)
+
+    world.clock.sleep = sleep  # type: ignore[method-assign]
+    state = world.controller.start("v2")
+    assert state.phase is Phase.PROMOTED
+    assert (world.router.slots().stable.name, world.router.weight) == ("green", 0)

@@ -31,6 +31,7 @@ from safeship.errors import (
     SafeshipError,
     TransientError,
 )
+from safeship.redact import redact_text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -116,19 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return ExitCode.USAGE
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact_text(str(exc))}", err=True)
         if len(exc.problems) > 1 or exc.problems[0] != str(exc):
             for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
+                click.echo(f"  {redact_text(problem)}", err=True)
         return ExitCode.USAGE
     except (TransientError, RolloutRefusedError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact_text(str(exc))}", err=True)
         return ExitCode.UNAVAILABLE
     except RolloutLockedError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact_text(str(exc))}", err=True)
         return ExitCode.LOCKED
     except SafeshipError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact_text(str(exc))}", err=True)
         return ExitCode.FAILED
     return int(result) if isinstance(result, int) else 0
 

@@ -158,13 +158,14 @@ class PrometheusProvider(MetricsProvider):
         self.queries.placement = placement
 
     def versions(self) -> dict[str, frozenset[str]]:
-        """The `version` labels of each role's request series now (last 5 minutes)."""
+        """The `version` labels of each role's request series now (stale ones excluded)."""
         found: dict[str, frozenset[str]] = {}
         roles: tuple[Track, ...] = ("canary", "baseline")
         for role in roles:
             selector = self.queries.selector(role)
             metric = self.settings.requests_metric
-            query = f"group by ({VERSION_LABEL}) (last_over_time({metric}{{{selector}}}[5m]))"
+            # An instant selector: a stopped process's series are stale, and not counted.
+            query = f"group by ({VERSION_LABEL}) ({metric}{{{selector}}})"
             try:
                 result = self.client.query(query)
             except (PromQLError, PrometheusRejected) as exc:
@@ -216,7 +217,7 @@ class PrometheusProvider(MetricsProvider):
     def _has_series(self, role: Track) -> bool:
         metric, selector = self.settings.requests_metric, self.queries.selector(role)
         try:
-            found = self.client.query(f"count(last_over_time({metric}{{{selector}}}[5m]))")
+            found = self.client.query(f"count({metric}{{{selector}}})")
         except (PromQLError, PrometheusRejected) as exc:
             raise ProviderError(str(exc)) from exc
         return bool(found.value())
@@ -228,7 +229,7 @@ class PrometheusProvider(MetricsProvider):
             if not variables_in(value) & VARIABLES
         )
         metric = self.settings.requests_metric
-        query = f"group by ({VERSION_LABEL}) (last_over_time({metric}{{{base}}}[5m]))"
+        query = f"group by ({VERSION_LABEL}) ({metric}{{{base}}})"
         try:
             result = self.client.query(query)
         except (PromQLError, PrometheusRejected) as exc:

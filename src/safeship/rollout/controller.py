@@ -11,7 +11,6 @@ only from its injected clock.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,6 +64,9 @@ log = logging.getLogger("safeship.rollout")
 
 ABORT_ATTEMPTS = 20
 """Loads and saves an abort tries while the rollout's own process keeps saving."""
+
+FOLLOW_GRACE = 120.0
+"""Seconds beyond the longest hook a followed rollout may go unchanged before it is taken over."""
 
 MIN_TICK = 0.1
 """Seconds: no provider is read more often than this, whatever it says of its freshness."""
@@ -700,8 +702,6 @@ class RolloutController:
         target = state.target_weight
         assert target is not None  # every weight-changing phase records its target
         try:
-            if state.phase is Phase.ROLLING_BACK and (taken := self._slots_taken(state)):
-                return self._end_untouched(state, taken)
             if state.phase is Phase.SHIFTING:
                 confirmed = self._set_weight(state, target)
             else:
@@ -742,37 +742,6 @@ class RolloutController:
         else:
             self._emit("finished", state, f"{state.phase.value}: {state.detail}")
         return state
-
-    def _slots_taken(self, state: RolloutState) -> str | None:
-        """Why the router's slots are no longer this rollout's to set, or None.
-
-        A rollback puts all traffic on the stable slot it began with. When the
-        router has the other one stable and this rollout never began promoting
-        (its own promotion could have swapped them, and is then undone), another
-        rollout or a person moved them: undoing that would take traffic from
-        whatever serves now.
-        """
-        stable = self._placement(state).stable.slot
-        now_stable = self.router.slots().stable.name
-        if now_stable == stable:
-            return None
-        history = self.store.state_history(state.deployment_id)
-        if any(data.get("phase") == Phase.PROMOTING.value for _, data in history):
-            return None
-        return (
-            f"the router has slot {now_stable} stable, not {stable} as when this rollout "
-            "began: another rollout or a person changed the slots since"
-        )
-
-    def _end_untouched(self, state: RolloutState, why: str) -> RolloutState:
-        """End a rollback without touching a router that is no longer this rollout's."""
-        detail = f"{state.detail}; the router was left as it is: {why}"
-        log.warning("rollout %s: %s", state.deployment_id, detail)
-        self._record(state, "rollback", "untouched", detail, {})
-        ended = dataclasses.replace(state, detail=detail).weight_confirmed(0, self.clock.now())
-        self._save(ended)
-        self._emit("finished", ended, f"{ended.phase.value}: {detail}")
-        return ended
 
     def _set_weight(self, state: RolloutState, weight: int) -> int:
         """Set and read back a step's weight, retrying transient router errors with backoff.
@@ -1001,11 +970,36 @@ class RolloutController:
         return self._rollback(state, Reason(verdict.urgent), verdict.reason, recorded=True)
 
     def _follow(self, state: RolloutState) -> RolloutState:
-        """A person continued the rollout from another process: report how it ends there."""
+        """A person continued the rollout from another process: report how it ends there.
+
+        That process may die (its promotion killed at the router call, say). A
+        state nobody changes for longer than any hook may take is taken over
+        from here: an ending is finished, a step resumed as after a crash.
+        """
         self._emit("paused", state, "continued from another process; following it")
+        hooks = self.settings.hooks
+        longest = max(
+            (h.timeout for stage in (hooks.pre_promotion, hooks.post_promotion,
+                                     hooks.on_rollback) for h in stage),
+            default=0.0,
+        )  # fmt: skip
+        stall = longest + FOLLOW_GRACE
+        seq, since = self._seen.get(state.deployment_id), self.clock.monotonic()
         while not state.terminal and state.phase is not Phase.PAUSED:
             self.clock.sleep(self.strategy.interval)
             state = self.load(state.deployment_id)
+            if self._seen.get(state.deployment_id) != seq:
+                seq, since = self._seen.get(state.deployment_id), self.clock.monotonic()
+            elif self.clock.monotonic() - since > stall:
+                log.warning(
+                    "rollout %s: no change for %.0fs from the process that continued it; "
+                    "finishing it here",
+                    state.deployment_id,
+                    stall,
+                )
+                if state.phase in (Phase.PROMOTING, Phase.ROLLING_BACK):
+                    return self._drive(state)
+                return self._resume(state)
         return state
 
     def _pause_expired(self, state: RolloutState) -> RolloutState | None:

@@ -26,6 +26,7 @@ import httpx
 from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
 from safeship.errors import RouterError
 from safeship.http import make_client
+from safeship.redact import redact_url
 from safeship.routers.interface import Router, RouterHealth, Slot, Slots, check_weight
 
 
@@ -40,6 +41,7 @@ class LocalRouter(Router):
         slots: Mapping[str, str] | None = None,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
+        self._shown = redact_url(self.admin_url)  # what messages say: never a password
         self._timeout = timeout
         self._names = {address: name for name, address in (slots or {}).items()}
         self._client = make_client(
@@ -65,7 +67,7 @@ class LocalRouter(Router):
             return
         if slot != slots.canary.name:
             raise RouterError(
-                f"local router {self.admin_url}: cannot promote {slot!r}: its slots are "
+                f"local router {self._shown}: cannot promote {slot!r}: its slots are "
                 f"{slots.stable.name} (stable) and {slots.canary.name}"
             )
         self._confirm(self._call("PUT", "/weights", {"canary_weight": 100}), 100)
@@ -74,7 +76,7 @@ class LocalRouter(Router):
         self._confirm(swapped, 0)
         if self._slots_in(swapped).stable.name != slot:
             raise RouterError(
-                f"local router {self.admin_url}: {slot} is not the stable slot after the swap"
+                f"local router {self._shown}: {slot} is not the stable slot after the swap"
             )
 
     def health(self) -> RouterHealth:
@@ -84,15 +86,15 @@ class LocalRouter(Router):
         except RouterError as exc:
             return RouterHealth(ok=False, detail=str(exc))
         if body.get("status") != "ok":
-            return RouterHealth(ok=False, detail=f"local router {self.admin_url}: {body}")
-        return RouterHealth(ok=True, detail=f"local router {self.admin_url}: ok")
+            return RouterHealth(ok=False, detail=f"local router {self._shown}: {body}")
+        return RouterHealth(ok=True, detail=f"local router {self._shown}: ok")
 
     def close(self) -> None:
         self._client.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One admin request; every way it can fail becomes a RouterError naming the URL."""
-        what = f"local router {self.admin_url}: {method} {path}"
+        what = f"local router {self._shown}: {method} {path}"
         try:
             response = self._client.request(method, path, json=body)
         except httpx.TimeoutException:
@@ -113,7 +115,7 @@ class LocalRouter(Router):
         in_force = self._weight_in(payload)
         if in_force != weight:
             raise RouterError(
-                f"local router {self.admin_url}: asked for canary weight {weight}, "
+                f"local router {self._shown}: asked for canary weight {weight}, "
                 f"but it reports {in_force}"
             )
 
@@ -125,12 +127,12 @@ class LocalRouter(Router):
             address = urlsplit(url).netloc if isinstance(url, str) else ""
             if not address:
                 raise RouterError(
-                    f"local router {self.admin_url}: answer has no {track} upstream: {payload!r}"
+                    f"local router {self._shown}: answer has no {track} upstream: {payload!r}"
                 )
             if self._names and address not in self._names:
                 known = ", ".join(f"{n}={a}" for a, n in self._names.items())
                 raise RouterError(
-                    f"local router {self.admin_url}: the proxy's {track} upstream {address} is "
+                    f"local router {self._shown}: the proxy's {track} upstream {address} is "
                     f"none of the slots in router.slots ({known}); point the proxy at the "
                     "slots or fix router.slots"
                 )
@@ -138,7 +140,7 @@ class LocalRouter(Router):
         stable, canary = found
         if stable.name == canary.name:
             raise RouterError(
-                f"local router {self.admin_url}: both tracks go to {stable.name} "
+                f"local router {self._shown}: both tracks go to {stable.name} "
                 f"({stable.address}): the proxy has one slot, not two"
             )
         return Slots(stable, canary)
@@ -147,7 +149,7 @@ class LocalRouter(Router):
         weight = payload.get("canary_weight")
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
             raise RouterError(
-                f"local router {self.admin_url}: answer has no valid canary_weight: {payload!r}"
+                f"local router {self._shown}: answer has no valid canary_weight: {payload!r}"
             )
         return weight
 
