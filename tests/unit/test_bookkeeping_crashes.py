@@ -83,7 +83,7 @@ def environment(log: Path) -> EnvironmentConfig:
     return EnvironmentConfig(
         service="checkout",
         environment="production",
-        canary=CanaryStrategy(),
+        canary=CanaryStrategy(hold=60, min_hold=60, interval=10),  # few looks: fast
         router=LocalRouterSettings(),
         provider=ScrapeProviderSettings(),
         hooks=Hooks(post_promotion=(hook("promoted"),), on_rollback=(hook("rolled-back"),)),
