@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from safeship.clock import Clock
 from safeship.errors import (
@@ -322,3 +323,16 @@ class MemoryStore(Store):
 
     def close(self) -> None:
         pass
+
+
+def serves_everything(admin_url: str, url: str) -> bool:
+    """Whether the local proxy at `admin_url` sends all traffic to the process at `url`:
+    its slot is the stable one, at canary weight 0 (what a promotion leaves)."""
+    from safeship.routers.local import LocalRouter
+
+    router = LocalRouter(admin_url)
+    try:
+        slots = router.slots()
+        return router.get_weight() == 0 and slots.stable.address == urlsplit(url).netloc
+    finally:
+        router.close()

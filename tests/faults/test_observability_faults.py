@@ -17,7 +17,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -27,6 +26,7 @@ from safeship.demo.load import LoadGenerator
 from safeship.demo.monitoring import PushgatewayServer
 from safeship.demo.service import start_service
 from safeship.routers.local import LocalRouter, start_local_proxy
+from safeship.testing import serves_everything
 from safeship.testing_grafana import GrafanaDouble
 
 pytestmark = pytest.mark.integration
@@ -47,15 +47,7 @@ class Stack:
 
     def promoted(self) -> bool:
         """All traffic on the canary's process: its slot is the stable one, at weight 0."""
-        router = LocalRouter(self.admin_url)
-        try:
-            slots = router.slots()
-            return (
-                router.get_weight() == 0
-                and slots.stable.address == urlsplit(self.canary_metrics).netloc
-            )
-        finally:
-            router.close()
+        return serves_everything(self.admin_url, self.canary_metrics)
 
 
 @pytest.fixture

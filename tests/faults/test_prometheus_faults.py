@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -35,6 +34,7 @@ from safeship.demo.load import LoadGenerator
 from safeship.demo.monitoring import PrometheusServer
 from safeship.demo.service import ServiceProcess, start_service
 from safeship.routers.local import LocalProxyProcess, LocalRouter, start_local_proxy
+from safeship.testing import serves_everything
 
 pytestmark = pytest.mark.integration
 
@@ -81,15 +81,7 @@ class Rig:
 
     def promoted(self) -> bool:
         """All traffic on the canary's process: its slot is the stable one, at weight 0."""
-        router = LocalRouter(self.router.admin_url)
-        try:
-            slots = router.slots()
-            return (
-                router.get_weight() == 0
-                and slots.stable.address == urlsplit(self.services.canary.url).netloc
-            )
-        finally:
-            router.close()
+        return serves_everything(self.router.admin_url, self.services.canary.url)
 
     def config(self, **limits: Any) -> Path:
         hold = limits.pop("hold", 8)

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -39,6 +38,7 @@ from safeship.demo.load import LoadGenerator
 from safeship.demo.postgres_server import PostgresServer
 from safeship.demo.service import start_service
 from safeship.routers.local import LocalRouter, start_local_proxy
+from safeship.testing import serves_everything
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +68,7 @@ class Stack:
 
     def promoted(self) -> bool:
         """All traffic on the canary's process: its slot is the stable one, at weight 0."""
-        router = LocalRouter(self.admin_url)
-        try:
-            slots = router.slots()
-            return (
-                router.get_weight() == 0
-                and slots.stable.address == urlsplit(self.canary_metrics).netloc
-            )
-        finally:
-            router.close()
+        return serves_everything(self.admin_url, self.canary_metrics)
 
     def config(self, tmp_path: Path, store_url: str) -> Path:
         config = {

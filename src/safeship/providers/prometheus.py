@@ -27,7 +27,12 @@ from typing import Literal
 from safeship.config import PrometheusProviderSettings, render_template
 from safeship.errors import ConfigError, ProviderError
 from safeship.placement import VARIABLES, Placement, variables_in
-from safeship.prometheus.client import PrometheusClient, PrometheusRejected, PromQLError
+from safeship.prometheus.client import (
+    PrometheusClient,
+    PrometheusRejected,
+    PromQLError,
+    QueryResult,
+)
 from safeship.providers.interface import Measurement, MetricsProvider, VersionSample, Window
 from safeship.redact import redact_url
 
@@ -159,23 +164,9 @@ class PrometheusProvider(MetricsProvider):
 
     def versions(self) -> dict[str, frozenset[str]]:
         """The `version` labels of each role's request series now (stale ones excluded)."""
-        found: dict[str, frozenset[str]] = {}
         roles: tuple[Track, ...] = ("canary", "baseline")
-        for role in roles:
-            selector = self.queries.selector(role)
-            metric = self.settings.requests_metric
-            # An instant selector: a stopped process's series are stale, and not counted.
-            query = f"group by ({VERSION_LABEL}) ({metric}{{{selector}}})"
-            try:
-                result = self.client.query(query)
-            except (PromQLError, PrometheusRejected) as exc:
-                raise ProviderError(str(exc)) from exc
-            seen = frozenset(
-                s.labels[VERSION_LABEL] for s in result.samples if VERSION_LABEL in s.labels
-            )
-            if seen:
-                found[role] = seen
-        return found
+        found = {role: self._versions_of(self.queries.selector(role)) for role in roles}
+        return {role: seen for role, seen in found.items() if seen}
 
     def missing(self, placement: Placement) -> list[str]:
         """Versions selected by a slot template that Prometheus has no request series of.
@@ -216,25 +207,31 @@ class PrometheusProvider(MetricsProvider):
 
     def _has_series(self, role: Track) -> bool:
         metric, selector = self.settings.requests_metric, self.queries.selector(role)
-        try:
-            found = self.client.query(f"count({metric}{{{selector}}})")
-        except (PromQLError, PrometheusRejected) as exc:
-            raise ProviderError(str(exc)) from exc
-        return bool(found.value())
+        return bool(self._query(f"count({metric}{{{selector}}})").value())
 
-    def _service_versions(self) -> set[str]:
-        base = ", ".join(
-            f'{name}="{escape_label_value(render_template(value, self.queries.names))}"'
-            for name, value in self.settings.labels.items()
-            if not variables_in(value) & VARIABLES
+    def _service_versions(self) -> frozenset[str]:
+        """Every version of the service's request series, whichever slot serves it."""
+        return self._versions_of(
+            ", ".join(
+                f'{name}="{escape_label_value(render_template(value, self.queries.names))}"'
+                for name, value in self.settings.labels.items()
+                if not variables_in(value) & VARIABLES
+            )
         )
+
+    def _versions_of(self, selector: str) -> frozenset[str]:
+        # An instant selector: a stopped process's series are stale, and not counted.
         metric = self.settings.requests_metric
-        query = f"group by ({VERSION_LABEL}) ({metric}{{{base}}})"
+        result = self._query(f"group by ({VERSION_LABEL}) ({metric}{{{selector}}})")
+        return frozenset(
+            s.labels[VERSION_LABEL] for s in result.samples if VERSION_LABEL in s.labels
+        )
+
+    def _query(self, expr: str) -> QueryResult:
         try:
-            result = self.client.query(query)
+            return self.client.query(expr)
         except (PromQLError, PrometheusRejected) as exc:
             raise ProviderError(str(exc)) from exc
-        return {s.labels[VERSION_LABEL] for s in result.samples if VERSION_LABEL in s.labels}
 
     def source(self, role: str) -> str:
         track: Track = "canary" if role == "canary" else "baseline"

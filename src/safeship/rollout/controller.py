@@ -57,7 +57,7 @@ from safeship.rollout.machine import (
     RolloutState,
     decide,
 )
-from safeship.routers.interface import Router
+from safeship.routers.interface import Router, Slots
 from safeship.store.interface import DecisionRecord, DeploymentRecord, SlotAssignment, Store
 
 log = logging.getLogger("safeship.rollout")
@@ -181,7 +181,7 @@ class RolloutController:
             weight = self.router.get_weight()
         except RouterError as exc:
             raise RouterError(f"router not ready before the rollout: {exc}") from exc
-        canary, stable = slots.canary, slots.stable
+        canary = slots.canary
         if weight != 0:
             where = f" ({canary.address})" if canary.address else ""
             raise RolloutRefusedError(
@@ -189,10 +189,7 @@ class RolloutController:
                 f"traffic already, so {version} cannot be deployed into it. Finish the rollout "
                 "that left it so (`safeship rollout list`), or set its weight to 0; nothing moved"
             )
-        return Placement(
-            SlotVersion(canary.name, canary.address, version),
-            SlotVersion(stable.name, stable.address, self._stable_version(stable.name)),
-        )
+        return _placement_of(slots, version, self._stable_version(slots.stable.name))
 
     def _follow_slots(self, placement: Placement) -> None:
         """Render every template over the slots now, before anything is recorded.
@@ -259,8 +256,10 @@ class RolloutController:
             if stored is None:
                 self._close_never_started(record)
                 continue
-            if self.load(record.id).terminal:
-                continue  # `load` finished its row from its final state
+            state = RolloutState.from_storage(stored)
+            if state.terminal:
+                self._settle_record(state)  # killed between its final state and its row
+                continue
             raise RolloutLockedError(
                 f"{service}/{environment} has an unfinished rollout {record.id} of "
                 f"{record.version} ({stored['phase']} at {stored['weight']}%); one rollout at "
@@ -375,11 +374,7 @@ class RolloutController:
         if recorded is not None:
             return recorded
         # Only a rollout that had ended before placements were recorded gets here.
-        slots = self.router.slots()
-        return Placement(
-            SlotVersion(slots.canary.name, slots.canary.address, state.version),
-            SlotVersion(slots.stable.name, slots.stable.address, None),
-        )
+        return _placement_of(self.router.slots(), state.version, None)
 
     def _placed(self, state: RolloutState) -> RolloutState:
         """A rollout recorded before placements were gets one, from the router, once.
@@ -391,12 +386,7 @@ class RolloutController:
         if state.terminal or state.placement:
             return state
         slots = self.router.slots()
-        placement = Placement(
-            SlotVersion(slots.canary.name, slots.canary.address, state.version),
-            SlotVersion(
-                slots.stable.name, slots.stable.address, self._stable_version(slots.stable.name)
-            ),
-        )
+        placement = _placement_of(slots, state.version, self._stable_version(slots.stable.name))
         placed = state.placed(placement.for_storage(), self.clock.now())
         self._save(placed)
         return placed
@@ -1172,6 +1162,14 @@ class RolloutController:
         delay = when - self.clock.monotonic()
         if delay > 0:
             self.clock.sleep(delay)
+
+
+def _placement_of(slots: Slots, version: str, stable_version: str | None) -> Placement:
+    """`version` into the router's canary slot, beside `stable_version` in its stable one."""
+    return Placement(
+        SlotVersion(slots.canary.name, slots.canary.address, version),
+        SlotVersion(slots.stable.name, slots.stable.address, stable_version),
+    )
 
 
 def _describe(what: str, result: RunResult) -> str:
