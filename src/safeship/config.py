@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from safeship import placement
+from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
 from safeship.redact import MASK, redact_text
 
@@ -1136,6 +1136,12 @@ def parse_config(
 ) -> Config:
     """Parse and validate config text; raises `ConfigError` listing every problem."""
     env = os.environ if env is None else env
+    too_large = bounded_yaml.check_limits(text)
+    if too_large is not None:
+        raise ConfigError(
+            f"{source}:{too_large.line}: refused: {too_large.problem} "
+            "(limits in docs/reliability.md, 'Bounded parsing')"
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -1172,7 +1178,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     chosen = Path(path or env.get("SAFESHIP_CONFIG") or DEFAULT_CONFIG_PATH)
     try:
-        text = chosen.read_text(encoding="utf-8")
+        with chosen.open("rb") as file:
+            raw = file.read(bounded_yaml.MAX_BYTES + 1)
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{chosen}: config file not found (pass --config FILE, set SAFESHIP_CONFIG, "
@@ -1180,6 +1187,19 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         ) from exc
     except OSError as exc:
         raise ConfigError(f"{chosen}: cannot read the config file: {exc.strerror}") from exc
+    if len(raw) > bounded_yaml.MAX_BYTES:
+        raise ConfigError(
+            f"{chosen}: refused: the file is larger than {bounded_yaml.MAX_BYTES} bytes "
+            "(limits in docs/reliability.md, 'Bounded parsing')"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{chosen}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        ) from exc
     return parse_config(text, str(chosen), env)
 
 

@@ -8,6 +8,8 @@ masked wherever the config is shown.
 from __future__ import annotations
 
 import json
+import time
+import tracemalloc
 from typing import Any
 
 import yaml
@@ -108,3 +110,33 @@ def test_undecodable_bytes_in_a_variable_are_refused_not_crashed_on(
         "service: checkout\nstore:\n  url: '${X}'\n", {"X": value + surrogate}
     )
     assert config is None
+
+
+@st.composite
+def anchored_documents(draw: st.DrawFn) -> str:
+    """YAML text whose anchors alias earlier ones, nested at random: small text, any expansion."""
+    lines = ["service: checkout"]
+    for i in range(draw(st.integers(1, 12))):
+        items = [
+            f"*a{draw(st.integers(0, i - 1))}" if i and draw(st.booleans()) else "x"
+            for _ in range(draw(st.integers(1, 12)))
+        ]
+        depth = draw(st.integers(0, 80))
+        lines.append(f"k{i}: &a{i} " + "[" * depth + "[" + ",".join(items) + "]" + "]" * depth)
+    return "\n".join(lines) + "\n"
+
+
+@given(anchored_documents())
+def test_any_aliased_or_nested_document_parses_quickly_in_little_memory(text: str) -> None:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        parses_or_says_why(text, {})
+    finally:
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    # A document under the limits builds in a fraction of a second; one past them is refused
+    # before it is built. Bounds are loose for a loaded machine, tight against expansion.
+    assert elapsed < 2.0, f"{elapsed:.2f} s for {len(text)} bytes"
+    assert peak < 64 * 1024 * 1024, f"{peak} bytes for {len(text)} bytes"
