@@ -107,6 +107,7 @@ class RouteTable:
     upstreams: dict[Track, str]
     requests: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
     upstream_errors: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
+    client_disconnects: int = 0  # clients that left before their answer ended
     _position: int = 0
 
     def choose(self) -> Track:
@@ -145,6 +146,7 @@ class RouteTable:
             **{track: redact_url(self.upstreams[track]) for track in TRACKS},
             "requests": dict(self.requests),
             "upstream_errors": dict(self.upstream_errors),
+            "client_disconnects": self.client_disconnects,
         }
 
 
@@ -245,7 +247,8 @@ class LocalProxy:
         track = self.table.choose()
         url = URL(self.table.upstreams[track] + request.raw_path, encoded=True)
         if request.headers.get("Expect", "").lower() == "100-continue":
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            with contextlib.suppress(ConnectionError):  # gone already: the request fails below
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             upstream = await self._session.request(
                 request.method,
@@ -269,17 +272,23 @@ class LocalProxy:
             headers=_forwardable(upstream.headers, HOP_BY_HOP),
         )
         response.headers[TRACK_HEADER] = track
-        await response.prepare(request)
-        while True:
-            try:
-                chunk = await upstream.content.readany()
-            except (aiohttp.ClientError, TimeoutError):
-                self.table.upstream_errors[track] += 1
-                return _abort(request, response)
-            if not chunk:
-                break
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            while True:
+                try:
+                    chunk = await upstream.content.readany()
+                except (aiohttp.ClientError, TimeoutError):
+                    self.table.upstream_errors[track] += 1
+                    return _abort(request, response)
+                if not chunk:
+                    break
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            # The client left mid-answer (a browser's stop, a balancer's timeout): everyday
+            # traffic, not an error of either version. Leaving the block closes the upstream.
+            self.table.client_disconnects += 1
+            return _abort(request, response)
         return response
 
     def admin_app(self) -> web.Application:
