@@ -7,6 +7,7 @@ import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,52 @@ def test_a_rollout_with_a_row_but_no_state_is_listed_not_an_error(
     assert json.loads(capsys.readouterr().out)["outcome"] == "failed"
     assert main(["--config", str(config), "rollout", "status"]) == 0
     assert "no unfinished rollouts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda s: s.pop("phase"), id="phase missing"),
+        pytest.param(lambda s: s.pop("steps"), id="steps missing"),
+        pytest.param(lambda s: s.update(phase="exploded"), id="unknown phase"),
+        pytest.param(lambda s: s.update(steps="ten"), id="steps not numbers"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["status"], ["status", "d0"], ["resume", "d0"], ["abort", "d0"], ["promote", "d0"]]
+)
+def test_a_damaged_state_row_is_a_clear_error_never_a_traceback(
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Any,
+    command: list[str],
+) -> None:
+    state = {
+        "deployment_id": "d0", "service": "checkout", "environment": "production",
+        "version": "v2", "steps": [10, 50, 100], "started_at": 1.0, "updated_at": 1.0,
+        "phase": "holding", "weight": 10,
+    }  # fmt: skip
+    damage(state)
+    store = open_store(f"sqlite:///{tmp_path / 'history.db'}")
+    try:
+        store.create_deployment(
+            DeploymentRecord(
+                id="d0", service="checkout", environment="production", version="v2", started_at=1.0
+            )
+        )
+        store.save_state("d0", 1.0, state)
+    finally:
+        store.close()
+
+    code = main(["--config", str(config), "rollout", *command])
+
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "Error:" not in err.split("error:")[0]  # no bare exception type first
+    if command[0] == "status":
+        assert code == 0  # listed with what it has
+    else:
+        assert code in (1, 2, 3)
+        assert "rollout 'd0'" in err
+        assert "damaged" in err or "router not ready" in err

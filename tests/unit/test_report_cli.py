@@ -119,3 +119,15 @@ def test_a_bad_period_is_a_usage_error(empty: str, capsys: pytest.CaptureFixture
     code = main(["--store", empty, "report", "--since", "30d", "--from", "2026-01-01"])
     assert code == 2
     assert "either --since or --from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json", "html"])
+def test_an_output_that_cannot_be_written_is_a_usage_error(
+    empty: str, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = "/nonexistent/dir/report.out"
+    code = main(["--store", empty, "report", "--format", fmt, "--output", target])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--output {target}: cannot write the report: No such file or directory" in err
+    assert "Traceback" not in err

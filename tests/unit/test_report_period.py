@@ -47,3 +47,20 @@ def test_bad_periods_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve_period(NOW, since, date_from, date_to)
+
+
+def test_the_ends_of_the_calendar_are_periods_or_clear_errors() -> None:
+    # Before: ValueError (year out of range) and OverflowError tracebacks.
+    last = resolve_period(NOW, None, "9999-12-31", "9999-12-31")
+    assert last.describe().startswith("9999-12-31 00:00 UTC to 9999-12-31 23:59 UTC")
+    first = resolve_period(NOW, None, "0001-01-01", "0001-01-01")
+    assert first.describe().startswith("0001-01-01 00:00 UTC")
+    for start in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"):
+        with pytest.raises(ConfigError, match="outside the calendar"):
+            resolve_period(NOW, None, start, None)
+
+
+def test_since_is_at_most_a_century() -> None:
+    assert resolve_period(NOW, "36525d", None, None).days == 36525
+    with pytest.raises(ConfigError, match=r"at most 36525d"):
+        resolve_period(NOW, "99999999999d", None, None)

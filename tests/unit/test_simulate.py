@@ -83,4 +83,21 @@ def test_cli_uses_the_configs_analysis_settings(
 
 def test_cli_rejects_an_error_rate_outside_0_to_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--canary-error-rate", "3"]) == 2
-    assert "between 0 and 1" in capsys.readouterr().err
+    assert "3.0 is not in the range 0<=x<=1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--rps", "inf"], ["--rps", "nan"], ["--rps", "0"], ["--rps", "-5"],
+        ["--canary-latency-factor", "nan"], ["--baseline-error-rate", "nan"], ["--seed", "-1"],
+    ],
+)  # fmt: skip
+def test_cli_refuses_values_that_cannot_be_simulated(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # inf and nan reached numpy before ("ValueError: lam value too large", a traceback)
+    assert main(["simulate", "--trials", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert f"Invalid value for '{args[0]}'" in err
+    assert "Traceback" not in err

@@ -165,7 +165,12 @@ def versions_cmd(ctx: Context, url: str | None, uid: str, as_json: bool) -> int:
 @_strict_option
 @click.option("--deployment", "deployment_id", default=None, help="Undo this deployment's push.")
 @click.option("--uid", default=None, help="Restore this one dashboard (with --to-version).")
-@click.option("--to-version", type=int, default=None, help="The version --uid is restored to.")
+@click.option(
+    "--to-version",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The version --uid is restored to.",
+)
 @pass_context
 def rollback_cmd(
     ctx: Context,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from safeship.analysis import Verdict
+from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
@@ -32,7 +33,11 @@ from safeship.rollout.controller import RolloutEvent
 )
 @click.option("--healthy", is_flag=True, help="Run one healthy rollout.")
 @click.option(
-    "--rps", type=float, default=200.0, show_default=True, help="Load through the router."
+    "--rps",
+    type=params.FiniteFloat(min=0, max=10_000, min_open=True),
+    default=200.0,
+    show_default=True,
+    help="Load through the router.",
 )
 @click.option(
     "--store", "store_url", default=None, help="Keep the history here (default: a temp dir)."

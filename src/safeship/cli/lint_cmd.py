@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from safeship.cli import params
 from safeship.cli.context import Context, prometheus_settings
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
@@ -31,7 +32,7 @@ from safeship.rules.lint import (
 )
 @click.option(
     "--scrape-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=params.POSITIVE,
     default=DEFAULT_SCRAPE_INTERVAL,
     show_default=True,
     metavar="SECONDS",

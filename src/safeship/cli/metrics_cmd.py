@@ -8,6 +8,7 @@ import threading
 import click
 from prometheus_client import CollectorRegistry
 
+from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.metrics import (
@@ -28,7 +29,7 @@ def metrics() -> None:
 
 @metrics.command()
 @click.option("--address", default=None, help="Bind address [default: config, 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="Port [default: config, 8001].")
+@click.option("--port", type=params.PORT, default=None, help="Port [default: config, 8001].")
 @pass_context
 def serve(ctx: Context, address: str | None, port: int | None) -> int:
     """Serve /metrics until interrupted (deployment totals are cumulative, from the store)."""

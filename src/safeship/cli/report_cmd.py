@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from safeship.cli.context import Context, pass_context
+from safeship.errors import ConfigError
 from safeship.report.build import Report, report_from_url
 from safeship.report.period import resolve_period
 from safeship.report.queries import Scope
@@ -70,18 +71,23 @@ def report(
         production=production_env,
     )
     result = report_from_url(url, scope, now)
-    if fmt == "table":
-        if output is None:
-            print_text(result, Console())
-            return
-        with output.open("w", encoding="utf-8") as file:
-            print_text(result, Console(file=file, width=140, no_color=True))
-        return
-    text = _render(result, fmt)
     if output is None:
-        click.echo(text)
-    else:
-        output.write_text(text + "\n", encoding="utf-8")
+        if fmt == "table":
+            print_text(result, Console())
+        else:
+            click.echo(_render(result, fmt))
+        return
+    try:
+        with output.open("w", encoding="utf-8") as file:
+            if fmt == "table":
+                print_text(result, Console(file=file, width=140, no_color=True))
+            else:
+                file.write(_render(result, fmt) + "\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"--output {output}: cannot write the report: {exc.strerror or exc} "
+            "(does its folder exist, and may you write there?)"
+        ) from exc
 
 
 def _render(result: Report, fmt: str) -> str:

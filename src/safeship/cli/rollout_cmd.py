@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from safeship.ci.rollout import GitHubRolloutReport
+from safeship.cli import params
 from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
@@ -54,7 +55,7 @@ from safeship.store.interface import DeploymentRecord, Store
 )
 @click.option(
     "--commit-time",
-    type=float,
+    type=params.EPOCH_SECONDS,
     envvar="SAFESHIP_COMMIT_TIME",
     default=None,
     help="Commit time, epoch seconds, for lead time [env SAFESHIP_COMMIT_TIME].",
@@ -67,7 +68,7 @@ from safeship.store.interface import DeploymentRecord, Store
 )
 @click.option(
     "--hold",
-    type=float,
+    type=params.POSITIVE,
     envvar="CANARY_WAIT_TIME",
     default=None,
     help="Seconds to hold each step [env CANARY_WAIT_TIME].",
@@ -323,7 +324,7 @@ def resume(ctx: Context, deployment_id: str, as_json: bool) -> int:
 
 @rollout.command("list")
 @click.option("--env", "environment", default=None)
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
 def list_(ctx: Context, environment: str | None, limit: int, as_json: bool) -> None:
@@ -364,7 +365,7 @@ def _not_started(record: DeploymentRecord) -> dict[str, Any]:
 
 def _phase(store: Store, deployment_id: str) -> str:
     state = store.load_state(deployment_id)
-    return str(state["phase"]) if state else "unknown"
+    return str(state.get("phase", "unknown")) if state else "unknown"
 
 
 @rollout.command()
@@ -390,8 +391,10 @@ def status(ctx: Context, deployment_id: str | None, as_json: bool) -> None:
         click.echo("no unfinished rollouts")
     for data in states:
         click.echo(
-            f"{data['deployment_id']}  {data['environment']}  {data['version']}  "
-            f"{data['phase']} at {data['weight']}%  {data.get('detail') or ''}"
+            # .get: a damaged row is still listed, with what it has
+            f"{data.get('deployment_id', '?')}  {data.get('environment', '?')}  "
+            f"{data.get('version', '?')}  {data.get('phase', '?')} at {data.get('weight', '?')}%  "
+            f"{data.get('detail') or ''}"
         )
 
 

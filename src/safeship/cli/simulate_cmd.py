@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
@@ -15,23 +16,29 @@ from safeship.simulation import TrafficModel, simulate
 
 @click.command("simulate")
 @click.option("--env", "environment", default=None, help="Use this environment's settings.")
-@click.option("--rps", type=float, default=50.0, show_default=True, help="Requests per second.")
-@click.option("--baseline-error-rate", type=float, default=0.005, show_default=True)
+@click.option(
+    "--rps",
+    type=params.FiniteFloat(min=0, max=1e6, min_open=True),
+    default=50.0,
+    show_default=True,
+    help="Requests per second.",
+)
+@click.option("--baseline-error-rate", type=params.RATE, default=0.005, show_default=True)
 @click.option(
     "--canary-error-rate",
-    type=float,
+    type=params.RATE,
     default=None,
     help="Canary error rate [default: the baseline's, a healthy canary].",
 )
 @click.option(
     "--canary-latency-factor",
-    type=float,
+    type=params.FiniteFloat(min=0, max=1000, min_open=True),
     default=1.0,
     show_default=True,
     help="Canary latency as a multiple of the baseline's.",
 )
 @click.option("--trials", type=click.IntRange(1, 100_000), default=200, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
 def simulate_cmd(
@@ -52,14 +59,6 @@ def simulate_cmd(
     file, the built-in defaults.
     """
     strategy = _strategy(ctx, environment)
-    for name, value in (
-        ("--baseline-error-rate", baseline_error_rate),
-        ("--canary-error-rate", canary_error_rate),
-    ):
-        if value is not None and not 0 <= value <= 1:
-            raise click.BadParameter("must be between 0 and 1", param_hint=name)
-    if rps <= 0 or canary_latency_factor <= 0:
-        raise click.BadParameter("--rps and --canary-latency-factor must be positive")
     model = TrafficModel(
         rps=rps,
         baseline_error_rate=baseline_error_rate,

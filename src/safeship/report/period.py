@@ -18,6 +18,9 @@ WEEK = 7 * DAY
 _UNITS = {"m": 60.0, "h": 3600.0, "d": DAY, "w": WEEK}
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 DEFAULT_SINCE = "30d"
+MAX_SINCE_DAYS = 36525  # a century: further back than any deployment history
+_FIRST_MOMENT = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LAST_MOMENT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,10 @@ def parse_since(text: str) -> float:
         raise ConfigError(
             f"--since {text!r}: expected a positive number and a unit m, h, d or w (e.g. 30d)"
         )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_SINCE_DAYS * DAY:
+        raise ConfigError(f"--since {text!r}: at most {MAX_SINCE_DAYS}d (a century) back")
+    return seconds
 
 
 def parse_date(text: str, option: str, *, end_of_day: bool = False) -> float:
@@ -59,9 +65,19 @@ def parse_date(text: str, option: str, *, end_of_day: bool = False) -> float:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if end_of_day and len(text.strip()) == len("2026-01-31"):
-        parsed += timedelta(days=1)
-    return parsed.timestamp()
+    try:
+        if end_of_day and len(text.strip()) == len("2026-01-31"):
+            if parsed.date() == datetime.max.date():
+                return _LAST_MOMENT  # the end of 9999-12-31: the end of the calendar
+            parsed += timedelta(days=1)
+        moment = parsed.timestamp()
+        if not _FIRST_MOMENT <= moment <= _LAST_MOMENT:
+            raise ValueError(text)
+        return moment
+    except (OverflowError, ValueError):
+        raise ConfigError(
+            f"{option} {text!r}: outside the calendar (years 1 to 9999, in UTC)"
+        ) from None
 
 
 def resolve_period(
@@ -82,4 +98,5 @@ def resolve_period(
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # isoformat, not strftime("%Y"): glibc writes the year 1 as "1", not "0001"
+    return datetime.fromtimestamp(ts, UTC).isoformat(sep=" ", timespec="minutes")[:16] + " UTC"

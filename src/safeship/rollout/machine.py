@@ -336,13 +336,36 @@ class RolloutState:
 
     @classmethod
     def from_storage(cls, data: dict[str, Any]) -> RolloutState:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in fields}
-        values["steps"] = tuple(values["steps"])
-        values["phase"] = Phase(values["phase"])
-        values["reason"] = Reason(values["reason"]) if values.get("reason") else None
-        values["final"] = Phase(values["final"]) if values.get("final") else None
+        """The state as saved; a damaged one (a key missing, a value of the wrong kind) is a
+        `RolloutStateError` naming the rollout and the key, never a bare KeyError."""
+        name = data.get("deployment_id", "?") if isinstance(data, dict) else "?"
+        fields = dataclasses.fields(cls)
+        required = [
+            f.name
+            for f in fields
+            if f.name == "phase"  # every state ever saved has one; never guess it
+            or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        ]
+        missing = [key for key in required if not isinstance(data, dict) or key not in data]
+        if missing:
+            raise RolloutStateError(_damaged(name, f"missing {', '.join(map(repr, missing))}"))
+        values = {k: v for k, v in data.items() if k in {f.name for f in fields}}
+        try:
+            values["steps"] = tuple(int(step) for step in values["steps"])
+            values["phase"] = Phase(values["phase"])
+            values["reason"] = Reason(values["reason"]) if values.get("reason") else None
+            values["final"] = Phase(values["final"]) if values.get("final") else None
+        except (TypeError, ValueError) as exc:
+            raise RolloutStateError(_damaged(name, str(exc))) from exc
         return cls(**values)
+
+
+def _damaged(deployment_id: str, problem: str) -> str:
+    return (
+        f"the stored state of rollout {deployment_id!r} is damaged ({problem}); it was edited "
+        "by hand or written by another safeship version: check the router by hand, and "
+        "`safeship rollout list` for the record"
+    )
 
 
 def decide(
