@@ -97,7 +97,7 @@ class SequentialErrorRateCheck(Model):
     type: Literal["error_rate_sequential"] = "error_rate_sequential"
     name: str = "error_rate"
     alpha: float = Field(
-        default=0.008, gt=0, lt=0.5, description="This check's share of the false-rollback rate."
+        default=0.009, gt=0, lt=0.5, description="This check's share of the false-rollback rate."
     )
     detect_increase: float = Field(
         default=0.5, gt=0, description="Relative increase to catch (0.5: canary errors x1.5)."
@@ -123,7 +123,7 @@ class LatencyJudgeCheck(Model):
     type: Literal["latency_judge"] = "latency_judge"
     name: str = "latency"
     alpha: float = Field(
-        default=0.002, gt=0, lt=0.5, description="This check's share of the false-rollback rate."
+        default=0.001, gt=0, lt=0.5, description="This check's share of the false-rollback rate."
     )
     confidence: float = Field(default=0.98, gt=0.5, lt=1)
     tolerance: float = Field(default=0.25, ge=0)

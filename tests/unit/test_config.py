@@ -69,7 +69,7 @@ def test_default_checks_are_statistical_error_rate_and_latency() -> None:
     assert [type(c) for c in checks] == [SequentialErrorRateCheck, LatencyJudgeCheck]
     assert [c.name for c in checks] == ["error_rate", "latency"]
     # The 1% false-rollback budget, split: most to errors, which decide most rollbacks.
-    assert (checks[0].alpha, checks[1].alpha) == (0.008, 0.002)
+    assert (checks[0].alpha, checks[1].alpha) == (0.009, 0.001)
     assert checks[1].confidence == 0.98
 
 

@@ -271,7 +271,7 @@ def test_summary_has_steps_decisions_with_values_limits_query_and_a_chart(
     weights, canary_errors, baseline_errors = ([float(v) for v in s.split(", ")] for s in series)
     labels = re.search(r'^    x-axis "time since start" \[(.*)\]$', chart, re.MULTILINE)
     assert labels is not None
-    assert labels.group(1).split(", ") == ['"0s"', '"7s"', '"end 7s"']
+    assert labels.group(1).split(", ") == ['"0s"', '"8s"', '"end 8s"']
     assert len(weights) == len(canary_errors) == len(baseline_errors) == 3
     assert max(weights) == 10
     assert weights[-1] == 0

@@ -16,7 +16,7 @@ one of three kinds:
 Threshold checks compare the settled window's figures with limits. The
 statistical checks are anytime-valid tests, each at its own `alpha`: its
 share of the rollout's false-rollback budget, which is their sum (1% with
-the defaults: 0.8% for errors, 0.2% for latency). A rollout stops at its first
+the defaults: 0.9% for errors, 0.1% for latency). A rollout stops at its first
 rejection, where Holm's step-down is no more powerful than this split, and an
 explicit split lets the error test, which decides most rollbacks, keep most
 of the budget. A check marked `critical: false` is reported but never rolls

@@ -9,8 +9,11 @@ canary is no worse (a supermartingale when it is better), so by Ville's
 inequality the chance it *ever* exceeds 1/alpha is at most alpha: the test may
 be looked at every interval, forever, and its false-rollback rate stays under
 alpha. A mixture over a grid of alternatives (theta from 1 + `detect_increase`
-up to x16) adapts to the size of the regression, so a tenfold one is caught
-after a handful of errors and a small one still eventually. Conditioning on
+up to x10) adapts to the size of the regression, so a tenfold one is caught
+after a handful of errors and a small one still eventually. The grid's
+weights fall as theta^-0.3: small regressions, the common ones, weigh a
+little more, and a huge one still passes the threshold in a few errors
+(the catastrophe guard is there for those). Conditioning on
 where errors fell makes a baseline error rate of 0 work, and makes the test
 indifferent to traffic shifting between steps.
 
@@ -33,14 +36,18 @@ from safeship.config import SequentialErrorRateCheck
 
 GRID_POINTS = 10
 LIKELY = 0.75
-"""Harm is likely from evidence (1/alpha)^LIKELY on (38 at alpha 0.8%): if it is still that
+"""Harm is likely from evidence (1/alpha)^LIKELY on (34 at alpha 0.9%): if it is still that
 strong after twice the hold, `limits.on_suspected_harm` acts. Rare for a healthy canary,
 so this policy adds little to the test's own false-rollback rate."""
 SUSPICION = 2.0
 """Evidence (likelihood ratio) from which harm is suspected: the data favour harm two to one.
 It holds a step for up to one more hold, so a mild regression is judged at the low weight
 where each of its errors says most; it never rolls back by itself."""
-GRID_TOP = 16.0  # the largest error-rate ratio the mixture weighs (larger ones pass it anyway)
+GRID_TOP = 10.0  # the largest error-rate ratio the mixture weighs (larger ones pass it anyway)
+HARM_PRIOR_POWER = -0.3
+"""The harm mixture weighs theta in proportion to theta^HARM_PRIOR_POWER (normalised): a
+mild tilt towards small ratios, measured in `make bench` to catch x3 and x10 regressions with
+fewer failed requests than equal weights, at the same false-rollback rate."""
 SAFE_GRID_BOTTOM = 0.1
 
 
@@ -115,7 +122,7 @@ class Evidence:
 
 
 def harm_grid(check: SequentialErrorRateCheck) -> tuple[float, ...]:
-    """Error-rate ratios the harm test weighs equally: log-spaced, 1 + detect_increase to x16."""
+    """Error-rate ratios the harm test weighs: log-spaced, 1 + detect_increase to x10."""
     low = 1.0 + check.detect_increase
     if low >= GRID_TOP:
         return (low,)
@@ -143,6 +150,22 @@ def split_log_ratio(theta: float, null: float, n_c: float, n_b: float, x: float,
     return x * canary_side + y * baseline_side
 
 
+def harm_log_weights(thetas: Sequence[float]) -> tuple[float, ...]:
+    """log of each ratio's prior weight in the harm mixture (they sum to 1)."""
+    raw = [HARM_PRIOR_POWER * math.log(t) for t in thetas]
+    norm = _log_mean_exp(raw) + math.log(len(raw))
+    return tuple(r - norm for r in raw)
+
+
+def log_harm_evidence(check: SequentialErrorRateCheck, harm: Sequence[float]) -> float:
+    """log of the harm mixture: sum of weight x likelihood ratio, computed in log space."""
+    if not harm:
+        return 0.0
+    weighted = [h + w for h, w in zip(harm, harm_log_weights(harm_grid(check)), strict=True)]
+    top = max(weighted)
+    return top + math.log(sum(math.exp(v - top) for v in weighted))
+
+
 def _log_mean_exp(values: Sequence[float]) -> float:
     top = max(values)
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
@@ -165,7 +188,7 @@ def update(check: SequentialErrorRateCheck, evidence: Evidence, step: Counts) ->
             s + split_log_ratio(t, null, n_c, n_b, x, y)
             for s, t in zip(safe, safe_thetas, strict=True)
         )
-    log_harm = _log_mean_exp(harm)
+    log_harm = log_harm_evidence(check, harm)
     return Evidence(
         harm=harm,
         safe=safe,
@@ -188,7 +211,7 @@ def judge(
     check: SequentialErrorRateCheck, evidence: Evidence, *, enough_data: bool, short_reason: str
 ) -> SequentialJudgement:
     """Judge the evidence at level alpha (the caller corrects for several checks)."""
-    log_harm = _log_mean_exp(evidence.harm) if evidence.harm else 0.0
+    log_harm = log_harm_evidence(check, evidence.harm)
     log_safe = _log_mean_exp(evidence.safe) if evidence.safe else 0.0
     threshold = math.log(1 / check.alpha)
     # The running maximum makes 1/e an anytime-valid p-value (Ville's inequality).
