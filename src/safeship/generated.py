@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from safeship.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class GeneratedFile:
@@ -20,8 +22,10 @@ def stale(files: tuple[GeneratedFile, ...]) -> list[Path]:
     for file in files:
         try:
             current: str | None = file.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None  # missing, or not what we write: stale either way
+        except OSError as exc:
+            raise ConfigError(f"{file.path}: cannot read: {exc.strerror or exc}") from exc
         if current != file.text:
             out.append(file.path)
     return out
@@ -32,8 +36,14 @@ def write(files: tuple[GeneratedFile, ...]) -> list[Path]:
     changed = stale(files)
     for file in files:
         if file.path in changed:
-            file.path.parent.mkdir(parents=True, exist_ok=True)
-            file.path.write_text(file.text, encoding="utf-8")
+            try:
+                file.path.parent.mkdir(parents=True, exist_ok=True)
+                file.path.write_text(file.text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"{file.path}: cannot write: {exc.strerror or exc} "
+                    "(does its folder exist, and may you write there?)"
+                ) from exc
     return changed
 
 

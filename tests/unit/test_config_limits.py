@@ -132,3 +132,18 @@ def test_anchors_used_as_intended_still_load() -> None:
     config = parse_config(text, "ok.yaml", env={})
 
     assert config.for_environment("production").canary.hold == 30
+
+
+def test_rule_files_and_routing_cases_have_the_same_limits(tmp_path: Path) -> None:
+    from safeship.rules.alertmanager import load_routing_cases
+    from safeship.rules.lint import RulesFileError, parse_rules
+
+    bomb = alias_bomb(levels=9, fan_out=9)
+    started = time.perf_counter()
+    with pytest.raises(RulesFileError, match="alias bomb"):
+        parse_rules(bomb, "rules.yml")
+    cases = tmp_path / "routes.yml"
+    cases.write_text(bomb, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"routes.yml:\d+: refused: .*alias bomb"):
+        load_routing_cases(cases)
+    assert time.perf_counter() - started < 1.0

@@ -125,9 +125,9 @@ def test_a_bad_period_is_a_usage_error(empty: str, capsys: pytest.CaptureFixture
 def test_an_output_that_cannot_be_written_is_a_usage_error(
     empty: str, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = "/nonexistent/dir/report.out"
+    target = "/dev/null/report.out"  # cannot be written, even by root
     code = main(["--store", empty, "report", "--format", fmt, "--output", target])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"--output {target}: cannot write the report: No such file or directory" in err
+    assert f"--output {target}: cannot write the report: Not a directory" in err
     assert "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -106,6 +107,12 @@ for command in (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; errors become a message on stderr and their exit code."""
+    # A path or value from argv may hold bytes that are not UTF-8 (Python keeps them as
+    # surrogates): echo them escaped rather than fail to print the message that names them.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         result: Any = cli.main(args=argv, prog_name="safeship", standalone_mode=False)
     except click.exceptions.Abort:
@@ -130,6 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.LOCKED
     except SafeshipError as exc:
         click.echo(f"error: {redact_text(str(exc))}", err=True)
+        return ExitCode.FAILED
+    except Exception as exc:  # the last line of defence: never a traceback
+        # A bug, not a user's mistake: say so plainly, keep the traceback for -v.
+        logging.getLogger("safeship").debug("unexpected error", exc_info=True)
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {redact_text(str(exc))} (a bug in "
+            "safeship: please report it with the command that caused it; -v shows where)",
+            err=True,
+        )
         return ExitCode.FAILED
     return int(result) if isinstance(result, int) else 0
 

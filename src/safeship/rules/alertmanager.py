@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from safeship import bounded_yaml
 from safeship.config import AlertmanagerSettings, Receiver
 from safeship.errors import ConfigError, SafeshipError
 
@@ -358,13 +359,23 @@ class AmtoolResult:
     output: str
 
 
+def _why(exc: Exception) -> str:
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else "not UTF-8 text"
+
+
 def load_routing_cases(path: str | Path = ROUTES_PATH) -> list[RoutingCase]:
     """The routing cases: a YAML list of `{labels: {name: value}, receiver: NAME}`."""
     where = str(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        too_large = bounded_yaml.check_limits(text)
+        if too_large is not None:
+            raise ConfigError(f"{where}:{too_large.line}: refused: {too_large.problem}")
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"{where}: routing cases file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read the routing cases: {_why(exc)}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(data, list) or not data:

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from safeship import bounded_yaml
 from safeship.prometheus.promql import AGGREGATIONS, Selector, parse_duration, selectors
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
@@ -127,6 +128,9 @@ def load_rules(path: str | Path) -> list[Rule]:
 
 def parse_rules(text: str, file: str = "<rules>") -> list[Rule]:
     """The rules of a rule file's text; `file` names it in findings and errors."""
+    too_large = bounded_yaml.check_limits(text)
+    if too_large is not None:
+        raise RulesFileError(file, too_large.line, f"refused: {too_large.problem}")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
