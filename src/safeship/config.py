@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -46,7 +47,39 @@ DEFAULT_STORE_URL = "sqlite:///.safeship/history.db"
 class Model(BaseModel):
     """Base of every config model: immutable, and unknown keys are errors (typos must not pass)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: `hold: inf` or `!!float 1e400` cannot work, so they never load.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def http_url(url: str) -> str:
+    """A required http(s) URL (it may hold {{ slot }} templates): checked when the config loads,
+    not when the rollout first uses it."""
+    if not url:
+        raise ValueError("is empty: expected an http(s) URL such as http://127.0.0.1:8081")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("is not an http(s) URL (expected http://host:port/...)")
+    return url  # as written: a path's trailing slash may matter
+
+
+def http_url_or_none(url: str | None) -> str | None:
+    """An optional http(s) base URL, without a trailing slash; the value is never echoed."""
+    if not url:
+        return None
+    return http_url(url).rstrip("/")
+
+
+BaseUrl = Annotated[str | None, AfterValidator(http_url_or_none)]
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+
+
+# Prometheus 2.42's grammar, in ASCII: Python's (and pydantic's) \w would let `stätus` through.
+_METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+MAX_HOLD_SECONDS = 7 * 86400.0
+"""A hold, warm-up or pause timeout beyond a week is refused unless `allow_long_holds: true`:
+it is far more often a unit slip (minutes written as seconds x 60) than a plan."""
 
 
 class Action(StrEnum):
@@ -210,6 +243,9 @@ class CanaryStrategy(Model):
     limits: Limits = Field(default_factory=Limits)
     pause_timeout: float | None = Field(default=None, gt=0)
     pause_timeout_action: Literal[Action.ROLLBACK, Action.PAUSE] = Action.ROLLBACK
+    allow_long_holds: bool = Field(
+        default=False, description="Allow hold / pause_timeout beyond a week (on purpose)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -221,6 +257,8 @@ class CanaryStrategy(Model):
                 seconds = float(hold)
             except (TypeError, ValueError):
                 return data  # the field itself reports the bad hold
+            if not 0 < seconds < math.inf:
+                return data  # likewise: one error, at the hold
             data = {**data, "min_hold": min(DEFAULT_MIN_HOLD_SECONDS, seconds)}
         return data
 
@@ -239,6 +277,13 @@ class CanaryStrategy(Model):
 
     @model_validator(mode="after")
     def _holds_fit(self) -> CanaryStrategy:
+        for name in ("hold", "pause_timeout"):
+            seconds = getattr(self, name)
+            if seconds is not None and seconds > MAX_HOLD_SECONDS and not self.allow_long_holds:
+                raise ValueError(
+                    f"{name} {seconds:g} s is longer than a week; write it in seconds "
+                    "(e.g. 600 for 10 minutes), or set allow_long_holds: true if you mean it"
+                )
         if self.min_hold > self.hold:
             raise ValueError(f"min_hold ({self.min_hold}) cannot exceed hold ({self.hold})")
         if self.warmup >= self.hold:
@@ -260,7 +305,7 @@ class LocalRouterSettings(Model):
     """
 
     type: Literal["local"] = "local"
-    admin_url: str = "http://127.0.0.1:8081"
+    admin_url: HttpUrl = "http://127.0.0.1:8081"
     timeout: float = Field(default=2.0, gt=0)
     slots: dict[str, str] | None = Field(
         default=None,
@@ -419,14 +464,14 @@ class ScrapeProviderSettings(Model):
         default_factory=dict, description="Only series with these label values count."
     )
     error_label: str = Field(
-        default="status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="Label of HTTP codes."
+        default="status", pattern=_LABEL_NAME, description="Label of HTTP codes."
     )
     error_status: str = Field(default="5..", description="Regex of HTTP codes counted as errors.")
 
     @field_validator("canary_url", "baseline_url")
     @classmethod
     def _slot_variables(cls, url: str) -> str:
-        return _known_slot_variables(url)
+        return http_url(_known_slot_variables(url))
 
 
 def _known_slot_variables(template: str) -> str:
@@ -505,11 +550,9 @@ class PrometheusProviderSettings(Model):
     """
 
     type: Literal["prometheus"] = "prometheus"
-    requests_metric: str = Field(default="http_requests_total", pattern=r"^[a-zA-Z_:][\w:]*$")
-    latency_metric: str = Field(
-        default="http_request_duration_seconds", pattern=r"^[a-zA-Z_:][\w:]*$"
-    )
-    error_label: str = Field(default="status", pattern=r"^[a-zA-Z_]\w*$")
+    requests_metric: str = Field(default="http_requests_total", pattern=_METRIC_NAME)
+    latency_metric: str = Field(default="http_request_duration_seconds", pattern=_METRIC_NAME)
+    error_label: str = Field(default="status", pattern=_LABEL_NAME)
     error_status: str = Field(default="5..", description="Regex of error label values.")
     labels: dict[str, str] = Field(
         default_factory=lambda: {"service": "{{ service }}", "environment": "{{ environment }}"},
@@ -530,7 +573,7 @@ class PrometheusProviderSettings(Model):
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         for name, value in labels.items():
-            if not re.fullmatch(r"[a-zA-Z_]\w*", name):
+            if not re.fullmatch(_LABEL_NAME, name):
                 raise ValueError(f"{name!r} is not a valid Prometheus label name")
             unknown = template_variables(value) - LABEL_VARIABLES - placement.VARIABLES
             if unknown:
@@ -541,18 +584,6 @@ class PrometheusProviderSettings(Model):
 ProviderSettings = Annotated[
     ScrapeProviderSettings | PrometheusProviderSettings, Field(discriminator="type")
 ]
-
-
-def http_url_or_none(url: str | None) -> str | None:
-    """An optional http(s) base URL, without a trailing slash; the value is never echoed."""
-    if not url:
-        return None
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError("is not an http(s) URL (expected http://host:port)")
-    return url.rstrip("/")
-
-
-BaseUrl = Annotated[str | None, AfterValidator(http_url_or_none)]
 
 
 class SecretRef(Model):
@@ -661,7 +692,7 @@ class HttpSmokeTest(Model):
     @field_validator("url")
     @classmethod
     def _slot_variables(cls, url: str) -> str:
-        return _known_slot_variables(url)
+        return http_url(_known_slot_variables(url))
 
 
 class SmokeTest(Model):

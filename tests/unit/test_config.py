@@ -784,3 +784,54 @@ def test_looks_more_often_than_ten_times_a_second_are_refused(key: str) -> None:
     kind = "  type: scrape\n" if where == "provider" else ""
     text = f"service: s\n{where}:\n{kind}  {key}: 1e-13\n"
     assert any(f"{where}.{key}" in p for p in problems_of(text))
+
+
+# --- values that cannot work are refused when the config loads ----------------------
+
+
+@pytest.mark.parametrize("hold", ["inf", ".inf", "!!float 1e400", ".nan", "-.inf"])
+def test_a_hold_that_is_not_a_finite_number_is_refused(hold: str) -> None:
+    problem = only_problem(f"service: a\ncanary:\n  hold: {hold}\n")
+    assert problem.startswith("safeship.yaml:3: canary.hold:")
+
+
+def test_a_hold_beyond_a_week_is_refused_unless_meant() -> None:
+    problem = only_problem("service: a\ncanary:\n  hold: 1000000\n")
+    assert "hold 1e+06 s is longer than a week" in problem
+    assert "allow_long_holds: true" in problem
+    meant = parse("service: a\ncanary:\n  hold: 1000000\n  allow_long_holds: true\n")
+    assert meant.canary.hold == 1_000_000
+    with pytest.raises(ConfigError, match="longer than a week"):
+        parse("service: a\n").for_environment("production").with_overrides(hold=1e9)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("router:\n  type: local\n  admin_url: not a url\n", "router.admin_url"),
+        ("router:\n  type: local\n  admin_url: ''\n", "router.admin_url"),
+        ("provider:\n  type: scrape\n  canary_url: ftp://x/metrics\n", "provider.canary_url"),
+        ("smoke_tests:\n  - name: up\n    http: {url: 'localhost:8080/health'}\n", "url"),
+    ],
+)
+def test_every_url_setting_is_a_url_when_the_config_loads(text: str, key: str) -> None:
+    # `admin_url: not a url` used to pass `config validate` and fail at run time (exit 3)
+    problem = only_problem("service: a\n" + text)
+    assert key in problem
+    assert "http(s) URL" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (
+            "provider:\n  type: prometheus\n  requests_metric: http_réquests_total\n",
+            "requests_metric",
+        ),
+        ("provider:\n  type: prometheus\n  error_label: stätus\n", "error_label"),
+        ("provider:\n  type: prometheus\n  labels: {sérvice: a}\n", "labels"),
+        ("provider:\n  type: scrape\n  error_label: stätus\n", "error_label"),
+    ],
+)
+def test_metric_and_label_names_follow_prometheus_ascii_grammar(text: str, key: str) -> None:
+    assert key in only_problem("service: a\n" + text)
