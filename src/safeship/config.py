@@ -35,7 +35,7 @@ from pydantic_core import ErrorDetails
 
 from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
-from safeship.redact import MASK, redact_text
+from safeship.redact import MASK, basic_credentials, redact_text
 
 DEFAULT_CONFIG_PATH = "safeship.yaml"
 DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
@@ -1273,6 +1273,10 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
         # Unreadable: nothing to scrub, and whatever uses it says where it looked.
         with contextlib.suppress(ConfigError):
             found.add(value.reveal())
+    elif isinstance(value, BasicAuth):
+        with contextlib.suppress(ConfigError):
+            password = value.password.reveal()
+            found.update({password, basic_credentials(value.username, password)})
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _collect_secrets(getattr(value, name), found)
@@ -1287,9 +1291,12 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
         rest = value.partition("://")[2].partition("?")[0]
         userinfo, at, _ = rest.rpartition("@")
         if at and ("@" in rest.partition("/")[0] or ":" in userinfo):
-            secret = userinfo.partition(":")[2] if ":" in userinfo else userinfo
+            user, colon, password = userinfo.partition(":")
+            secret = password if colon else userinfo
             if secret:
                 found.update({secret, unquote(secret)})
+                if colon:  # what an HTTP client sends for these credentials
+                    found.add(basic_credentials(unquote(user), unquote(secret)))
 
 
 def _mask(value: Any, secrets: frozenset[str], key: str = "") -> Any:

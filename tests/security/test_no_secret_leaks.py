@@ -69,6 +69,7 @@ SMOKE_TOKEN = "CANARY_SMOKE_TOKEN_8f6e"
 SCRAPE_PASSWORD = "CANARY_SCRAPE_PW_73d0"
 CLI_URL_PASSWORD = "CANARY_CLI_URLPW_b5c2"
 UPSTREAM_PASSWORD = "CANARY_UPSTREAM_PW_19fa"
+ADMIN_PASSWORD = "CANARY_ADMIN_PW_c7e1"  # the local router's admin URL
 PAGERDUTY_KEY = "CANARY_PAGERDUTY_KEY_1b3d"
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/CANARY_SLACK_5a6b"
 SECRETS = {
@@ -85,6 +86,7 @@ SECRETS = {
     "scrape URL password (interpolated)": SCRAPE_PASSWORD,
     "command-line URL password": CLI_URL_PASSWORD,
     "router upstream password": UPSTREAM_PASSWORD,
+    "router admin URL password": ADMIN_PASSWORD,
     "pagerduty routing key (file)": PAGERDUTY_KEY,
     "slack webhook URL (file)": SLACK_URL,
 }
@@ -102,12 +104,19 @@ PUSH_USERINFO = f"pushuser:{urllib.parse.quote(PUSH_PASSWORD, safe='')}"
 # A hook / smoke test that prints the secrets it can reach (the environment variables named
 # in argv[2], the files argv[3:]) and exits with argv[1]: what a careless deploy script logs.
 # It prints only secrets the config refers to: safeship cannot know any other value.
+# Each secret goes out in every form a script commonly prints it in: plain, URL-encoded (%XX
+# and +), JSON-escaped, base64, and as the Basic header `curl -v -u deploy:$SECRET` shows.
 PRINTER = (
-    "import os, sys, pathlib\n"
+    "import base64, json, os, pathlib, sys, urllib.parse\n"
     "names = sys.argv[2].split(',')\n"
-    "text = ' '.join(f'{n}={os.environ.get(n, \"\")}' for n in names)\n"
-    "for p in sys.argv[3:]:\n"
-    "    text += ' file=' + pathlib.Path(p).read_text().strip()\n"
+    "values = [os.environ.get(n, '') for n in names]\n"
+    "values += [pathlib.Path(p).read_text().strip() for p in sys.argv[3:]]\n"
+    "def forms(v):\n"
+    "    basic = base64.b64encode(f'deploy:{v}'.encode()).decode()\n"
+    "    return [v, urllib.parse.quote(v, safe=''), urllib.parse.quote_plus(v),\n"
+    "            json.dumps(v), base64.b64encode(v.encode()).decode(),\n"
+    "            f'> Authorization: Basic {basic}', f'-H \"Authorization: Bearer {v}\"']\n"
+    "text = ' '.join(f for v in values if v for f in forms(v))\n"
     "print('stdout:', text)\n"
     "print('stderr:', text, file=sys.stderr)\n"
     "sys.exit(int(sys.argv[1]))\n"
@@ -115,12 +124,14 @@ PRINTER = (
 
 
 def needles(value: str) -> dict[str, str]:
-    """The forms a secret can take in output: plain, URL-encoded, JSON-escaped."""
+    """The forms a secret can take in output: plain, URL-encoded, JSON-escaped, base64."""
     forms = {
         "plain": value,
         "url-encoded": urllib.parse.quote(value, safe=""),
         "form-encoded": urllib.parse.quote_plus(value),
         "json-escaped": json.dumps(value)[1:-1],
+        "base64": base64.b64encode(value.encode()).decode(),
+        "basic-auth header as deploy": base64.b64encode(f"deploy:{value}".encode()).decode(),
     }
     return {kind: text for kind, text in forms.items() if kind == "plain" or text != value}
 
@@ -382,7 +393,7 @@ prometheus:
   url: "http://promuser:${{SS_PROM_URL_PW}}@127.0.0.1:{closed}"
   retries: 0
   timeout: 2
-router: {{type: local, admin_url: "http://127.0.0.1:{closed}", timeout: 1}}
+router: {{type: local, admin_url: "http://admin:{ADMIN_PASSWORD}@127.0.0.1:{closed}", timeout: 1}}
 smoke_tests:
   - name: api
     http: {{url: "http://127.0.0.1:{closed}/healthz?access=${{SS_SMOKE_TOKEN}}"}}
@@ -432,7 +443,7 @@ environments:
   paused:
     canary: {{steps: [50, 100], hold: 1.2, warmup: 0.2, interval: 0.4, min_requests: 1000000}}
 canary: {{steps: [50, 100], hold: 3, warmup: 0.5, interval: 0.5, min_requests: 30}}
-router: {{type: local, admin_url: "{admin}"}}
+router: {{type: local, admin_url: "{admin.replace("://", f"://admin:{ADMIN_PASSWORD}@")}"}}
 provider:
   type: scrape
   canary_url: "http://{{{{ canary_address }}}}/metrics"
