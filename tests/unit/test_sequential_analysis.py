@@ -137,3 +137,56 @@ def test_each_check_rejects_at_its_own_alpha_whatever_the_other_checks_say() -> 
     beside = evaluate(measurement, both, memory)
     assert beside.result is Result.FAIL
     assert [c.result for c in beside.checks] == [Result.FAIL, Result.PASS]
+
+
+@pytest.mark.parametrize("stored_points", [1, 12, 16])
+def test_evidence_stored_on_another_grid_restarts_and_keeps_its_maximum(
+    stored_points: int,
+) -> None:
+    # A rollout paused before an upgrade (or a changed detect_increase) resumed with a grid of
+    # another length: every look raised ValueError (zip), the rollout was rolled back as
+    # provider_error and the catastrophe guard's result was lost with it.
+    old = Evidence.from_storage(
+        {"harm": [2.0] * stored_points, "safe": [0.5] * 7, "max_log_harm": 3.0}
+    )
+    judged = judge(CHECK, old, enough_data=True, short_reason="")
+    assert judged.result.result is Result.PASS
+    assert judged.result.details["p_value"] == pytest.approx(math.exp(-3.0))
+    evidence = update(CHECK, old, Counts(100, 10, 900, 0))
+    assert len(evidence.harm) == len(harm_grid(CHECK))
+    assert evidence.max_log_harm >= 3.0  # what was seen still counts
+    for _ in range(3):
+        evidence = update(CHECK, evidence, Counts(100, 10, 900, 1))
+    assert judge(CHECK, evidence, enough_data=True, short_reason="").result.result is Result.FAIL
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"harm": [float("nan")] * 10, "max_log_harm": float("nan")},
+        {"harm": [float("inf")] * 10, "max_log_harm": float("inf")},
+        {"harm": ["2.0"] * 10, "max_log_harm": "3"},
+        {"harm": "oops", "safe": None},
+    ],
+)
+def test_stored_evidence_that_is_not_numbers_is_no_evidence_never_a_pass_by_nan(
+    stored: dict[str, object],
+) -> None:
+    evidence = Evidence.from_storage(stored)
+    judged = judge(CHECK, evidence, enough_data=True, short_reason="")
+    assert not math.isnan(judged.result.details["e_value"])
+    assert judged.result.details["p_value"] == 1.0
+    harmed = update(CHECK, evidence, Counts(100, 30, 900, 2))
+    assert judge(CHECK, harmed, enough_data=True, short_reason="").result.result is Result.FAIL
+
+
+def test_counts_near_the_largest_float_stay_finite() -> None:
+    # theta * n_c + n_b overflowed to inf: e = nan, a PASS, and NaN in the evidence for good.
+    evidence = update(CHECK, Evidence(), Counts(1e307, 1, 9e307, 0))
+    assert all(math.isfinite(h) for h in evidence.harm)
+    assert all(math.isfinite(v) for v in evidence.safe)
+    assert math.isfinite(
+        judge(CHECK, evidence, enough_data=True, short_reason="").result.details["e_value"]
+    )
+    skipped = update(CHECK, Evidence(), Counts(100, float("inf"), 900, 0))
+    assert skipped.harm == tuple(0.0 for _ in harm_grid(CHECK))

@@ -113,12 +113,39 @@ class Evidence:
 
     @classmethod
     def from_storage(cls, data: dict[str, Any]) -> Evidence:
+        """The stored evidence; grid values that are not finite numbers are dropped (the grid
+        restarts, see `_on_grid`), and a running maximum that is not one counts as none."""
+        max_log_harm = _finite_or_none(data.get("max_log_harm", 0.0))
         return cls(
-            harm=tuple(data.get("harm", ())),
-            safe=tuple(data.get("safe", ())),
-            max_log_harm=float(data.get("max_log_harm", 0.0)),
+            harm=_finite_values(data.get("harm", ())),
+            safe=_finite_values(data.get("safe", ())),
+            max_log_harm=0.0 if max_log_harm is None else max_log_harm,
             totals=Counts.from_list(data.get("totals", [0, 0, 0, 0])),
         )
+
+
+def _finite_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _finite_values(values: object) -> tuple[float, ...]:
+    """All the values as floats, or () when any is not a finite number."""
+    if not isinstance(values, list | tuple):
+        return ()
+    floats = [_finite_or_none(v) for v in values]
+    return () if any(f is None for f in floats) else tuple(f for f in floats if f is not None)
+
+
+def _on_grid(values: tuple[float, ...], grid: tuple[float, ...]) -> tuple[float, ...]:
+    """Stored log ratios if they belong to this grid, else a fresh start (all 0).
+
+    A grid changes with `detect_increase` or `margin`, or with safeship itself; the old
+    values are ratios against other alternatives, so they cannot be carried over. The
+    running maximum (`max_log_harm`) is kept: evidence already seen still counts.
+    """
+    return values if len(values) == len(grid) else tuple(0.0 for _ in grid)
 
 
 def harm_grid(check: SequentialErrorRateCheck) -> tuple[float, ...]:
@@ -144,10 +171,17 @@ def split_log_ratio(theta: float, null: float, n_c: float, n_b: float, x: float,
     Computed from logarithms of the shares, so a version with a vanishing share of
     the traffic (a probability that rounds to 0 or 1) still gives a finite answer.
     """
-    log_alt, log_null = math.log(theta * n_c + n_b), math.log(null * n_c + n_b)
+    log_alt = _log_add(math.log(theta) + math.log(n_c), math.log(n_b))
+    log_null = _log_add(math.log(null) + math.log(n_c), math.log(n_b))
     canary_side = math.log(theta / null) - log_alt + log_null
     baseline_side = log_null - log_alt
     return x * canary_side + y * baseline_side
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(e^a + e^b) without forming either: no overflow near the largest float."""
+    top, low = max(a, b), min(a, b)
+    return top + math.log1p(math.exp(low - top))
 
 
 def harm_log_weights(thetas: Sequence[float]) -> tuple[float, ...]:
@@ -159,26 +193,32 @@ def harm_log_weights(thetas: Sequence[float]) -> tuple[float, ...]:
 
 def log_harm_evidence(check: SequentialErrorRateCheck, harm: Sequence[float]) -> float:
     """log of the harm mixture: sum of weight x likelihood ratio, computed in log space."""
-    if not harm:
-        return 0.0
-    weighted = [h + w for h, w in zip(harm, harm_log_weights(harm_grid(check)), strict=True)]
+    grid = harm_grid(check)
+    if len(harm) != len(grid):
+        return 0.0  # no evidence on this grid yet (see `_on_grid`)
+    weighted = [h + w for h, w in zip(harm, harm_log_weights(grid), strict=True)]
     top = max(weighted)
+    if math.isinf(top):
+        return top
     return top + math.log(sum(math.exp(v - top) for v in weighted))
 
 
 def _log_mean_exp(values: Sequence[float]) -> float:
     top = max(values)
+    if math.isinf(top):
+        return top
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
 
 
 def update(check: SequentialErrorRateCheck, evidence: Evidence, step: Counts) -> Evidence:
     """Evidence after one interval's counts (no errors, or one version idle: no information)."""
     harm_thetas, safe_thetas = harm_grid(check), safe_grid(check)
-    harm = evidence.harm or tuple(0.0 for _ in harm_thetas)
-    safe = evidence.safe or tuple(0.0 for _ in safe_thetas)
+    harm = _on_grid(evidence.harm, harm_thetas)
+    safe = _on_grid(evidence.safe, safe_thetas)
     n_c, n_b = step.canary_requests, step.baseline_requests
     x, y = step.canary_errors, step.baseline_errors
-    if n_c > 0 and n_b > 0 and x + y > 0:
+    finite = all(math.isfinite(v) for v in (n_c, n_b, x, y))
+    if finite and n_c > 0 and n_b > 0 and x >= 0 and y >= 0 and x + y > 0:
         harm = tuple(
             h + split_log_ratio(t, 1.0, n_c, n_b, x, y)
             for h, t in zip(harm, harm_thetas, strict=True)
@@ -212,7 +252,7 @@ def judge(
 ) -> SequentialJudgement:
     """Judge the evidence at level alpha (the caller corrects for several checks)."""
     log_harm = log_harm_evidence(check, evidence.harm)
-    log_safe = _log_mean_exp(evidence.safe) if evidence.safe else 0.0
+    log_safe = _log_mean_exp(evidence.safe) if len(evidence.safe) == len(safe_grid(check)) else 0.0
     threshold = math.log(1 / check.alpha)
     # The running maximum makes 1/e an anytime-valid p-value (Ville's inequality).
     p_value = math.exp(min(0.0, -evidence.max_log_harm))
