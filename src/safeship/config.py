@@ -35,6 +35,7 @@ from pydantic_core import ErrorDetails
 
 from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
+from safeship.loopback import is_loopback
 from safeship.redact import MASK, basic_credentials, redact_text
 
 DEFAULT_CONFIG_PATH = "safeship.yaml"
@@ -306,6 +307,10 @@ class LocalRouterSettings(Model):
 
     type: Literal["local"] = "local"
     admin_url: HttpUrl = "http://127.0.0.1:8081"
+    admin_token: SecretRef | None = Field(
+        default=None,
+        description="Bearer token of a proxy served with --allow-remote (env or file).",
+    )
     timeout: float = Field(default=2.0, gt=0)
     slots: dict[str, str] | None = Field(
         default=None,
@@ -722,6 +727,18 @@ class MetricsSettings(Model):
 
     address: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
+    allow_remote: bool = Field(
+        default=False, description="Serve beyond loopback (an address such as 0.0.0.0)."
+    )
+
+    @model_validator(mode="after")
+    def _loopback_unless_meant(self) -> MetricsSettings:
+        if not is_loopback(self.address) and not self.allow_remote:
+            raise ValueError(
+                f"address {self.address!r} is not loopback: set allow_remote: true to serve "
+                "the deployment metrics beyond this machine"
+            )
+        return self
 
 
 class AlertThresholds(Model):

@@ -482,3 +482,98 @@ def test_urllib_default_context_verifies(self_signed: tuple[str, Path]) -> None:
     url, _ = self_signed
     with pytest.raises(OSError, match=VERIFY_FAILED):
         urllib.request.urlopen(url, timeout=5)
+
+
+# --- admin and metrics listeners: loopback unless meant, and then a token -------------
+
+
+def _proxy(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "safeship", "router", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--stable", "http://127.0.0.1:9", "--canary", "http://127.0.0.1:9", *args]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("admin", ["0.0.0.0:0", "[::]:0", "example.org:8081"])
+def test_router_serve_refuses_an_admin_api_beyond_loopback_unless_meant(admin: str) -> None:
+    # Before: `--admin 0.0.0.0:PORT` listened on every interface, without authentication.
+    refused = _proxy("--admin", admin)
+    _, err = refused.communicate(timeout=30)
+    assert refused.returncode == 2
+    assert "is not a loopback address" in err
+    assert "--allow-remote" in err
+    no_token = _proxy("--admin", admin, "--allow-remote")
+    _, err = no_token.communicate(timeout=30)
+    assert no_token.returncode == 2
+    assert "--allow-remote needs a token" in err
+
+
+def test_an_admin_api_beyond_loopback_answers_only_its_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("s3cret-admin-token\n")
+    proxy = _proxy("--admin", "0.0.0.0:0", "--allow-remote", "--admin-token-file", str(token_file))
+    try:
+        assert proxy.stdout is not None
+        ready = proxy.stdout.readline()
+        assert ready.startswith("ready ")
+        port = ready.split("admin=")[1].strip().rsplit(":", 1)[1]
+        admin = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{admin}/healthz").status_code == 200  # says nothing: open
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            assert httpx.get(f"{admin}/weights", headers=headers).status_code == 401
+            put = httpx.put(f"{admin}/weights", json={"canary_weight": 100}, headers=headers)
+            assert put.status_code == 401
+        router = LocalRouter(admin, admin_token="s3cret-admin-token")
+        try:
+            router.set_weight(30)
+            assert router.get_weight() == 30
+        finally:
+            router.close()
+        without = LocalRouter(admin)
+        try:
+            with pytest.raises(SafeshipError, match="401"):
+                without.get_weight()
+        finally:
+            without.close()
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=30)
+
+
+def test_a_token_from_the_environment_guards_a_loopback_admin_api_too() -> None:
+    proxy = _proxy("--admin", "127.0.0.1:0", env={"SAFESHIP_ADMIN_TOKEN": "env-token-1234"})
+    try:
+        assert proxy.stdout is not None
+        port = proxy.stdout.readline().split("admin=")[1].strip().rsplit(":", 1)[1]
+        assert httpx.get(f"http://127.0.0.1:{port}/weights").status_code == 401
+        ok = httpx.get(
+            f"http://127.0.0.1:{port}/weights", headers={"Authorization": "Bearer env-token-1234"}
+        )
+        assert ok.status_code == 200
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=30)
+
+
+def test_metrics_serve_stays_on_loopback_unless_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safeship.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'history.db'}"
+    (tmp_path / "safeship.yaml").write_text(f"service: a\nstore: {{url: '{store}'}}\n")
+    assert main(["metrics", "serve", "--address", "0.0.0.0", "--port", "0"]) == 2
+    assert "add --allow-remote" in capsys.readouterr().err
+    with pytest.raises(ConfigError) as refused:
+        parse_config("service: a\nmetrics: {address: 0.0.0.0}\n", "safeship.yaml", env={})
+    assert "set allow_remote: true" in refused.value.problems[0]
+    meant = parse_config(
+        "service: a\nmetrics: {address: 0.0.0.0, allow_remote: true}\n", "safeship.yaml", env={}
+    )
+    assert meant.metrics.address == "0.0.0.0"

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
+from safeship.loopback import is_loopback
 from safeship.metrics import (
     DeploymentMetrics,
     initialize_metrics,
@@ -30,10 +31,22 @@ def metrics() -> None:
 @metrics.command()
 @click.option("--address", default=None, help="Bind address [default: config, 127.0.0.1].")
 @click.option("--port", type=params.PORT, default=None, help="Port [default: config, 8001].")
+@click.option(
+    "--allow-remote", is_flag=True, help="Let --address be beyond loopback (e.g. 0.0.0.0)."
+)
 @pass_context
-def serve(ctx: Context, address: str | None, port: int | None) -> int:
-    """Serve /metrics until interrupted (deployment totals are cumulative, from the store)."""
+def serve(ctx: Context, address: str | None, port: int | None, allow_remote: bool) -> int:
+    """Serve /metrics until interrupted (deployment totals are cumulative, from the store).
+
+    Listens on loopback unless --address names another interface *and* --allow-remote
+    (or metrics.allow_remote in the config) says that is meant.
+    """
     cfg = ctx.load()
+    if address and not is_loopback(address) and not (allow_remote or cfg.metrics.allow_remote):
+        raise click.UsageError(
+            f"--address {address} is not loopback: add --allow-remote to serve the deployment "
+            "metrics beyond this machine"
+        )
     store = open_store(cfg.store.url)
     try:
         initialize_metrics(

@@ -66,6 +66,9 @@ def serve(ctx: click.Context) -> int:
     """Run the local weighted proxy in the foreground (its own process, apart from rollouts).
 
     Options: --listen HOST:PORT --admin HOST:PORT --stable URL --canary URL
-    [--weight N] [--state-file PATH]. The admin API stays on loopback.
+    [--weight N] [--state-file PATH] [--allow-remote] [--admin-token-file PATH].
+    The admin API stays on loopback: another address needs --allow-remote and a
+    token (--admin-token-file, or $SAFESHIP_ADMIN_TOKEN) that every admin call
+    must send as `Authorization: Bearer TOKEN` (router.admin_token in the config).
     """
     return local_proxy.main(list(ctx.args))

@@ -17,7 +17,10 @@ def build_router(settings: RouterSettings) -> Router:
     if isinstance(settings, LocalRouterSettings):
         from safeship.routers.local import LocalRouter
 
-        return LocalRouter(settings.admin_url, timeout=settings.timeout, slots=settings.slots)
+        token = settings.admin_token.reveal() if settings.admin_token else None
+        return LocalRouter(
+            settings.admin_url, timeout=settings.timeout, slots=settings.slots, admin_token=token
+        )
     if isinstance(settings, HaproxyRouterSettings):
         from safeship.routers.haproxy import HaproxyRouter
 

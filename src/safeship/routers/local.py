@@ -39,13 +39,18 @@ class LocalRouter(Router):
         timeout: float = 2.0,
         transport: httpx.BaseTransport | None = None,
         slots: Mapping[str, str] | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
         self._shown = redact_url(self.admin_url)  # what messages say: never a password
         self._timeout = timeout
         self._names = {address: name for name, address in (slots or {}).items()}
         self._client = make_client(
-            self.admin_url, timeout=timeout, transport=transport, trust_env=False
+            self.admin_url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {admin_token}"} if admin_token else None,
+            transport=transport,
+            trust_env=False,
         )
 
     def set_weight(self, weight: int) -> None:

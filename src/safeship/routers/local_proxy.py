@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +38,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from safeship.files import write_atomically
+from safeship.loopback import is_loopback
 from safeship.redact import redact_url
 
 Track = Literal["stable", "canary"]
@@ -69,10 +72,13 @@ UPSTREAM_READ_TIMEOUT = 60.0
 UPSTREAM_POOL_SIZE = 512
 SHUTDOWN_GRACE = 5.0
 """How long SIGTERM waits for in-flight requests before closing them."""
+ADMIN_TOKEN_ENV = "SAFESHIP_ADMIN_TOKEN"
 
 
 class StartupError(Exception):
     """A busy port, or an unreadable state file: the proxy refuses to guess a weight."""
+
+    exit_code = 1
 
 
 def parse_upstream(value: object, field_name: str) -> str:
@@ -217,9 +223,12 @@ def _abort(request: web.BaseRequest, response: web.StreamResponse) -> web.Stream
 class LocalProxy:
     """The proxy handler and the admin API over one shared route table."""
 
-    def __init__(self, table: RouteTable, state_file: StateFile | None) -> None:
+    def __init__(
+        self, table: RouteTable, state_file: StateFile | None, admin_token: str | None = None
+    ) -> None:
         self.table = table
         self.state_file = state_file
+        self.admin_token = admin_token
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -292,12 +301,27 @@ class LocalProxy:
         return response
 
     def admin_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._authorised] if self.admin_token else [])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/weights", self._get_weights)
         app.router.add_put("/weights", self._put_weights)
         app.router.add_put("/upstreams", self._put_upstreams)
         return app
+
+    @web.middleware
+    async def _authorised(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """With a token, every admin call but /healthz must carry `Authorization: Bearer TOKEN`."""
+        if request.path != "/healthz":
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            assert self.admin_token is not None
+            if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+                raise web.HTTPUnauthorized(
+                    text="admin API: send Authorization: Bearer <the admin token>\n",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await handler(request)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -389,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--listen", required=True, type=parse_address, help="HOST:PORT to proxy")
     parser.add_argument("--admin", required=True, type=parse_address, help="HOST:PORT for admin")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --admin listen beyond loopback; then the admin API needs a token",
+    )
+    parser.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help=f"file holding the admin API's bearer token (or ${ADMIN_TOKEN_ENV})",
+    )
     parser.add_argument("--stable", required=True, type=_upstream_arg("stable"), help="base URL")
     parser.add_argument("--canary", required=True, type=_upstream_arg("canary"), help="base URL")
     parser.add_argument("--weight", type=_weight_arg, default=0, help="canary %% (default 0)")
@@ -398,6 +432,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="persist weight and upstreams here; once it exists it wins over the flags",
     )
     return parser
+
+
+class UnsafeStartError(StartupError):
+    """A start refused because it would expose the admin API: bad usage, exit 2."""
+
+    exit_code = 2
+
+
+def admin_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The admin token, if any; refuses an admin API beyond loopback without one.
+
+    The admin API can move all traffic, so it stays on loopback unless the operator
+    says otherwise twice: a non-loopback --admin *and* --allow-remote; then a token
+    is required too.
+    """
+    token: str | None = None
+    if args.admin_token_file is not None:
+        try:
+            token = args.admin_token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StartupError(
+                f"cannot read --admin-token-file {args.admin_token_file}: {exc}"
+            ) from exc
+        if not token:
+            raise StartupError(f"--admin-token-file {args.admin_token_file} is empty")
+    else:
+        token = environ.get(ADMIN_TOKEN_ENV) or None
+    host = args.admin[0]
+    if not is_loopback(host):
+        if not args.allow_remote:
+            raise UnsafeStartError(
+                f"--admin {host}:{args.admin[1]} is not a loopback address, and the admin API "
+                "can move all traffic: keep it on 127.0.0.1, or pass --allow-remote with a "
+                f"token (--admin-token-file FILE or ${ADMIN_TOKEN_ENV})"
+            )
+        if token is None:
+            raise UnsafeStartError(
+                f"--allow-remote needs a token for the admin API: --admin-token-file FILE "
+                f"or ${ADMIN_TOKEN_ENV}"
+            )
+    return token
 
 
 def _initial_table(args: argparse.Namespace, state_file: StateFile | None) -> RouteTable:
@@ -427,7 +502,8 @@ async def _start(runner: web.BaseRunner, address: tuple[str, int]) -> str:
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight requests and exit."""
     state_file = StateFile(args.state_file) if args.state_file else None
-    proxy = LocalProxy(_initial_table(args, state_file), state_file)
+    token = admin_token(args, os.environ)
+    proxy = LocalProxy(_initial_table(args, state_file), state_file, token)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -453,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(args))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     return 0
 
 
