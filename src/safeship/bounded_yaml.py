@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import yaml
 
-MAX_BYTES = 1024 * 1024
-"""A config file beyond 1 MiB is refused: real ones are a few kilobytes."""
+MAX_BYTES = 256 * 1024
+"""A config file beyond 256 KiB is refused: real ones are a few kilobytes (one at the
+limit still loads in well under a second; pure-Python YAML reads ~1 MB/s)."""
 MAX_DEPTH = 64
 """Mappings and lists nested deeper than this are refused."""
 MAX_ALIASES = 100
@@ -52,6 +53,10 @@ def check_limits(text: str) -> YamlTooLarge | None:
                 aliases += 1
                 if aliases > MAX_ALIASES:
                     return YamlTooLarge(line, f"more than {MAX_ALIASES} aliases (*name)")
+                if event.anchor in anchors:
+                    return YamlTooLarge(
+                        line, f"alias *{event.anchor} refers to a node that contains it"
+                    )
                 size = anchored.get(str(event.anchor), 1)
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 counts.append(1)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import (
@@ -57,8 +57,16 @@ def http_url(url: str) -> str:
     not when the rollout first uses it."""
     if not url:
         raise ValueError("is empty: expected an http(s) URL such as http://127.0.0.1:8081")
-    if not re.match(r"^https?://[^/\s]+", url):
+    if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
         raise ValueError("is not an http(s) URL (expected http://host:port/...)")
+    if "{{" not in url:  # a template is checked once its slots fill it in
+        try:
+            urlsplit(url).port  # noqa: B018 - parses the authority; raises on a bad one
+        except ValueError:
+            raise ValueError(
+                "is not a valid URL: check host and port (a password holding ? # / @ or a "
+                "space must be percent-encoded, e.g. ? as %3F)"
+            ) from None
     return url  # as written: a path's trailing slash may matter
 
 
@@ -256,7 +264,7 @@ class CanaryStrategy(Model):
             hold = data.get("hold", DEFAULT_HOLD_SECONDS)
             try:  # a quoted `hold: "30"` is a number to pydantic, so clamp for it too
                 seconds = float(hold)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return data  # the field itself reports the bad hold
             if not 0 < seconds < math.inf:
                 return data  # likewise: one error, at the hold
@@ -1036,23 +1044,48 @@ class _Loader:
             self.unresolved.add(path)
             return None
         if isinstance(node, yaml.MappingNode):
+            # `<<: *defaults` merge keys, as PyYAML's safe loader reads them (checked for
+            # size, like every alias, before anything is built)
+            explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            yaml.SafeLoader("").flatten_mapping(node)
+            merged = len(node.value) - explicit  # flattening puts the merged pairs first
             out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
+            written: set[str] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
                 if key_node.tag not in yaml.SafeLoader.yaml_constructors:
                     self.build(key_node, (*path, "<key>"))  # reported, never constructed
                     continue
-                key = str(self._plain(key_node))
-                if key in out:
+                try:
+                    key = str(self._plain(key_node))
+                except (ValueError, OverflowError):
+                    self.problems.append(
+                        f"{self.source}:{key_node.start_mark.line + 1}: {_dotted(path)}: "
+                        "a key that is a number too large to read"
+                    )
+                    continue
+                if index >= merged and key in written:
+                    # merged keys may be set again (explicit over merged, the last merge
+                    # over earlier ones, as in YAML); one key written twice is a mistake
                     self.problems.append(
                         f"{self.source}:{key_node.start_mark.line + 1}: "
                         f"{_dotted((*path, key))}: duplicate key"
                     )
+                if index >= merged:
+                    written.add(key)
                 out[key] = self.build(value_node, (*path, key))
                 self.lines[(*path, key)] = key_node.start_mark.line + 1
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self._plain(node)
+        try:
+            value = self._plain(node)
+        except (ValueError, OverflowError):  # e.g. an integer of 5,000 digits
+            self.problems.append(
+                f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: a number too "
+                "large to read (Python reads integers of at most 4300 digits)"
+            )
+            self.unresolved.add(path)
+            return None
         if isinstance(value, str) and "$" in value:
             before = len(self.problems)
             text = _interpolate(

@@ -368,7 +368,6 @@ def test_src_never_loads_yaml_unsafely() -> None:
         EXPLOIT + "\n",
         "service: !!python/name:os.system ''\n",
         "service: a\n!!python/name:os.system k: 1\n",
-        "service: a\nb: &x {c: 1}\nd:\n  <<: *x\n",
         "service: a\nstore: !!python/object/new:os.system {args: ['touch {marker}']}\n",
     ],
 )
@@ -524,10 +523,13 @@ def test_an_admin_api_beyond_loopback_answers_only_its_token(tmp_path: Path) -> 
         port = ready.split("admin=")[1].strip().rsplit(":", 1)[1]
         admin = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{admin}/healthz").status_code == 200  # says nothing: open
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        bare = {"Authorization": "s3cret-admin-token"}  # no scheme: refused
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}, bare):
             assert httpx.get(f"{admin}/weights", headers=headers).status_code == 401
             put = httpx.put(f"{admin}/weights", json={"canary_weight": 100}, headers=headers)
             assert put.status_code == 401
+        lower = {"Authorization": "bearer s3cret-admin-token"}  # the scheme is case-blind
+        assert httpx.get(f"{admin}/weights", headers=lower).status_code == 200
         router = LocalRouter(admin, admin_token="s3cret-admin-token")
         try:
             router.set_weight(30)
@@ -577,3 +579,21 @@ def test_metrics_serve_stays_on_loopback_unless_meant(
         "service: a\nmetrics: {address: 0.0.0.0, allow_remote: true}\n", "safeship.yaml", env={}
     )
     assert meant.metrics.address == "0.0.0.0"
+
+
+def test_a_loopback_admin_api_refuses_a_host_that_is_not_loopback() -> None:
+    # DNS rebinding: a web page whose name now resolves to 127.0.0.1 sends its own Host.
+    proxy = _proxy("--admin", "127.0.0.1:0")
+    try:
+        assert proxy.stdout is not None
+        port = proxy.stdout.readline().split("admin=")[1].strip().rsplit(":", 1)[1]
+        admin = f"http://127.0.0.1:{port}"
+        rebound = {"Host": f"attacker.example:{port}"}
+        put = httpx.put(f"{admin}/weights", json={"canary_weight": 100}, headers=rebound)
+        assert put.status_code == 403
+        assert httpx.get(f"{admin}/weights").json()["canary_weight"] == 0
+        for host in (f"localhost:{port}", f"LOCALHOST:{port}", f"127.0.0.1:{port}", "[::1]"):
+            assert httpx.get(f"{admin}/weights", headers={"Host": host}).status_code == 200
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=30)

@@ -139,3 +139,80 @@ def test_the_local_proxy_state_file_is_readable_by_its_owner_only(tmp_path: Path
     state = StateFile(tmp_path / "router.json")
     state.save({"canary_weight": 0, "stable": "http://u:pw@s:1", "canary": "http://c:2"})
     assert (tmp_path / "router.json").stat().st_mode & 0o777 == 0o600
+
+
+# --- every form a secret is printed in (a review's reproductions) ---------------------
+
+SECRET = "glpat-A&b/c+D=9xyz"
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("http://h/api?client_secret=QWERTYUIOP123&x=1", "QWERTYUIOP123"),
+        ("http://h/api?auth_token=abcdEFGH1234xyz", "abcdEFGH1234xyz"),
+        ("https://h/o?X-Amz-Signature=0a1b2c3d4e&X-Amz-Date=1", "0a1b2c3d4e"),
+        ("http://h/cb#access_token=tok3n-in-fragment", "tok3n-in-fragment"),
+        ("http://admin:pa?ss#word1@127.0.0.1:18999/x", "pa?ss#word1"),
+        ("Authorization: Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnag", "YIIGhgYGKwYBBQUCoIIGejCCBnag"),
+        ('{"Authorization": ["Bearer X12345678"]}', "X12345678"),
+        ("('authorization', 'Bearer X12345678')", "X12345678"),
+        (
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKID/2020, Signature=abcdef0123",
+            "abcdef0123",
+        ),
+        ("Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=", "dXNlcjpzZWNyZXQ="),
+    ],
+)
+def test_credentials_no_one_named_are_still_masked(text: str, hidden: str) -> None:
+    from safeship.redact import redact_text
+
+    assert hidden not in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        SECRET.encode().hex(),
+        "glpat-A%26b%2fc%2bD%3d9xyz",  # %xx in lower case
+        json.dumps(SECRET).replace("&", "\\u0026")[1:-1],  # Go's JSON escapes
+        __import__("base64").b64encode(b"x" + SECRET.encode()).decode(),  # base64, offset 1
+        __import__("base64").b64encode(b"tok:" + SECRET.encode()).decode(),  # offset 1 of 3
+        __import__("base64").b64encode(b"ab" + SECRET.encode()).decode(),  # offset 2
+    ],
+)
+def test_a_known_secret_is_masked_in_every_common_encoding(form: str) -> None:
+    import base64
+
+    from safeship.redact import redact_text
+
+    shown = redact_text(f"before {form} after", [SECRET])
+    raw = SECRET.encode()
+    # No run of 8 characters that only the secret decides survives, in any alignment.
+    leftovers = {form[i : i + 8] for i in range(len(form) - 7)} & {
+        b[i : i + 8]
+        for b in (
+            raw.hex(),
+            *(base64.b64encode(bytes(k) + raw).decode()[4 if k else 0 :] for k in range(3)),
+        )
+        for i in range(len(b) - 11)
+    }
+    assert not any(chunk in shown for chunk in leftovers), shown
+    assert "***" in shown
+
+
+def test_an_error_anywhere_is_scrubbed_of_the_secrets_the_cli_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safeship.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SS_PW", "p w+d/x==secret")
+    (tmp_path / "safeship.yaml").write_text(
+        "service: a\nprometheus: {url: 'http://u:${SS_PW}@127.0.0.1:9', retries: 0, timeout: 0.5}\n"
+    )
+    code = main(["check", "prometheus"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1, 2, 3)
+    assert "p w+d" not in out + err
+    assert "x==secret" not in out + err

@@ -835,3 +835,24 @@ def test_every_url_setting_is_a_url_when_the_config_loads(text: str, key: str) -
 )
 def test_metric_and_label_names_follow_prometheus_ascii_grammar(text: str, key: str) -> None:
     assert key in only_problem("service: a\n" + text)
+
+
+def test_a_url_that_cannot_be_parsed_is_a_config_error_that_does_not_show_it() -> None:
+    # httpx raised InvalidURL at run time, and the message quoted part of the password.
+    problem = only_problem(
+        "service: a\nrouter: {type: local, admin_url: 'http://admin:${PW}@127.0.0.1:1'}\n",
+        env={"PW": "Xq?ss#word1"},
+    )
+    assert "router.admin_url" in problem
+    assert "percent-encoded" in problem
+    assert "Xq" not in problem
+
+
+def test_ordinary_urls_and_addresses_still_load() -> None:
+    config = parse(
+        "service: a\n"
+        "router: {type: local, admin_url: 'HTTP://[::1]:8081/'}\n"
+        "metrics: {address: LOCALHOST}\n"
+        "provider: {type: scrape, canary_url: 'http://{{ canary_address }}/metrics'}\n"
+    )
+    assert config.metrics.address == "LOCALHOST"

@@ -15,8 +15,10 @@ from safeship.config import (
     PushgatewaySettings,
     StoreSettings,
     load_config,
+    secret_values,
 )
 from safeship.errors import ConfigError
+from safeship.redact import remember_secrets
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Context:
             config = config.model_copy(update={"pushgateway": pushgateway})
         if self.prometheus_url:
             config = with_prometheus_url(config, self.prometheus_url)
+        remember_secrets(secret_values(config))  # for every message this process prints
         return config
 
     def history(self) -> tuple[str, str | None]:

@@ -301,7 +301,7 @@ class LocalProxy:
         return response
 
     def admin_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._authorised] if self.admin_token else [])
+        app = web.Application(middlewares=[self._authorised])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/weights", self._get_weights)
         app.router.add_put("/weights", self._put_weights)
@@ -312,11 +312,20 @@ class LocalProxy:
     async def _authorised(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """With a token, every admin call but /healthz must carry `Authorization: Bearer TOKEN`."""
-        if request.path != "/healthz":
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            assert self.admin_token is not None
-            if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+        """With a token, every admin call but /healthz must carry `Authorization: Bearer TOKEN`.
+
+        Without one (loopback only), the Host must name loopback too: a web page whose name
+        was rebound to 127.0.0.1 (DNS rebinding) cannot move the traffic.
+        """
+        if self.admin_token is None:
+            if not is_loopback(_host_name(request.host)):
+                raise web.HTTPForbidden(
+                    text="admin API: the Host header does not name this machine's loopback\n"
+                )
+        elif request.path != "/healthz":
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            expected = self.admin_token.encode()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
                 raise web.HTTPUnauthorized(
                     text="admin API: send Authorization: Bearer <the admin token>\n",
                     headers={"WWW-Authenticate": "Bearer"},
@@ -361,6 +370,14 @@ class LocalProxy:
                 return web.json_response({"error": f"could not save state file: {exc}"}, status=500)
         self.table.apply(config)
         return web.json_response(self.table.snapshot())
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header: `[::1]:8081` -> `::1`, `localhost:8081` -> `localhost`."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, _ = host.rpartition(":")
+    return name if colon else host
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:

@@ -376,6 +376,8 @@ def load_routing_cases(path: str | Path = ROUTES_PATH) -> list[RoutingCase]:
         raise ConfigError(f"{where}: routing cases file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read the routing cases: {_why(exc)}") from None
+    except (ValueError, OverflowError):  # a number of thousands of digits, say
+        raise ConfigError(f"{where}: holds a value too large to read") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(data, list) or not data:
