@@ -1300,15 +1300,18 @@ def redacted(config: BaseModel) -> dict[str, Any]:
     return masked
 
 
-def secret_values(config: BaseModel) -> frozenset[str]:
+def secret_values(config: BaseModel, *, interpolated: bool = True) -> frozenset[str]:
     """Every secret value `config` knows, to scrub from whatever is shown or stored.
 
     The values interpolated from the environment (any may be secret), the values
     its `SecretRef`s point at (when they can be read: a hook inherits the
     environment, so it can print them), and the passwords in its URLs, also in
-    their decoded form.
+    their decoded form. `interpolated=False` leaves out the interpolated values that are
+    not otherwise secret (a `${PORT}`), for masking everywhere a process prints.
     """
-    found: set[str] = set(getattr(config, "_from_environment", frozenset()))
+    found: set[str] = set()
+    if interpolated:
+        found.update(getattr(config, "_from_environment", frozenset()))
     _collect_secrets(config, found)
     return frozenset(found)
 
@@ -1342,7 +1345,11 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
         userinfo, at, _ = rest.rpartition("@")
         if at and ("@" in rest.partition("/")[0] or ":" in userinfo):
             user, colon, password = userinfo.partition(":")
-            secret = password if colon else userinfo
+            # A lone `TOKEN@` is a credential in an http(s) URL; in a database URL
+            # (`postgresql://postgres@host`) it is a user name, and masking it in free
+            # text would mask every "postgresql" too.
+            is_http = value.lower().startswith(("http://", "https://"))
+            secret = password if colon else (userinfo if is_http else "")
             if secret:
                 found.update({secret, unquote(secret)})
                 if colon:  # what an HTTP client sends for these credentials

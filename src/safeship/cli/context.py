@@ -42,7 +42,8 @@ class Context:
             config = config.model_copy(update={"pushgateway": pushgateway})
         if self.prometheus_url:
             config = with_prometheus_url(config, self.prometheus_url)
-        remember_secrets(secret_values(config))  # for every message this process prints
+        # for every message this process prints (not every ${VAR}: a port is no secret)
+        remember_secrets(secret_values(config, interpolated=False))
         return config
 
     def history(self) -> tuple[str, str | None]:
