@@ -830,6 +830,7 @@ class AlertingSettings(Model):
 
 #: Where the Grafana token is read when the config names none.
 GRAFANA_TOKEN_ENV = "GRAFANA_API_KEY"
+GRAFANA_URL_ENV = "GRAFANA_URL"
 
 
 class GrafanaSettings(Model):
@@ -1322,6 +1323,9 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
         token = os.environ.get(GRAFANA_TOKEN_ENV)
         if token:
             found.add(token)
+    if isinstance(value, GrafanaSettings) and value.url is None:
+        # Likewise its URL, which may carry a user's password.
+        _collect_secrets(os.environ.get(GRAFANA_URL_ENV, ""), found)
     if isinstance(value, SecretRef):
         # Unreadable: nothing to scrub, and whatever uses it says where it looked.
         with contextlib.suppress(ConfigError):

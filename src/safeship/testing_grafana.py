@@ -17,6 +17,7 @@ follows. State is kept in plain attributes so tests can inspect and change it:
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -43,7 +44,9 @@ class GrafanaDouble(LoopbackDouble):
     `paged_versions=True` answers the versions list like Grafana >= 11.6 (an object
     paged with `continueToken`), False like Grafana <= 11.5 (a bare array paged with
     `start`); either way at most `page_size` versions per answer, so paging is exercised.
-    `viewer_token` is a token that may read but not write (403).
+    `viewer_token` is a token that may read but not write (403). `basic_auth` is a
+    (user, password) pair accepted as HTTP Basic, with the token's rights, as Grafana
+    accepts a user's credentials when `auth.basic` is on (its default).
     """
 
     def __init__(
@@ -54,10 +57,12 @@ class GrafanaDouble(LoopbackDouble):
         page_size: int = 2,
         folders: tuple[str, ...] = ("safeship",),
         viewer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.token = token or f"glsa_double_{secrets.token_hex(12)}"
         self.viewer_token = viewer_token
+        self.basic_auth = basic_auth
         self.paged_versions = paged_versions
         self.page_size = page_size
         self.folders = set(folders)
@@ -67,6 +72,8 @@ class GrafanaDouble(LoopbackDouble):
         self.annotations: dict[int, dict[str, Any]] = {}
         #: (method, path) of every request received, health included
         self.requests: list[tuple[str, str]] = []
+        #: how many requests were refused 401 (wrong or missing credentials)
+        self.unauthorized = 0
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self._next_id = 1
@@ -124,12 +131,17 @@ class GrafanaDouble(LoopbackDouble):
                 return 503, {"message": "database is failing"}
             if self._failures:
                 return self._failures.pop(0), {"message": "injected failure"}
-            # Authentication: "Authorization: Bearer <service account token>"; anything
-            # else is 401 Unauthorized.
-            accepted = {f"Bearer {t}" for t in (self.token, self.viewer_token) if t}
+            # Authentication: "Authorization: Bearer <service account token>", or Basic
+            # with a user's name and password; anything else is 401 Unauthorized.
+            writers = {f"Bearer {self.token}"}
+            if self.basic_auth is not None:
+                pair = ":".join(self.basic_auth).encode()
+                writers.add(f"Basic {base64.b64encode(pair).decode()}")
+            accepted = writers | ({f"Bearer {self.viewer_token}"} if self.viewer_token else set())
             if auth not in accepted:
+                self.unauthorized += 1
                 return 401, {"message": "Unauthorized"}
-            writer = auth == f"Bearer {self.token}"
+            writer = auth in writers
             if method != "GET" and not writer:
                 return 403, {"message": "Access denied", "status": "forbidden"}
             return self._route(method, path, query, body)

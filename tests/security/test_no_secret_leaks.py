@@ -70,6 +70,7 @@ SCRAPE_PASSWORD = "CANARY_SCRAPE_PW_73d0"
 CLI_URL_PASSWORD = "CANARY_CLI_URLPW_b5c2"
 UPSTREAM_PASSWORD = "CANARY_UPSTREAM_PW_19fa"
 ADMIN_PASSWORD = "CANARY_ADMIN_PW_c7e1"  # the local router's admin URL
+GRAFANA_URL_PASSWORD = "CANARY_GRAFANA_URLPW_d4e8"  # the rollouts' Grafana URL (Basic)
 PAGERDUTY_KEY = "CANARY_PAGERDUTY_KEY_1b3d"
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/CANARY_SLACK_5a6b"
 SECRETS = {
@@ -87,6 +88,7 @@ SECRETS = {
     "command-line URL password": CLI_URL_PASSWORD,
     "router upstream password": UPSTREAM_PASSWORD,
     "router admin URL password": ADMIN_PASSWORD,
+    "grafana URL password (interpolated)": GRAFANA_URL_PASSWORD,
     "pagerduty routing key (file)": PAGERDUTY_KEY,
     "slack webhook URL (file)": SLACK_URL,
 }
@@ -98,6 +100,7 @@ SECRET_ENV = {
     "SS_HOOK_SECRET": HOOK_SECRET,
     "SS_SMOKE_TOKEN": SMOKE_TOKEN,
     "SS_SCRAPE_PW": SCRAPE_PASSWORD,
+    "SS_GRAFANA_URL_PW": GRAFANA_URL_PASSWORD,
 }
 PUSH_USERINFO = f"pushuser:{urllib.parse.quote(PUSH_PASSWORD, safe='')}"
 
@@ -425,7 +428,7 @@ def rollout_config(*, admin: str, secrets_dir: Path, store: str, grafana: str) -
     """
 
     names = (
-        "SS_GRAFANA_TOKEN,SS_HOOK_SECRET,DEPLOY_TOKEN,SS_SMOKE_TOKEN,SS_SCRAPE_PW,PUSHGATEWAY_URL"
+        "SS_GRAFANA_URL_PW,SS_HOOK_SECRET,DEPLOY_TOKEN,SS_SMOKE_TOKEN,SS_SCRAPE_PW,PUSHGATEWAY_URL"
     )
 
     def printer(code: int) -> str:
@@ -471,8 +474,7 @@ prometheus:
   basic_auth: {{username: promuser, password: {{file: {secrets_dir / "prom_basic_pw"}}}}}
 store: {{url: "{store}"}}
 grafana:
-  url: {grafana}
-  token: {{env: SS_GRAFANA_TOKEN}}
+  url: "{grafana.replace("://", "://grafuser:${SS_GRAFANA_URL_PW}@")}"
   retries: 0
   timeout: 3
 """
@@ -780,7 +782,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w = World(work, secrets_dir, _base_env(work))
     with (
         EchoingPrometheus() as echo,
-        GrafanaDouble(token=GRAFANA_TOKEN) as grafana,
+        GrafanaDouble(
+            token=GRAFANA_TOKEN, basic_auth=("grafuser", GRAFANA_URL_PASSWORD)
+        ) as grafana,
         GrafanaDouble() as bad_token,
         GrafanaDouble(token=GRAFANA_TOKEN) as failing,
         PushgatewayServer() as pushgateway,
@@ -826,6 +830,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                 fetch(f"{pushgateway.url}/metrics") + fetch(f"{pushgateway.url}/api/v1/metrics"),
             )
         )
+        # The rollouts reach Grafana with their URL's user and password (HTTP Basic).
+        assert len(grafana.requests) > 1, "the rollouts' Grafana (Basic auth) was not used"
+        assert grafana.unauthorized == 0, "a Grafana call was refused its credentials"
         w.captures.append(Capture("Grafana double's dashboards", json.dumps([grafana.dashboards])))
         w.captures.append(Capture("Grafana double's annotations", json.dumps(grafana.annotations)))
         w.captures.extend(_postgres_dump(pg_url))

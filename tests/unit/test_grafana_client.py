@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -17,7 +18,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from safeship.config import GrafanaSettings
-from safeship.errors import PermanentError, TransientError
+from safeship.errors import ConfigError, PermanentError, TransientError
 from safeship.grafana.annotations import finish_region, start_region
 from safeship.grafana.client import (
     GrafanaClient,
@@ -46,7 +47,7 @@ def grafana(request: pytest.FixtureRequest) -> Iterator[GrafanaDouble]:
         yield g
 
 
-def client_for(url: str, token: str = TOKEN, **kwargs: Any) -> GrafanaClient:
+def client_for(url: str, token: str | None = TOKEN, **kwargs: Any) -> GrafanaClient:
     sleeps: list[float] = []
     kwargs.setdefault("sleep", sleeps.append)
     return GrafanaClient(url, token, timeout=2.0, **kwargs)
@@ -237,7 +238,10 @@ def test_connection_errors_are_retried_transient_and_never_show_the_token() -> N
         raise httpx.ConnectError(f"refused (sent {request.headers['authorization']})")
 
     client = client_for(
-        f"http://admin:{TOKEN}@grafana.test:3000", transport=httpx.MockTransport(refuse), retries=2
+        f"http://admin:{TOKEN}@grafana.test:3000",
+        None,
+        transport=httpx.MockTransport(refuse),
+        retries=2,
     )
     with pytest.raises(GrafanaUnavailableError) as caught:
         client.health()
@@ -265,6 +269,38 @@ def test_versions_paging_stops_on_a_repeated_continue_token() -> None:
 
     client = client_for("http://grafana.test", transport=httpx.MockTransport(handle))
     assert [v.version for v in client.versions("a")] == [2, 1]
+
+
+def test_a_user_and_password_in_the_url_are_basic_auth_and_never_shown() -> None:
+    password = "pw/with@signs_CANARY_81"
+    url_password = urllib.parse.quote(password, safe="")
+    with GrafanaDouble(basic_auth=("deployer", password)) as g:
+        url = g.url.replace("://", f"://deployer:{url_password}@")
+        with client_for(url, None) as client:
+            saved = client.save_dashboard(board("a"), None, "first")
+            assert saved.version == 1
+            assert password not in client.shown_url
+            assert url_password not in client.shown_url
+        wrong = g.url.replace("://", "://deployer:wrong_password_CANARY@")
+        with client_for(wrong, None) as bad, pytest.raises(GrafanaError) as caught:
+            bad.save_dashboard(board("b"), None, "denied")
+        assert "wrong_password_CANARY" not in str(caught.value)
+        assert "401" in str(caught.value)
+
+
+def test_a_password_in_the_url_and_a_token_are_refused_together() -> None:
+    with pytest.raises(ConfigError, match="Grafana takes one of them") as caught:
+        client_for(f"http://admin:{TOKEN}@grafana.test", "another-token")
+    assert TOKEN not in str(caught.value)
+    with pytest.raises(ConfigError, match="token is empty"):
+        client_for("http://grafana.test", None)
+
+
+def test_a_client_from_settings_takes_credentials_from_the_url() -> None:
+    settings = GrafanaSettings()
+    client = GrafanaClient.from_settings(settings, environ={"GRAFANA_URL": "http://u:p@g:3000"})
+    assert client is not None
+    assert client.url == "http://g:3000"
 
 
 def test_a_client_from_settings_needs_url_and_token() -> None:

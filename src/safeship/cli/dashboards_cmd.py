@@ -18,7 +18,13 @@ from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
 from safeship.config import Config
 from safeship.errors import ConfigError
-from safeship.grafana.client import TOKEN_ENV, GrafanaClient, resolve_token, resolve_url
+from safeship.grafana.client import (
+    TOKEN_ENV,
+    GrafanaClient,
+    has_url_credentials,
+    resolve_token,
+    resolve_url,
+)
 from safeship.grafana.sync import DashboardResult, push, rollback
 from safeship.ids import new_deployment_id
 from safeship.redact import redact_url
@@ -50,7 +56,7 @@ def _client(cfg: Config, url: str | None) -> tuple[GrafanaClient | None, str]:
         token = resolve_token(cfg.grafana)
     except ConfigError as exc:
         return None, f"no Grafana token: {exc}"
-    if not token:
+    if not token and not has_url_credentials(base):
         return None, f"no Grafana token ({TOKEN_ENV} or grafana.token)"
     client = GrafanaClient(base, token, timeout=cfg.grafana.timeout, retries=cfg.grafana.retries)
     return client, ""

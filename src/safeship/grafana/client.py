@@ -18,16 +18,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from safeship.config import GRAFANA_TOKEN_ENV, GrafanaSettings
+from safeship.config import GRAFANA_TOKEN_ENV, GRAFANA_URL_ENV, GrafanaSettings
 from safeship.errors import ConfigError, PermanentError, TransientError
 from safeship.http import RetryPolicy, make_client, retry_after_seconds, with_retries
-from safeship.redact import redact_text, redact_url
+from safeship.redact import basic_credentials, redact_text, redact_url
 
 TOKEN_ENV = GRAFANA_TOKEN_ENV
-URL_ENV = "GRAFANA_URL"
+URL_ENV = GRAFANA_URL_ENV
 # Versions asked for per request; Grafana may answer fewer (and pages with continueToken).
 VERSIONS_PAGE = 100
 _MAX_PAGES = 1000
@@ -122,8 +123,29 @@ def resolve_token(
     return environ.get(TOKEN_ENV) or None
 
 
+def url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`url` without its user-info, and the user name and password it held (decoded).
+
+    Grafana takes a user's name and password as HTTP Basic authentication; httpx would
+    send user-info that way too, but silently in place of the token's header.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(user), unquote(password))
+
+
+def has_url_credentials(url: str | None) -> bool:
+    return bool(url) and url_credentials(url or "")[1] is not None
+
+
 class GrafanaClient:
-    """Grafana's HTTP API with a service-account token (`Authorization: Bearer`).
+    """Grafana's HTTP API with a service-account token (`Authorization: Bearer`), or with a
+    user's name and password written in the URL (`http://user:password@grafana:3000`,
+    HTTP Basic, for a Grafana with `auth.basic` on, its default).
 
     The first call checks `/api/health`, so an unreachable or failing Grafana is reported
     as such before anything is written.
@@ -132,7 +154,7 @@ class GrafanaClient:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None,
         *,
         timeout: float = 10.0,
         retries: int = 3,
@@ -140,19 +162,30 @@ class GrafanaClient:
         sleep: Callable[[float], None] = time.sleep,
         policy: RetryPolicy | None = None,
     ) -> None:
-        if not token:
-            raise ConfigError(f"Grafana token is empty (set {TOKEN_ENV} or grafana.token)")
-        self.url = url.rstrip("/")
+        bare, basic = url_credentials(url)
+        if basic is not None and token:
+            raise ConfigError(
+                f"the Grafana URL {redact_url(url)} carries a user and password and a token is"
+                f" set too ({TOKEN_ENV} or grafana.token): Grafana takes one of them; remove"
+                " the user-info from the URL or unset the token"
+            )
+        if basic is None and not token:
+            raise ConfigError(
+                f"Grafana token is empty (set {TOKEN_ENV} or grafana.token, or write"
+                " user:password in the URL)"
+            )
+        self.url = bare.rstrip("/")
         self.shown_url = redact_url(self.url)
-        self._token = token
+        self._token = token or ""
+        self._basic = basic
         self._policy = policy or RetryPolicy(retries=retries)
         self._sleep = sleep
         self._checked = False
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = make_client(
-            self.url,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            transport=transport,
+            self.url, timeout=timeout, headers=headers, auth=basic, transport=transport
         )
 
     @classmethod
@@ -168,7 +201,7 @@ class GrafanaClient:
         """A client from the config (and flag/environment overrides); None without URL or token."""
         base = resolve_url(settings, url, environ)
         token = resolve_token(settings, environ)
-        if not base or not token:
+        if not base or not (token or has_url_credentials(base)):
             return None
         return cls(
             base,
@@ -191,8 +224,12 @@ class GrafanaClient:
     # --- plumbing -------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        """`text` without the token (and with URL user-info masked): fit to show."""
-        return redact_text(text, [self._token, f"Bearer {self._token}"])
+        """`text` without the token or password (and with URL user-info masked): fit to show."""
+        known = [self._token, f"Bearer {self._token}"] if self._token else []
+        if self._basic is not None:
+            user, password = self._basic
+            known += [password, basic_credentials(user, password)] if password else []
+        return redact_text(text, known)
 
     def _request(
         self,
