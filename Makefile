@@ -54,7 +54,7 @@ bench: $(STAMP) system-packages
 soak: $(STAMP) system-packages
 	SAFESHIP_SOAK_POINTS=50 $(BIN)/pytest -q -s tests/integration/test_crash_resume.py
 	SAFESHIP_SOAK_ROUNDS=3 $(BIN)/pytest -q tests/integration/test_rollout_routers.py \
-	  tests/integration/test_kubernetes_sequences.py
+	  tests/integration/test_kubernetes_sequences.py tests/integration/test_crash_loop.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
