@@ -42,7 +42,12 @@ DEFAULT_CONFIG_PATH = "safeship.yaml"
 DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
 DEFAULT_HOLD_SECONDS = 300.0
 DEFAULT_MIN_HOLD_SECONDS = 60.0
-DEFAULT_STORE_URL = "sqlite:///.safeship/history.db"
+DEFAULT_STORE_PATH = ".safeship/history.db"
+DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_STORE_PATH}"
+# The service `safeship demo` deploys: its rollouts share the default store with real
+# ones, and `safeship report` leaves them out unless asked for by name.
+DEMO_SERVICE = "safeship-demo"
+DEMO_ENVIRONMENT = "demo"
 
 
 class Model(BaseModel):

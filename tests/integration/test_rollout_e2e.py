@@ -57,14 +57,50 @@ def test_sandbox_promotes_healthy_and_rolls_back_faulty_canary(tmp_path: Path) -
         assert faulty.canary_requests < healthy.canary_requests
 
 
-def test_demo_json_reports_rollback_with_the_deciding_inputs() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "safeship", "demo", "--json", "--fault", "error-rate=0.05"],
+def _in_empty_folder(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`safeship ARGS` in `folder`, with no setting from the environment for a config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFESHIP_", "PUSHGATEWAY"))}
+    return subprocess.run(
+        [sys.executable, "-m", "safeship", *args],
+        cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_the_demo_keeps_its_history_and_the_commands_it_prints_work_with_no_config(
+    tmp_path: Path,
+) -> None:
+    demo = _in_empty_folder(tmp_path, "demo", "--fault", "error-rate=0.3", "--rps", "100")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    printed = demo.stdout.split("Explore it:\n", 1)[1].splitlines()
+    commands = [line.split()[1:] for line in printed if line.startswith("  safeship ")]
+    assert [c[:2] for c in commands] == [
+        ["rollout", "explain"],
+        ["rollout", "list"],
+        ["report", "--service"],
+    ]
+    explained = _in_empty_folder(tmp_path, *commands[0])
+    assert explained.returncode == 0, explained.stderr
+    assert f"rollout {commands[0][2]}: safeship-demo v1.1.0 -> demo" in explained.stdout
+    assert "outcome: rolled_back (high_error_rate)" in explained.stdout
+    listed = _in_empty_folder(tmp_path, *commands[1])
+    assert commands[0][2] in listed.stdout
+    reported = _in_empty_folder(tmp_path, *commands[2])
+    assert reported.returncode == 0, reported.stderr
+    assert "1 deployments: 0 promoted, 1 rolled back or aborted" in reported.stdout
+    # Without naming it, the demo stays out of the report of real deployments.
+    plain = _in_empty_folder(tmp_path, "report")
+    assert "No deployments started in this period." in plain.stdout
+    assert "Left out: 1 demo rollouts (service safeship-demo)" in plain.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".safeship"]
+
+
+def test_demo_json_reports_rollback_with_the_deciding_inputs(tmp_path: Path) -> None:
+    proc = _in_empty_folder(tmp_path, "demo", "--json", "--fault", "error-rate=0.05")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["schema_version"] == 1

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from pydantic import BaseModel, ValidationError
 
 from safeship.config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_STORE_PATH,
+    DEFAULT_STORE_URL,
     Config,
     EnvironmentConfig,
     PrometheusSettings,
@@ -30,7 +35,15 @@ class Context:
 
     def load(self) -> Config:
         """The config, with the root options (flag or environment) over the file's values."""
-        config = load_config(self.config_path)
+        return self._with_overrides(load_config(self.config_path))
+
+    def embedded(self, service: str, environments: Iterable[str] = ("production",)) -> Config:
+        """The embedded defaults for `service` (a config file with nothing else in it),
+        with the root options over them as over a file's values."""
+        data = {"service": service, "environments": {name: {} for name in environments}}
+        return self._with_overrides(_validated(Config, data, "the embedded defaults"))
+
+    def _with_overrides(self, config: Config) -> Config:
         if self.store_url:
             config = config.model_copy(update={"store": StoreSettings(url=self.store_url)})
         if self.pushgateway_url:
@@ -46,16 +59,32 @@ class Context:
         remember_secrets(secret_values(config, interpolated=False))
         return config
 
+    def load_optional(self, defaults: str) -> Config | None:
+        """The config if there is one to read, else None: no file was named (`--config`,
+        SAFESHIP_CONFIG) and there is no ./safeship.yaml.
+
+        Commands that need only the history store, the metrics or Grafana then run on
+        the embedded defaults, described by `defaults`, which they say on stderr (never
+        stdout: a `--json` reader is not disturbed). A file that was named but is
+        missing, or one that is invalid, is still an error.
+        """
+        if self.config_path is None and not Path(DEFAULT_CONFIG_PATH).exists():
+            click.echo(f"no {DEFAULT_CONFIG_PATH} here: using {defaults}", err=True)
+            return None
+        return self.load()
+
     def history(self) -> tuple[str, str | None]:
         """Store URL and service for commands that only read history.
 
-        With `--store` they need no config file, so the demo's history (or a CI
-        run's) can be read anywhere; the service filter then comes from the
-        config only if there is one to read.
+        Flag (or SAFESHIP_STORE_URL) over the config's store over the default
+        `.safeship/history.db`, so the demo's history (or a CI run's) can be read
+        anywhere; the service filter comes from the config only if there is one.
         """
         if self.store_url:
             return self.store_url, None
-        config = self.load()
+        config = self.load_optional(f"the default history store {DEFAULT_STORE_PATH}")
+        if config is None:
+            return DEFAULT_STORE_URL, None
         return config.store.url, config.service
 
 

@@ -7,8 +7,10 @@ warn and exit 0 (dashboards are optional) unless --strict (exit 3).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,10 +18,11 @@ import click
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
-from safeship.config import Config
+from safeship.config import DEFAULT_STORE_PATH, Config
 from safeship.errors import ConfigError
 from safeship.grafana.client import (
     TOKEN_ENV,
+    URL_ENV,
     GrafanaClient,
     has_url_credentials,
     resolve_token,
@@ -45,6 +48,23 @@ _strict_option = click.option(
 @click.group()
 def dashboards() -> None:
     """Push dashboards to Grafana, list their versions, roll them back."""
+
+
+def _config(ctx: Context) -> Config:
+    """The config, or without one the embedded defaults: GRAFANA_URL and GRAFANA_API_KEY,
+    `dashboards/*.json`, the default history store; the service (which only names the
+    dashboard-update counters) is the folder's name."""
+    found = ctx.load_optional(
+        f"the embedded defaults ({URL_ENV}, {TOKEN_ENV}, dashboards/*.json, history store "
+        f"{DEFAULT_STORE_PATH})"
+    )
+    return found or ctx.embedded(folder_service())
+
+
+def folder_service() -> str:
+    """The current folder's name as a service name (as docker compose names a project)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path.cwd().name).strip("-._")
+    return name or "default"
 
 
 def _client(cfg: Config, url: str | None) -> tuple[GrafanaClient | None, str]:
@@ -104,7 +124,7 @@ def push_cmd(
     store under the deployment id, so `rollback --deployment ID` can undo it. A bad
     file fails alone (exit 1) while the others are still pushed.
     """
-    cfg = ctx.load()
+    cfg = _config(ctx)
     client, why = _client(cfg, url)
     if client is None:
         return _skip(why, strict)
@@ -139,7 +159,7 @@ def push_cmd(
 @pass_context
 def versions_cmd(ctx: Context, url: str | None, uid: str, as_json: bool) -> int:
     """List the versions Grafana keeps of dashboard UID, newest first."""
-    cfg = ctx.load()
+    cfg = _config(ctx)
     client, why = _client(cfg, url)
     if client is None:
         click.echo(f"error: {why}", err=True)
@@ -194,7 +214,7 @@ def rollback_cmd(
     by_uid = uid is not None and to_version is not None
     if by_deployment == by_uid or (not by_uid and (uid is not None or to_version is not None)):
         raise click.UsageError("give either --deployment ID, or --uid UID and --to-version N")
-    cfg = ctx.load()
+    cfg = _config(ctx)
     client, why = _client(cfg, url)
     if client is None:
         return _skip(why, strict)

@@ -15,6 +15,12 @@ from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
+from safeship.config import (
+    DEFAULT_STORE_PATH,
+    DEFAULT_STORE_URL,
+    DEMO_ENVIRONMENT,
+    DEMO_SERVICE,
+)
 from safeship.demo.sandbox import (
     Fault,
     MetricsSource,
@@ -40,7 +46,10 @@ from safeship.rollout.controller import RolloutEvent
     help="Load through the router.",
 )
 @click.option(
-    "--store", "store_url", default=None, help="Keep the history here (default: a temp dir)."
+    "--store",
+    "store_url",
+    default=None,
+    help=f"Keep the history here [default: {DEFAULT_STORE_PATH}, as every command reads it].",
 )
 @click.option(
     "--metrics",
@@ -78,7 +87,8 @@ def demo(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
-    store_url = store_url or ctx.store_url
+    # The demo never reads safeship.yaml: its rollouts are the embedded defaults' own.
+    store_url = store_url or ctx.store_url or DEFAULT_STORE_URL
     signal.signal(signal.SIGTERM, _interrupt)
     console = Console(stderr=as_json, highlight=False)
     view = None if as_json else LiveView(console)
@@ -98,9 +108,7 @@ def demo(
         emit_json(payload)
     else:
         _summary(console, results, ok)
-        if store_url:
-            shown = redact_url(store_url)  # a PostgreSQL URL may hold a password
-            console.print(f"history kept: `safeship --store {shown} rollout explain ID`")
+        _explore(console, results, store_url)
     return ExitCode.OK if ok else ExitCode.FAILED
 
 
@@ -181,6 +189,20 @@ def _summary(console: Console, results: list[ScenarioResult], ok: bool) -> None:
         console.print(f"[bold]{r.scenario.version}[/] {r.state.deployment_id}: {_why(r)}")
     verdict = "[bold green]as expected[/]" if ok else "[bold red]NOT as expected[/]"
     console.print(f"demo {verdict}.")
+
+
+def _explore(console: Console, results: list[ScenarioResult], store_url: str) -> None:
+    """The commands that read what the demo kept, in any folder, with no config."""
+    store = "" if store_url == DEFAULT_STORE_URL else f"--store {redact_url(store_url)} "
+    console.print(f"History kept in {DEFAULT_STORE_PATH if not store else redact_url(store_url)}.")
+    console.print("Explore it:")
+    for r in results:
+        console.print(f"  safeship {store}rollout explain {r.state.deployment_id}", soft_wrap=True)
+    console.print(f"  safeship {store}rollout list", soft_wrap=True)
+    console.print(
+        f"  safeship {store}report --service {DEMO_SERVICE} --production-env {DEMO_ENVIRONMENT}",
+        soft_wrap=True,
+    )
 
 
 def _why(result: ScenarioResult) -> str:

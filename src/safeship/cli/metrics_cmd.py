@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
+from safeship.config import DEFAULT_STORE_PATH, DEFAULT_STORE_URL, DEMO_SERVICE, MetricsSettings
 from safeship.loopback import is_loopback
 from safeship.metrics import (
     DeploymentMetrics,
@@ -41,23 +42,26 @@ def serve(ctx: Context, address: str | None, port: int | None, allow_remote: boo
     Listens on loopback unless --address names another interface *and* --allow-remote
     (or metrics.allow_remote in the config) says that is meant.
     """
-    cfg = ctx.load()
-    if address and not is_loopback(address) and not (allow_remote or cfg.metrics.allow_remote):
+    found = ctx.load_optional(
+        f"the embedded defaults (history store {DEFAULT_STORE_PATH}, every service in it)"
+    )
+    settings = found.metrics if found else MetricsSettings()
+    if address and not is_loopback(address) and not (allow_remote or settings.allow_remote):
         raise click.UsageError(
             f"--address {address} is not loopback: add --allow-remote to serve the deployment "
             "metrics beyond this machine"
         )
-    store = open_store(cfg.store.url)
+    store = open_store(found.store.url if found else ctx.store_url or DEFAULT_STORE_URL)
     try:
         initialize_metrics(
             store,
-            service=cfg.service,
-            address=address or cfg.metrics.address,
-            port=cfg.metrics.port if port is None else port,
+            service=found.service if found else None,
+            address=address or settings.address,
+            port=settings.port if port is None else port,
         )
         bound = server_address()
         if bound is None:
-            where = f"{address or cfg.metrics.address}:{cfg.metrics.port if port is None else port}"
+            where = f"{address or settings.address}:{settings.port if port is None else port}"
             click.echo(f"error: cannot serve metrics on {where} (address in use?)", err=True)
             return ExitCode.UNAVAILABLE
         click.echo(f"serving http://{bound[0]}:{bound[1]}/metrics (Ctrl-C to stop)")
@@ -71,31 +75,52 @@ def serve(ctx: Context, address: str | None, port: int | None, allow_remote: boo
 
 @metrics.command()
 @click.option("--env", "environment", required=True, help="The environment whose metrics to push.")
+@click.option(
+    "--service",
+    default=None,
+    help="The service whose metrics to push [default: the config's; without one, every "
+    "service the history store has in --env].",
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when the push fails or no URL is set.")
 @pass_context
-def push(ctx: Context, environment: str, strict: bool) -> int:
+def push(ctx: Context, environment: str, service: str | None, strict: bool) -> int:
     """Push the deployment metrics of one environment to the Pushgateway.
 
     Grouping key: job, service, environment (never the deployment id), so series stay
     continuous and increase() works across CI runs. The URL comes from --pushgateway,
     PUSHGATEWAY_URL or pushgateway.url. A failed push warns and exits 0 unless --strict.
     """
-    cfg = ctx.load()
-    cfg.for_environment(environment)  # an unknown environment is a usage error
+    found = ctx.load_optional(f"the embedded defaults (history store {DEFAULT_STORE_PATH})")
+    if found is not None:
+        found.for_environment(environment)  # an unknown environment is a usage error
+    # Without a config, the defaults' Pushgateway and store; the services come below.
+    cfg = found or ctx.embedded(service or DEMO_SERVICE, [environment])
     if not cfg.pushgateway.url:
         click.echo("warning: no Pushgateway URL (--pushgateway, PUSHGATEWAY_URL, config)", err=True)
         return ExitCode.UNAVAILABLE if strict else ExitCode.OK
     store = open_store(cfg.store.url)
     try:
-        deployment_metrics = DeploymentMetrics(CollectorRegistry(), store, service=cfg.service)
-        warning = push_or_warn(cfg.pushgateway, deployment_metrics, environment)
+        if service is not None or found is not None:
+            services = [service or cfg.service]
+        else:
+            records = store.list_deployments(environment=environment)
+            services = sorted({r.service for r in records})
+        if not services:
+            click.echo(f"warning: nothing to push: no rollouts in {environment}", err=True)
+            return ExitCode.UNAVAILABLE if strict else ExitCode.OK
+        warnings = []
+        for name in services:
+            deployment_metrics = DeploymentMetrics(CollectorRegistry(), store, service=name)
+            warning = push_or_warn(cfg.pushgateway, deployment_metrics, environment)
+            if warning:
+                warnings.append(warning)
+            else:
+                click.echo(
+                    f"pushed {name}/{environment} to {redact_url(cfg.pushgateway.url)} "
+                    f"(job {cfg.pushgateway.job})"
+                )
     finally:
         store.close()
-    if warning:
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-        return ExitCode.UNAVAILABLE if strict else ExitCode.OK
-    click.echo(
-        f"pushed {cfg.service}/{environment} to {redact_url(cfg.pushgateway.url)} "
-        f"(job {cfg.pushgateway.job})"
-    )
-    return ExitCode.OK
+    return ExitCode.UNAVAILABLE if warnings and strict else ExitCode.OK

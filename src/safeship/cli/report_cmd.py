@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from safeship.cli.context import Context, pass_context
+from safeship.config import DEMO_SERVICE
 from safeship.errors import ConfigError
 from safeship.report.build import Report, report_from_url
 from safeship.report.period import resolve_period
@@ -69,6 +70,7 @@ def report(
         service=service or configured_service,
         environment=environment,
         production=production_env,
+        left_out=() if service or configured_service else (DEMO_SERVICE,),
     )
     result = report_from_url(url, scope, now)
     if output is None:

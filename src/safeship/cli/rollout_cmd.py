@@ -15,7 +15,13 @@ from safeship.cli import params
 from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
 from safeship.cli.output import emit_json, seconds, when
-from safeship.config import Config, parse_steps, secret_values
+from safeship.config import (
+    DEFAULT_STORE_PATH,
+    DEFAULT_STORE_URL,
+    Config,
+    parse_steps,
+    secret_values,
+)
 from safeship.errors import SafeshipError, StoreError, StoreUnavailableError
 from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
@@ -154,12 +160,22 @@ def _github(cfg: Config, as_json: bool) -> Iterator[GitHubRolloutReport | None]:
 def _controller_of(
     ctx: Context, deployment_id: str, as_json: bool
 ) -> Iterator[tuple[Config, RolloutController, GitHubRolloutReport | None]]:
-    """A controller for an existing rollout, configured for that rollout's environment."""
-    cfg = ctx.load()
-    with _store(cfg.store.url) as store:
+    """A controller for an existing rollout, configured for that rollout's environment.
+
+    Without a config file, the rollout's service and environment on the embedded
+    defaults (the local router at its default admin URL): a demo's rollout can be
+    inspected and acted on from any folder, and a real one is never ended in the
+    record while its router, unreachable, still sends the canary traffic.
+    """
+    found = ctx.load_optional(
+        f"the embedded defaults (history store {DEFAULT_STORE_PATH}, the local router)"
+    )
+    url = found.store.url if found else ctx.store_url or DEFAULT_STORE_URL
+    with _store(url) as store:
         record = store.get_deployment(deployment_id)
         if record is None:
             raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
+        cfg = found or ctx.embedded(record.service, [record.environment])
         settings = cfg.for_environment(record.environment)
         with controller_for(settings, store) as controller, _github(cfg, as_json) as github:
             controller.on_event = _events(cfg, controller, show=not as_json, github=github)
@@ -342,11 +358,18 @@ def list_(ctx: Context, environment: str | None, limit: int, as_json: bool) -> N
             }
         )
         return
-    for r in records:
-        click.echo(
-            f"{r.id}  {r.environment:<12} {r.version:<16} {phases.get(r.id, r.outcome):<12} "
-            f"{r.reason or '':<18} {when(r.started_at)}  {seconds(r.duration)}"
-        )
+    if not records:
+        click.echo("no rollouts in the history store yet")
+        return
+    rows = [("ID", "ENVIRONMENT", "VERSION", "OUTCOME", "REASON", "STARTED", "DURATION")]
+    rows += [
+        (r.id, r.environment, r.version, str(phases.get(r.id, r.outcome)), r.reason or "",
+         when(r.started_at), seconds(r.duration))
+        for r in records
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _not_started(record: DeploymentRecord) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry
 
 from safeship.clock import SystemClock
 from safeship.config import (
+    DEMO_ENVIRONMENT,
+    DEMO_SERVICE,
     CanaryStrategy,
     EnvironmentConfig,
     Hooks,
@@ -50,9 +52,9 @@ from safeship.routers.local import LocalProxyProcess, LocalRouter, start_local_p
 from safeship.store import open_store
 from safeship.store.interface import Store
 
-SERVICE = "demo-api"
+SERVICE = DEMO_SERVICE
 MetricsSource = Literal["scrape", "prometheus"]
-ENVIRONMENT = "demo"
+ENVIRONMENT = DEMO_ENVIRONMENT
 
 
 def demo_strategy() -> CanaryStrategy:

@@ -166,6 +166,7 @@ class Report:
     weekly_promotions: list[tuple[float, int]]  # (week start, production promotions)
     lead_time_histogram: list[int]  # per bar of queries.LEAD_TIME_BOUNDS
     traces: list[CanaryTrace]
+    left_out: int = 0  # deployments of the scope's left-out services (the demo's)
 
     @property
     def empty(self) -> bool:
@@ -197,8 +198,8 @@ def build_report(conn: Connection, scope: Scope, now: float) -> Report:
     leads = queries.lead_times(conn, scope)
     episodes = queries.restore_episodes(conn, scope)
     smoke_passed, smoke_run = queries.smoke_test_totals(conn, scope)
-    query_results = queries.counter_results(conn, PROMETHEUS_QUERY_TOTAL, scope.service)
-    update_results = queries.counter_results(conn, GRAFANA_UPDATE_TOTAL, scope.service)
+    query_results = queries.counter_results(conn, PROMETHEUS_QUERY_TOTAL, scope)
+    update_results = queries.counter_results(conn, GRAFANA_UPDATE_TOTAL, scope)
     days = scope.period.days
 
     def keys(
@@ -290,6 +291,7 @@ def build_report(conn: Connection, scope: Scope, now: float) -> Report:
         weekly_promotions=_weeks(scope, production),
         lead_time_histogram=[] if empty else queries.histogram(dora_keys.lead_times),
         traces=[] if empty else queries.canary_traces(conn, scope, TRACED_ROLLOUTS),
+        left_out=queries.left_out_count(conn, scope),
     )
 
 

@@ -60,6 +60,7 @@ class Scope:
     service: str | None = None
     environment: str | None = None
     production: str = "production"
+    left_out: tuple[str, ...] = ()  # services not counted (the demo's, unless asked for)
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,23 @@ def _scoped(scope: Scope) -> list[ColumnElement[bool]]:
     where = [d.started_at >= scope.period.start, d.started_at < scope.period.end]
     if scope.service is not None:
         where.append(d.service == scope.service)
+    if scope.left_out:
+        where.append(d.service.notin_(scope.left_out))
     if scope.environment is not None:
         where.append(d.environment == scope.environment)
     return where
+
+
+def left_out_count(conn: Connection, scope: Scope) -> int:
+    """How many deployments of the period the scope's `left_out` services hold."""
+    if not scope.left_out:
+        return 0
+    d = deployments.c
+    where = [d.started_at >= scope.period.start, d.started_at < scope.period.end]
+    where.append(d.service.in_(scope.left_out))
+    if scope.environment is not None:
+        where.append(d.environment == scope.environment)
+    return int(conn.execute(select(func.count()).where(*where)).scalar_one())
 
 
 def _whole_days(seconds: ColumnElement[float], dialect: str) -> ColumnElement[int]:
@@ -197,7 +212,7 @@ def lead_times(conn: Connection, scope: Scope) -> dict[tuple[str, str], list[flo
 def _plain_rows(conn: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
     """The rows as the driver's plain tuples, skipping SQLAlchemy's Row objects, which
     doubled the time to read a million-deployment history's lead times."""
-    compiled = query.compile(dialect=conn.dialect)
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.params
     args: Any = (
         tuple(params[name] for name in compiled.positiontup or ())
@@ -276,6 +291,8 @@ def smoke_test_totals(conn: Connection, scope: Scope) -> tuple[int, int]:
     where = [s.at >= scope.period.start, s.at < scope.period.end]
     if scope.service is not None:
         where.append(s.service == scope.service)
+    if scope.left_out:
+        where.append(s.service.notin_(scope.left_out))
     if scope.environment is not None:
         where.append(s.environment == scope.environment)
     passed, run = conn.execute(
@@ -284,7 +301,7 @@ def smoke_test_totals(conn: Connection, scope: Scope) -> tuple[int, int]:
     return int(passed), int(run)
 
 
-def counter_results(conn: Connection, name: str, service: str | None) -> dict[str, float]:
+def counter_results(conn: Connection, name: str, scope: Scope) -> dict[str, float]:
     """All-time totals of counter `name` by its `result` label, e.g. Prometheus queries
     (success | failed | timeout) or Grafana updates (success | failed).
 
@@ -293,8 +310,10 @@ def counter_results(conn: Connection, name: str, service: str | None) -> dict[st
     """
     c = counters.c
     query = select(c.labels, func.sum(c.value)).where(c.name == name).group_by(c.labels)
-    if service is not None:
-        query = query.where(c.service == service)
+    if scope.service is not None:
+        query = query.where(c.service == scope.service)
+    if scope.left_out:
+        query = query.where(c.service.notin_(scope.left_out))
     totals: dict[str, float] = {}
     for labels, value in conn.execute(query):
         result = json.loads(labels).get("result")

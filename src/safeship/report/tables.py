@@ -33,6 +33,12 @@ def summary(report: Report) -> list[str]:
             f"{c.deployments} deployments: {c.promoted} promoted, {c.rolled_back} rolled back "
             f"or aborted, {c.failed} failed, {c.unfinished} unfinished."
         )
+    if report.left_out:
+        names = ", ".join(scope.left_out)
+        lines.append(
+            f"Left out: {report.left_out} demo rollouts (service {names}); "
+            f"--service {scope.left_out[0]} reports on them."
+        )
     return lines
 
 
