@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -284,3 +286,71 @@ def fetch_metrics(port: int) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+LOOK = re.compile(
+    r"^ 10% \[[#-]{8}\] +\d+/2s  req \d+ vs \d+  errors \d+(\.\d+)?% vs \d+(\.\d+)?%  "
+    r"p95 \(bucket estimate\) \d+ vs \d+ ms  inconclusive$"
+)
+
+
+def test_the_live_view_of_a_rollout_and_its_resume_labels_every_figure(stack: Stack) -> None:
+    """What a person sees, piped (plain text): one labelled line per look, one reason line."""
+    with start_service("127.0.0.1:0", "checkout", "production", "v2", "canary") as canary:
+        point_canary(stack, canary)
+        write_config(stack, canary)
+        # Never enough requests: the rollout pauses after its hold, and again after resuming.
+        text = stack.config.read_text().replace("hold: 5", "hold: 2")
+        stack.config.write_text(text.replace("min_requests: 40", "min_requests: 1000000"))
+        first = safeship("--config", str(stack.config), "rollout", "--version", "v2")
+        assert first.returncode == 4, first.stdout + first.stderr
+        deployment_id = first.stdout.split(" as ", 1)[1].split(":")[0]
+        again = safeship("--config", str(stack.config), "rollout", "resume", deployment_id)
+        assert again.returncode == 4, again.stdout + again.stderr
+    for shown in (first.stdout, again.stdout):
+        lines = shown.splitlines()
+        looks = [line for line in lines if LOOK.match(line)]
+        assert looks, shown
+        assert "      error_rate: not enough data: canary " in shown
+        assert any(line.startswith(" 10% PAUSED ") for line in lines), shown
+        assert max(len(line) for line in lines) <= 120, shown
+        assert "\x1b[" not in shown
+    assert first.stdout.splitlines()[0].startswith(f"  0% rolling out v2 as {deployment_id}")
+    assert first.stdout.splitlines()[-3:] == [
+        f"{deployment_id}: paused at weight 10% (no_data)",
+        f"  why: safeship rollout explain {deployment_id}",
+        f"  then: safeship rollout resume|promote|abort {deployment_id}",
+    ]
+
+
+def test_ctrl_c_says_the_rollout_stays_where_it_was_and_not_that_it_was_aborted(
+    stack: Stack,
+) -> None:
+    with start_service("127.0.0.1:0", "checkout", "production", "v2", "canary") as canary:
+        point_canary(stack, canary)
+        write_config(stack, canary)
+        stack.config.write_text(stack.config.read_text().replace("hold: 5", "hold: 60"))
+        run = subprocess.Popen(
+            [sys.executable, "-m", "safeship", "--config", str(stack.config), "rollout",
+             "--version", "v2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert run.stdout is not None
+        seen = ""
+        while "\n 10% [" not in seen:  # a look at 10%: the rollout is holding
+            line = run.stdout.readline()
+            assert line, run.communicate(timeout=30)
+            seen += line
+        run.send_signal(signal.SIGINT)
+        err = run.communicate(timeout=60)[1]
+    deployment_id = seen.split(" as ", 1)[1].split(":")[0]
+    assert run.returncode == 130
+    assert [line for line in err.splitlines() if line][-2:] == [
+        f"interrupted: rollout {deployment_id} stays where it was; continue with `safeship "
+        f"rollout resume {deployment_id}` or stop it with `safeship rollout abort "
+        f"{deployment_id}`",
+        "interrupted (Ctrl-C): stopped",
+    ]
+    assert "aborted" not in err
+    status = safeship("--config", str(stack.config), "rollout", "status", deployment_id, "--json")
+    assert json.loads(status.stdout)["rollouts"][0]["phase"] == "holding"

@@ -39,8 +39,8 @@ from safeship.analysis import guard as catastrophe
 from safeship.analysis import sequential, slow_share
 from safeship.analysis.figures import Refusals, clamp_errors, refusals, without_latency
 from safeship.analysis.latency import judge_latency_sequentially
-from safeship.analysis.threshold import threshold_check
-from safeship.analysis.verdict import CheckResult, Result, Verdict, combine
+from safeship.analysis.threshold import histogram_quantile, threshold_check
+from safeship.analysis.verdict import P95, CheckResult, Result, Verdict, combine
 from safeship.config import (
     CanaryStrategy,
     ErrorRateCheck,
@@ -284,7 +284,16 @@ def evaluate(
         settled_window=settled_window,
         canary_resets=measurement.canary.resets,
         baseline_resets=measurement.baseline.resets,
+        p95=None if window_figures is None else _p95(*window_figures),
     )
+
+
+def _p95(canary: VersionSample, baseline: VersionSample) -> P95 | None:
+    """Both versions' p95 over the settled window, for people to read (no check uses it)."""
+    estimated = bool(canary.latency_buckets or baseline.latency_buckets)
+    c = histogram_quantile(0.95, _buckets_of(canary))
+    b = histogram_quantile(0.95, _buckets_of(baseline))
+    return None if c is None and b is None else P95(c, b, estimated)
 
 
 def _urgent(

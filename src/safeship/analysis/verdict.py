@@ -51,6 +51,22 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class P95:
+    """Each version's 95th-percentile latency (seconds) over the settled window.
+
+    From histogram buckets it is an estimate (linear within the bucket, as
+    Prometheus's `histogram_quantile`), and said so wherever it is shown.
+    """
+
+    canary: float | None
+    baseline: float | None
+    estimated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"canary": self.canary, "baseline": self.baseline, "estimated": self.estimated}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The combined outcome of all checks over one window."""
 
@@ -74,6 +90,7 @@ class Verdict:
     settled_window: Window | None = None  # what latency and threshold checks judged
     canary_resets: int = 0
     baseline_resets: int = 0
+    p95: P95 | None = None  # for people: both versions' p95 latency, on full looks
 
     @property
     def memory(self) -> dict[str, Any]:
@@ -105,6 +122,7 @@ class Verdict:
             "queries": dict(self.queries),
             "look": self.look,
             "resets": {"canary": self.canary_resets, "baseline": self.baseline_resets},
+            **({"p95": self.p95.to_dict()} if self.p95 is not None else {}),
             **({"urgent": self.urgent} if self.urgent else {}),
             **(
                 {

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import signal
-import sys
 from types import FrameType
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from safeship.analysis import Verdict
 from safeship.cli import params
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
+from safeship.cli.live import LiveView
 from safeship.cli.output import emit_json
 from safeship.config import (
     DEFAULT_STORE_PATH,
@@ -27,10 +26,10 @@ from safeship.demo.sandbox import (
     Scenario,
     ScenarioResult,
     default_scenarios,
+    demo_strategy,
     run_demo,
 )
 from safeship.redact import redact_url
-from safeship.rollout.controller import RolloutEvent
 
 
 @click.command()
@@ -91,7 +90,7 @@ def demo(
     store_url = store_url or ctx.store_url or DEFAULT_STORE_URL
     signal.signal(signal.SIGTERM, _interrupt)
     console = Console(stderr=as_json, highlight=False)
-    view = None if as_json else LiveView(console)
+    view = None if as_json else DemoView(console, demo_strategy().hold)
     results = run_demo(
         scenarios,
         rps=rps,
@@ -116,57 +115,14 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-class LiveView:
-    """Prints each rollout event as it happens: weight, traffic, error rates, p95, verdicts."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
+class DemoView(LiveView):
+    """The live view, with a rule before each scenario naming its fault and what is expected."""
 
     def scenario(self, scenario: Scenario) -> None:
         self.console.rule(
             f"[bold]canary {scenario.version}[/] ({scenario.fault.describe()}), "
             f"expected: {scenario.expected.value}"
         )
-
-    def event(self, event: RolloutEvent) -> None:
-        state = event.state
-        step = (
-            f"step {state.step_index + 1}/{len(state.steps)}" if state.step_index >= 0 else "prep"
-        )
-        head = f"[dim]{step:>9}[/] [cyan]{state.weight:>3}%[/]"
-        if event.kind == "verdict" and event.verdict is not None:
-            self.console.print(f"{head} {_verdict_line(event.verdict, event.message)}")
-        elif event.kind == "rollback":
-            self.console.print(f"{head} [bold red]ROLLBACK[/] {event.message}")
-        elif event.kind == "finished":
-            color = "green" if state.phase.value == "promoted" else "red"
-            self.console.print(f"{head} [bold {color}]{state.phase.value.upper()}[/]")
-        elif event.kind == "paused":
-            self.console.print(f"{head} [bold yellow]PAUSED[/] {event.message}")
-        else:
-            self.console.print(f"{head} {event.message}")
-        sys.stdout.flush()
-
-
-def _verdict_line(verdict: Verdict, explanation: str) -> str:
-    colors = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
-    color = colors[verdict.result.value]
-    parts = [
-        f"[{color}]{verdict.result.value:<12}[/]",
-        f"canary {verdict.canary_requests:>5.0f} req",
-        f"baseline {verdict.baseline_requests:>5.0f} req",
-    ]
-    for check in verdict.checks:
-        if check.canary is None or check.baseline is None:
-            continue
-        if check.kind == "error_rate":
-            parts.append(f"errors {check.canary:.2%} vs {check.baseline:.2%}")
-        else:
-            parts.append(f"p95 {check.canary * 1000:.0f}ms vs {check.baseline * 1000:.0f}ms")
-    line = "  ".join(parts)
-    if verdict.result.value != "pass":
-        line += f"\n{'':>15}[dim]{explanation}[/]"
-    return line
 
 
 def _summary(console: Console, results: list[ScenarioResult], ok: bool) -> None:

@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: Any = cli.main(args=argv, prog_name="safeship", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo("interrupted (Ctrl-C): stopped", err=True)
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -9,11 +9,13 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import click
+from rich.console import Console
 
 from safeship.ci.rollout import GitHubRolloutReport
 from safeship.cli import params
 from safeship.cli.context import Context, environment_settings, pass_context
 from safeship.cli.exit_codes import ExitCode, for_outcome
+from safeship.cli.live import LiveView
 from safeship.cli.output import emit_json, seconds, when
 from safeship.config import (
     DEFAULT_STORE_PATH,
@@ -212,10 +214,15 @@ def _finish(
             }
         )
     else:
+        # The whole reason is in `explain` (and -v, --json): here, where to find it.
         click.echo(
             f"{state.deployment_id}: {state.phase.value} at weight {state.weight}%"
-            + (f" ({state.reason.value}: {state.detail})" if state.reason else "")
+            + (f" ({state.reason.value})" if state.reason else "")
         )
+        if state.reason:
+            click.echo(f"  why: safeship rollout explain {state.deployment_id}")
+        if state.phase is Phase.PAUSED:
+            click.echo(f"  then: safeship rollout resume|promote|abort {state.deployment_id}")
     return for_outcome(state.outcome)
 
 
@@ -239,6 +246,8 @@ def _events(
         DashboardFollower(client, cfg.grafana, controller.store) if client is not None else None
     )
 
+    view = LiveView(Console(highlight=False), controller.strategy.hold) if show else None
+
     def warn(warnings: list[str]) -> None:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -248,8 +257,8 @@ def _events(
     def on_event(event: RolloutEvent) -> None:
         if github is not None:
             github.on_event(event)
-        if show:
-            _print_event(event)
+        if view is not None:
+            view.event(event)
         if event.kind == "started":
             warning = push_or_warn(cfg.pushgateway, controller.metrics, event.state.environment)
             warn([warning] if warning else [])
@@ -286,12 +295,6 @@ def _json_errors(as_json: bool, store: Store, deployment_id: str) -> Iterator[No
                 }
             )
         raise
-
-
-def _print_event(event: RolloutEvent) -> None:
-    state = event.state
-    prefix = f"[{when(state.updated_at)}] {state.weight:>3}%"
-    click.echo(f"{prefix} {event.kind:<8} {event.message}")
 
 
 @rollout.command()

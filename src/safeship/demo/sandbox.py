@@ -41,6 +41,7 @@ from safeship.config import (
 from safeship.demo.load import LoadGenerator
 from safeship.demo.monitoring import PrometheusServer
 from safeship.demo.service import ServiceProcess, start_service
+from safeship.ids import new_deployment_id
 from safeship.metrics import DeploymentMetrics
 from safeship.providers import build_provider
 from safeship.providers.interface import Window
@@ -50,11 +51,12 @@ from safeship.rollout.machine import Outcome, RolloutState
 from safeship.rollout.story import rollout_story
 from safeship.routers.local import LocalProxyProcess, LocalRouter, start_local_proxy
 from safeship.store import open_store
-from safeship.store.interface import Store
+from safeship.store.interface import SlotAssignment, Store
 
 SERVICE = DEMO_SERVICE
 MetricsSource = Literal["scrape", "prometheus"]
 ENVIRONMENT = DEMO_ENVIRONMENT
+STABLE_VERSION = "v1.0.0"  # what the sandbox installs before its first rollout
 
 
 def demo_strategy() -> CanaryStrategy:
@@ -168,7 +170,7 @@ class Sandbox:
         self.prometheus: PrometheusServer | None = None
         if metrics_source == "prometheus":
             self.prometheus = stack.enter_context(PrometheusServer(scrape_interval=1.0))
-        self.stable = self._start_service("v1.0.0", "stable", Fault())
+        self.stable = self._start_service(STABLE_VERSION, "stable", Fault())
         self.proxy: LocalProxyProcess = stack.enter_context(
             start_local_proxy(
                 listen="127.0.0.1:0",
@@ -180,11 +182,32 @@ class Sandbox:
         )
         self.router = LocalRouter(self.proxy.admin_url)
         stack.callback(self.router.close)
+        self._installed = False
         self.load = LoadGenerator(self.proxy.url, rps=rps)
         self.load.start()
         stack.callback(self.load.stop)
         self.registry = CollectorRegistry()
         self.metrics = DeploymentMetrics(self.registry, store, service=SERVICE)
+
+    def _record_install(self) -> None:
+        """The first install of this sandbox's stable version, as the history store's
+        latest slot assignment: the default store keeps earlier demos' slots, which
+        name processes long gone, and the first rollout would not know its stable
+        version."""
+        slots = self.router.slots()
+        self.store.record_slots(
+            SlotAssignment(
+                service=SERVICE,
+                environment=ENVIRONMENT,
+                at=time.time(),
+                deployment_id=f"install-{new_deployment_id(time.time())}",
+                change="promoted",
+                stable_slot=slots.stable.name,
+                stable_version=STABLE_VERSION,
+                canary_slot=slots.canary.name,
+                canary_version=None,
+            )
+        )
 
     def _start_service(self, version: str, track: str, fault: Fault) -> ServiceProcess:
         process = start_service(
@@ -229,6 +252,9 @@ class Sandbox:
         """Deploy `scenario.version` as a canary and let the controller decide."""
         canary = self._start_service(scenario.version, "canary", scenario.fault)
         self._point_canary_slot(canary.url)
+        if not self._installed:
+            self._record_install()  # once there are two slots to name
+            self._installed = True
         settings = self.settings(canary)
         if self.prometheus is not None:
             # Both versions must be scraped before traffic moves, or the first windows are empty.
