@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import unquote, urlsplit
 
+import httpx
 import yaml
 from pydantic import (
     AfterValidator,
@@ -35,6 +36,7 @@ from pydantic_core import ErrorDetails
 
 from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
+from safeship.files import UnreadableFile, read_bounded
 from safeship.loopback import is_loopback
 from safeship.redact import MASK, basic_credentials, redact_text
 
@@ -59,20 +61,48 @@ class Model(BaseModel):
 
 def http_url(url: str) -> str:
     """A required http(s) URL (it may hold {{ slot }} templates): checked when the config loads,
-    not when the rollout first uses it."""
+    not when the rollout first uses it, the way the HTTP client will read it."""
     if not url:
         raise ValueError("is empty: expected an http(s) URL such as http://127.0.0.1:8081")
     if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
         raise ValueError("is not an http(s) URL (expected http://host:port/...)")
+    literal = re.sub(r"\{\{.*?\}\}", "", url)  # a {{ slot }} template is filled in later
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in literal):
+        raise ValueError(
+            "holds a space, control character or unpaired surrogate: percent-encode it "
+            "(a space as %20)"
+        )
     if "{{" not in url:  # a template is checked once its slots fill it in
-        try:
-            urlsplit(url).port  # noqa: B018 - parses the authority; raises on a bad one
-        except ValueError:
-            raise ValueError(
-                "is not a valid URL: check host and port (a password holding ? # / @ or a "
-                "space must be percent-encoded, e.g. ? as %3F)"
-            ) from None
+        _parsable(url)
     return url  # as written: a path's trailing slash may matter
+
+
+def _parsable(url: str) -> None:
+    """The URL as httpx parses it (authority, port, IDNA host), never echoing it."""
+    bad = ValueError(
+        "is not a valid URL: check host and port (a password holding ? # / @ or a "
+        "space must be percent-encoded, e.g. ? as %3F)"
+    )
+    try:
+        urlsplit(url).port  # noqa: B018 - parses the authority; raises on a bad one
+        httpx.Request("GET", url)  # what every client here builds (IDNA host included)
+    except (ValueError, UnicodeError, httpx.InvalidURL):
+        raise bad from None
+    host = urlsplit(url).hostname or ""
+    if not host or ".." in host or host.startswith("."):
+        raise ValueError("is not a valid URL: its host name is empty or has an empty label")
+
+
+def public_url(url: str) -> str:
+    """An http(s) URL published in every alert (a runbook link): it must not carry
+    credentials, which would be written into every generated rule file."""
+    http_url(url.replace("{alertname}", "alertname"))
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(
+            "carries a user or password: it is published in every alert and every generated "
+            "rule file; link a page that needs no credentials in its URL"
+        )
+    return url
 
 
 def http_url_or_none(url: str | None) -> str | None:
@@ -94,6 +124,10 @@ _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 MAX_HOLD_SECONDS = 7 * 86400.0
 """A hold, warm-up or pause timeout beyond a week is refused unless `allow_long_holds: true`:
 it is far more often a unit slip (minutes written as seconds x 60) than a plan."""
+MAX_LONG_HOLD_SECONDS = 366 * 86400.0  # even on purpose: a year
+MAX_REQUEST_SECONDS = 3600.0  # one HTTP request, scrape or router call: an hour at most
+MAX_SECRET_BYTES = 64 * 1024  # a token, password or key file; never a stream
+MAX_COMMAND_SECONDS = 86400.0  # one hook or smoke-test command: a day at most
 
 
 class Action(StrEnum):
@@ -250,7 +284,9 @@ class CanaryStrategy(Model):
     hold: float = Field(default=DEFAULT_HOLD_SECONDS, gt=0, description="Seconds per step.")
     min_hold: float = Field(default=DEFAULT_MIN_HOLD_SECONDS, ge=0)
     warmup: float = Field(default=10.0, ge=0)
-    interval: float = Field(default=10.0, ge=0.1, description="Seconds between full looks.")
+    interval: float = Field(
+        default=10.0, ge=0.1, le=86400, description="Seconds between full looks."
+    )
     min_requests: int = Field(default=100, ge=1)
     checks: tuple[Check, ...] = Field(default_factory=default_checks)
     guard: CatastropheGuard = Field(default_factory=CatastropheGuard)
@@ -298,6 +334,8 @@ class CanaryStrategy(Model):
                     f"{name} {seconds:g} s is longer than a week; write it in seconds "
                     "(e.g. 600 for 10 minutes), or set allow_long_holds: true if you mean it"
                 )
+            if seconds is not None and seconds > MAX_LONG_HOLD_SECONDS:
+                raise ValueError(f"{name} {seconds:g} s is longer than a year, even on purpose")
         if self.min_hold > self.hold:
             raise ValueError(f"min_hold ({self.min_hold}) cannot exceed hold ({self.hold})")
         if self.warmup >= self.hold:
@@ -324,7 +362,7 @@ class LocalRouterSettings(Model):
         default=None,
         description="Bearer token of a proxy served with --allow-remote (env or file).",
     )
-    timeout: float = Field(default=2.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0, le=MAX_REQUEST_SECONDS)
     slots: dict[str, str] | None = Field(
         default=None,
         description="The proxy's two upstreams by name: name -> host:port, e.g. "
@@ -360,7 +398,7 @@ class HaproxyRouterSettings(Model):
     backend: str = "app"
     slots: tuple[str, str] = ("blue", "green")
     state_file: str = ".safeship/haproxy-router.json"
-    timeout: float = Field(default=2.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0, le=MAX_REQUEST_SECONDS)
 
 
 class NginxRouterSettings(Model):
@@ -394,7 +432,9 @@ class NginxRouterSettings(Model):
     )
     prefix: str | None = Field(default=None, description="nginx's prefix (-p), when not default.")
     state_file: str = ".safeship/nginx-router.json"
-    timeout: float = Field(default=10.0, gt=0, description="Seconds for test, reload, confirm.")
+    timeout: float = Field(
+        default=10.0, gt=0, le=MAX_REQUEST_SECONDS, description="Seconds for test, reload, confirm."
+    )
 
     @model_validator(mode="after")
     def _two_slots(self) -> NginxRouterSettings:
@@ -441,7 +481,7 @@ class KubernetesRouterSettings(Model):
     )
     context: str | None = None
     conflict_retries: int = Field(default=5, ge=0, description="Re-reads after a 409 conflict.")
-    timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, le=MAX_REQUEST_SECONDS)
 
     @model_validator(mode="after")
     def _fits_mode(self) -> KubernetesRouterSettings:
@@ -472,10 +512,13 @@ class ScrapeProviderSettings(Model):
         default="http://{{ stable_address }}/metrics",
         description="The baseline's /metrics; by default the address of the stable slot.",
     )
-    timeout: float = Field(default=5.0, gt=0, description="Seconds per scrape, all of it.")
+    timeout: float = Field(
+        default=5.0, gt=0, le=MAX_REQUEST_SECONDS, description="Seconds per scrape, all of it."
+    )
     poll_interval: float = Field(
         default=1.0,
         ge=0.1,
+        le=MAX_REQUEST_SECONDS,
         description="Seconds between scrapes for the catastrophe guard and the sequential tests.",
     )
     match: dict[str, str] = Field(
@@ -626,9 +669,15 @@ class SecretRef(Model):
             return value
         assert self.file is not None
         try:
-            value = self.file.read_text(encoding="utf-8").strip()
+            value = read_bounded(self.file, MAX_SECRET_BYTES).decode("utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"secret file {self.file}: cannot read it: {exc.strerror}") from exc
+        except UnreadableFile as exc:
+            raise ConfigError(f"secret file {self.file} {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"secret file {self.file} is not UTF-8 text; save the secret as UTF-8"
+            ) from None
         if not value:
             raise ConfigError(f"secret file {self.file} is empty")
         return value
@@ -643,13 +692,18 @@ class PrometheusSettings(Model):
     """How to reach Prometheus; the URL may also come from PROMETHEUS_URL (CLI)."""
 
     url: BaseUrl = Field(default=None, description="e.g. http://prometheus:9090")
-    timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP request.")
+    timeout: float = Field(
+        default=10.0, gt=0, le=MAX_REQUEST_SECONDS, description="Seconds per HTTP request."
+    )
     retries: int = Field(default=3, ge=0, description="Retries of a failed request.")
     bearer_token: SecretRef | None = None
     basic_auth: BasicAuth | None = None
     ca_file: Path | None = Field(default=None, description="CA bundle to verify TLS with.")
     scrape_interval: float | None = Field(
-        default=None, gt=0, description="Used when Prometheus' targets do not say."
+        default=None,
+        gt=0,
+        le=MAX_REQUEST_SECONDS,
+        description="Used when Prometheus' targets do not say.",
     )
     rule_files: tuple[str, ...] = Field(
         default=(".prometheus/alerts.yml",), description="Checked with promtool when present."
@@ -674,7 +728,7 @@ class Hook(Model):
 
     command: tuple[str, ...] | str
     shell: bool = False
-    timeout: float = Field(default=300.0, gt=0)
+    timeout: float = Field(default=300.0, gt=0, le=MAX_COMMAND_SECONDS)
     env: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -705,7 +759,7 @@ class HttpSmokeTest(Model):
     method: str = "GET"
     expect_status: int = 200
     expect_body: str | None = Field(default=None, description="Substring the body must contain.")
-    timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, le=MAX_REQUEST_SECONDS)
 
     @field_validator("url")
     @classmethod
@@ -720,7 +774,7 @@ class SmokeTest(Model):
     http: HttpSmokeTest | None = None
     command: tuple[str, ...] | str | None = None
     shell: bool = False
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: float = Field(default=60.0, gt=0, le=MAX_COMMAND_SECONDS)
 
     @model_validator(mode="after")
     def _one_kind(self) -> SmokeTest:
@@ -779,6 +833,36 @@ class Slo(Model):
         return self
 
 
+# Which Receiver fields each receiver type takes (the others must be left out), and the one
+# it needs; Alertmanager 0.25 reads secrets only from files, so a URL must carry none.
+_RECEIVER_FIELDS: dict[str, tuple[str, ...]] = {
+    "pagerduty": ("routing_key_file",),
+    "slack": ("api_url_file", "channel"),
+    "webhook": ("url",),
+    "email": ("to",),
+}
+_RECEIVER_NEEDS = {"pagerduty": "routing_key_file", "slack": "api_url_file", "webhook": "url",
+                   "email": "to"}  # fmt: skip
+_SECRET_URL_HOSTS = ("hooks.slack.com", "events.pagerduty.com", "discord.com", "discordapp.com")
+_AM_DURATION = r"^(?:\d+(?:ms|s|m|h|d|w|y))+$"
+
+
+def _secret_url_problem(url: str) -> str | None:
+    """Why a webhook URL must not be written to a file in clear, if it must not."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return "has credentials in it; Alertmanager 0.25 has no url_file, so it would leak"
+    if parts.query:
+        return "has a query string (often a token); Alertmanager 0.25 has no url_file"
+    host = parts.hostname or ""
+    if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS):
+        return (
+            f"{host} URLs are secrets; use a slack/pagerduty receiver with a *_file "
+            "(Alertmanager 0.25 has no url_file for webhooks)"
+        )
+    return None
+
+
 class Receiver(Model):
     """Where Alertmanager sends a severity's alerts; secrets only as files (Alertmanager 0.25)."""
 
@@ -786,8 +870,38 @@ class Receiver(Model):
     routing_key_file: str | None = None  # pagerduty
     api_url_file: str | None = None  # slack
     channel: str | None = None  # slack
-    url: str | None = None  # webhook: Alertmanager 0.25 has no url_file, so never a secret
+    url: BaseUrl = None  # webhook: Alertmanager 0.25 has no url_file, so never a secret
     to: str | None = None  # email
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> Receiver:
+        """Every problem that would make a wrong or secret-leaking Alertmanager file."""
+        problems = []
+        needed = _RECEIVER_NEEDS[self.type]
+        if not getattr(self, needed):
+            problems.append(f"a {self.type} receiver needs `{needed}`")
+        for name in ("routing_key_file", "api_url_file", "channel", "url", "to"):
+            if name not in _RECEIVER_FIELDS[self.type] and getattr(self, name) is not None:
+                problems.append(
+                    f"`{name}` does not apply to a {self.type} receiver "
+                    f"(it takes {', '.join(_RECEIVER_FIELDS[self.type])})"
+                )
+        if self.type == "webhook" and self.url:
+            problem = _secret_url_problem(self.url)
+            if problem:
+                problems.append(f"url {problem}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _am_duration(value: str) -> str:
+    if not re.match(_AM_DURATION, value):
+        raise ValueError("is not a duration (e.g. 30s, 5m, 4h)")
+    return value
+
+
+AlertmanagerDuration = Annotated[str, AfterValidator(_am_duration)]
 
 
 class AlertmanagerSettings(Model):
@@ -808,15 +922,15 @@ class AlertmanagerSettings(Model):
     ticket: Receiver = Field(
         default_factory=lambda: Receiver(type="webhook", url="http://127.0.0.1:9095/alerts")
     )
-    group_wait: str = "30s"
-    group_interval: str = "5m"
-    repeat_interval: str = "4h"
+    group_wait: AlertmanagerDuration = "30s"
+    group_interval: AlertmanagerDuration = "5m"
+    repeat_interval: AlertmanagerDuration = "4h"
 
 
 class AlertingSettings(Model):
     """Alerting rules and Alertmanager routing generated from the config (`safeship rules`)."""
 
-    runbook_url: str = Field(
+    runbook_url: Annotated[str, AfterValidator(public_url)] = Field(
         default="https://github.com/safeship/safeship/blob/main/docs/runbooks.md#{alertname}",
         description="Template; {alertname} is replaced with the alert's name.",
     )
@@ -856,7 +970,7 @@ class GrafanaSettings(Model):
     rollback_on_failure: bool = Field(
         default=True, description="A rolled-back rollout restores its dashboards too."
     )
-    timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, le=MAX_REQUEST_SECONDS)
     retries: int = Field(default=3, ge=0)
 
 
@@ -865,7 +979,7 @@ class PushgatewaySettings(Model):
 
     url: BaseUrl = Field(default=None, description="e.g. http://pushgateway:9091")
     job: str = "safeship"
-    timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, le=MAX_REQUEST_SECONDS)
 
 
 class EnvironmentSettings(Model):
@@ -1038,6 +1152,8 @@ class _Loader:
         self.problems: list[str] = []
         self.unresolved: set[KeyPath] = set()
         self.from_environment: set[str] = set()
+        self.expanded = 0  # characters interpolation added, over every use of every node
+        self._constructor = yaml.SafeLoader("")  # one for the file: building one is slow
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines[path] = node.start_mark.line + 1
@@ -1053,7 +1169,14 @@ class _Loader:
             # `<<: *defaults` merge keys, as PyYAML's safe loader reads them (checked for
             # size, like every alias, before anything is built)
             explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-            yaml.SafeLoader("").flatten_mapping(node)
+            try:
+                self._constructor.flatten_mapping(node)
+            except yaml.MarkedYAMLError as exc:  # e.g. `<<: 5`: its problem, never the line
+                self.problems.append(
+                    f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: {exc.problem}"
+                )
+                self.unresolved.add(path)
+                return None
             merged = len(node.value) - explicit  # flattening puts the merged pairs first
             out: dict[str, Any] = {}
             written: set[str] = set()
@@ -1063,10 +1186,11 @@ class _Loader:
                     continue
                 try:
                     key = str(self._plain(key_node))
-                except (ValueError, OverflowError):
+                except _UNREADABLE as exc:
+                    problem = _unreadable(key_node, exc)
                     self.problems.append(
                         f"{self.source}:{key_node.start_mark.line + 1}: {_dotted(path)}: "
-                        "a key that is a number too large to read"
+                        f"a key that {problem}"
                     )
                     continue
                 if index >= merged and key in written:
@@ -1085,10 +1209,10 @@ class _Loader:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         try:
             value = self._plain(node)
-        except (ValueError, OverflowError):  # e.g. an integer of 5,000 digits
+        except _UNREADABLE as exc:  # e.g. an integer of 5,000 digits, `!!bool abc`
             self.problems.append(
-                f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: a number too "
-                "large to read (Python reads integers of at most 4300 digits)"
+                f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: the value "
+                f"{_unreadable(node, exc)}"
             )
             self.unresolved.add(path)
             return None
@@ -1103,25 +1227,69 @@ class _Loader:
                 self.source,
                 self.from_environment,
             )
+            self.expanded += max(0, len(text) - len(value))
+            if self.expanded > bounded_yaml.MAX_EXPANDED_BYTES:
+                # An alias repeats its node's ${VAR}s: bounded like the aliases themselves.
+                self.problems.append(
+                    f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: refused: "
+                    "environment variables expand the config beyond "
+                    f"{bounded_yaml.MAX_EXPANDED_BYTES} bytes (limits in docs/reliability.md, "
+                    "'Bounded parsing')"
+                )
+                raise _Refused
             if len(self.problems) > before:
                 self.unresolved.add(path)
                 return value
             # An interpolated plain scalar is typed like YAML so `${PORT}` can be an int;
             # only its type is resolved: the value is never parsed as YAML syntax, so a
             # secret like `@x`, `*x` or `a #b` stays the exact string it was.
-            if isinstance(node, yaml.ScalarNode) and node.style is None and text != value:
+            if isinstance(node, yaml.ScalarNode) and not node.style and text != value:
                 if not text.strip():
                     return None
-                tag = yaml.SafeLoader("").resolve(  # type: ignore[no-untyped-call]
+                tag = self._constructor.resolve(  # type: ignore[no-untyped-call]
                     yaml.ScalarNode, text, (True, False)
                 )
-                return self._plain(yaml.ScalarNode(tag, text))
+                typed = yaml.ScalarNode(tag, text)
+                try:
+                    return self._plain(typed)
+                except _UNREADABLE as exc:  # `${HOLD}` = 2026-13-45: no date, no hold
+                    self.problems.append(
+                        f"{self.source}:{node.start_mark.line + 1}: {_dotted(path)}: the "
+                        f"interpolated value {_unreadable(typed, exc)}"
+                    )
+                    self.unresolved.add(path)
+                    return None
             return text
         return value
 
-    @staticmethod
-    def _plain(node: yaml.Node) -> Any:
-        return yaml.SafeLoader("").construct_object(node, deep=True)
+    def _plain(self, node: yaml.Node) -> Any:
+        constructor = self._constructor
+        try:
+            return constructor.construct_object(node, deep=True)
+        finally:
+            # Each node is built on its own: nothing kept from one to the next.
+            constructor.constructed_objects.clear()
+            constructor.recursive_objects.clear()
+
+
+class _Refused(Exception):
+    """The file is past a limit: stop building it (the problem is already recorded)."""
+
+
+# What PyYAML raises for a scalar it cannot build as its tag says (`!!bool abc`,
+# `!!timestamp 2026-13-45`, an integer of 5,000 digits).
+_UNREADABLE = (ValueError, OverflowError, KeyError, AttributeError, TypeError, yaml.YAMLError)
+
+
+def _unreadable(node: yaml.Node, exc: BaseException) -> str:
+    """Why a scalar could not be built, in words (never its text: it may be a secret)."""
+    kind = node.tag.rsplit(":", 1)[-1]
+    if isinstance(exc, ValueError) and "digits" in str(exc):
+        return "is a number too large to read (Python reads integers of at most 4300 digits)"
+    return (
+        f"cannot be read as {kind} (check it, or quote it to make it a string; tags such "
+        "as !!int or !!timestamp must fit their value)"
+    )
 
 
 def _dotted(path: KeyPath) -> str:
@@ -1230,7 +1398,7 @@ def parse_config(
             "(limits in docs/reliability.md, 'Bounded parsing')"
         )
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=bounded_yaml.FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -1239,7 +1407,10 @@ def parse_config(
     if root is None:
         raise ConfigError(f"{source}: the file is empty; at least 'service:' is required")
     loader = _Loader(source, env)
-    data = loader.build(root, ())
+    try:
+        data = loader.build(root, ())
+    except _Refused:
+        raise ConfigError(loader.problems[-1], problems=loader.problems) from None
     if not isinstance(data, dict):
         problem = f"{source}:1: the top level must be a mapping of keys"
         raise ConfigError(problem, problems=[*loader.problems, problem])
@@ -1253,9 +1424,10 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(_format_validation(exc, loader))
     if problems or config is None:
-        raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the configuration", problems=problems
-        )
+        # A validator may quote a value it refuses, and a value from the environment, or a
+        # URL's password, may be a secret: no problem shows one, whoever prints it.
+        shown = [redact_text(p, loader.from_environment) for p in problems]
+        raise ConfigError(f"{source}: {len(shown)} problem(s) in the configuration", problems=shown)
     config._from_environment = frozenset(loader.from_environment)
     return config
 
@@ -1265,8 +1437,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     chosen = Path(path or env.get("SAFESHIP_CONFIG") or DEFAULT_CONFIG_PATH)
     try:
-        with chosen.open("rb") as file:
-            raw = file.read(bounded_yaml.MAX_BYTES + 1)
+        raw = read_bounded(chosen, bounded_yaml.MAX_BYTES)
+    except UnreadableFile as exc:
+        raise ConfigError(
+            f"{chosen}: refused: the file {exc} (limits in docs/reliability.md, 'Bounded parsing')"
+        ) from None
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{chosen}: config file not found (pass --config FILE, set SAFESHIP_CONFIG, "
@@ -1274,11 +1449,6 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         ) from exc
     except OSError as exc:
         raise ConfigError(f"{chosen}: cannot read the config file: {exc.strerror}") from exc
-    if len(raw) > bounded_yaml.MAX_BYTES:
-        raise ConfigError(
-            f"{chosen}: refused: the file is larger than {bounded_yaml.MAX_BYTES} bytes "
-            "(limits in docs/reliability.md, 'Bounded parsing')"
-        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -33,3 +34,24 @@ def write_atomically(path: Path, content: bytes, *, private: bool = False) -> No
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class UnreadableFile(ValueError):
+    """A file that cannot be a config, secret or rule file: not a regular file, or too large."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them; raises OSError, or
+    UnreadableFile for what is no such file.
+
+    A FIFO, device or directory is refused before it is opened: reading /dev/zero never
+    ends, and opening a FIFO blocks until someone writes to it. Only `limit + 1` bytes are
+    ever read, so a file that grows while it is read cannot exhaust memory either.
+    """
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise UnreadableFile("is not a regular file (a device, FIFO or directory)")
+    with path.open("rb") as handle:
+        content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise UnreadableFile(f"is larger than {limit} bytes")
+    return content

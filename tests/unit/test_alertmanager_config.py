@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from safeship.cli.alertmanager_cmd import alertmanager
 from safeship.cli.context import Context
 from safeship.cli.exit_codes import ExitCode
-from safeship.config import AlertmanagerSettings, Receiver
+from safeship.config import AlertmanagerSettings, Receiver, parse_config
 from safeship.errors import ConfigError
 from safeship.rules.alertmanager import (
     CONFIG_PATH,
@@ -188,29 +189,42 @@ def test_no_secret_value_is_ever_written(settings: AlertmanagerSettings) -> None
     ("receiver", "problem"),
     [
         # a Slack webhook URL given as a plain webhook: the URL is the secret
-        (Receiver(type="webhook", url=SLACK_HOOK), "hooks.slack.com"),
-        (Receiver(type="webhook", url="https://user:pw@alerts.example.com/x"), "credentials"),
-        (Receiver(type="webhook", url="https://alerts.example.com/x?token=abc"), "query"),
+        ({"type": "webhook", "url": SLACK_HOOK}, "hooks.slack.com"),
+        ({"type": "webhook", "url": "https://user:pw@alerts.example.com/x"}, "credentials"),
+        ({"type": "webhook", "url": "https://alerts.example.com/x?token=abc"}, "query"),
+        ({"type": "webhook", "url": "ftp:/ /bad"}, "is not an http(s) URL"),
         # fields that do not belong to the type are refused, not silently written
-        (Receiver(type="slack", api_url_file="/f", url=SLACK_HOOK), "`url` does not apply"),
-        (Receiver(type="pagerduty", routing_key_file="/f", url=SLACK_HOOK), "does not apply"),
-        (Receiver(type="slack", channel="#x"), "needs `api_url_file`"),
-        (Receiver(type="pagerduty"), "needs `routing_key_file`"),
-        (Receiver(type="email"), "needs `to`"),
+        ({"type": "slack", "api_url_file": "/f", "url": SLACK_HOOK}, "`url` does not apply"),
+        ({"type": "pagerduty", "routing_key_file": "/f", "url": SLACK_HOOK}, "does not apply"),
+        ({"type": "slack", "channel": "#x"}, "needs `api_url_file`"),
+        ({"type": "pagerduty"}, "needs `routing_key_file`"),
+        ({"type": "email"}, "needs `to`"),
     ],
 )
-def test_secret_looking_or_wrong_receivers_are_refused(receiver: Receiver, problem: str) -> None:
-    settings = AlertmanagerSettings(chat=receiver)
+def test_secret_looking_or_wrong_receivers_are_refused_when_the_config_loads(
+    receiver: dict[str, str], problem: str
+) -> None:
     with pytest.raises(ConfigError) as info:
-        render_config(settings)
-    assert any(problem in p and "alerting.alertmanager.chat" in p for p in info.value.problems)
-    with pytest.raises(ConfigError):
-        render_manifest(settings)
+        parse_config(
+            f"service: checkout\nalerting:\n  alertmanager:\n    chat: {json.dumps(receiver)}\n",
+            "safeship.yaml",
+            env={},
+        )
+    assert any(
+        problem in p and p.startswith("safeship.yaml:4: alerting.alertmanager.chat")
+        for p in info.value.problems
+    ), info.value.problems
+    assert "pw@" not in str(info.value.problems)
 
 
-def test_durations_are_validated() -> None:
-    with pytest.raises(ConfigError, match="group_wait"):
-        alertmanager_config(AlertmanagerSettings(group_wait="soon"))
+@pytest.mark.parametrize("key", ["group_wait", "group_interval", "repeat_interval"])
+def test_durations_are_validated_when_the_config_loads(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"service: checkout\nalerting:\n  alertmanager:\n    {key}: banana\n", env={})
+    assert info.value.problems == [
+        f"<string>:4: alerting.alertmanager.{key}: Value error, is not a duration (e.g. 30s, "
+        "5m, 4h)"
+    ]
 
 
 def test_a_secret_from_the_environment_is_refused_and_nothing_written(

@@ -59,6 +59,14 @@ def simulate_cmd(
     file, the built-in defaults.
     """
     strategy = _strategy(ctx, environment)
+    # Each trial looks every simulated second of every step, a step held up to twice its
+    # hold: a week-long hold is millions of looks per trial, hours of CPU; say so instead.
+    looks = trials * len(strategy.steps) * 2 * strategy.hold / min(strategy.interval, 1.0)
+    if looks > MAX_SIMULATED_LOOKS:
+        raise click.UsageError(
+            f"{trials} trials of holds of {strategy.hold:g} s would take about {looks:.3g} "
+            f"looks (at most {MAX_SIMULATED_LOOKS:.0e}): lower --trials or the hold"
+        )
     model = TrafficModel(
         rps=rps,
         baseline_error_rate=baseline_error_rate,
@@ -94,6 +102,9 @@ def simulate_cmd(
     click.echo(f"  canary requests   mean {summary['mean_canary_requests']:.0f}")
     click.echo(f"  failed on canary  mean {summary['mean_failed_canary_requests']:.1f}")
     return ExitCode.OK
+
+
+MAX_SIMULATED_LOOKS = 3e6  # about ten minutes of CPU on a laptop
 
 
 def _strategy(ctx: Context, environment: str | None) -> CanaryStrategy:

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from safeship.config import GRAFANA_TOKEN_ENV, GRAFANA_URL_ENV, GrafanaSettings
+from safeship.config import GRAFANA_TOKEN_ENV, GRAFANA_URL_ENV, GrafanaSettings, http_url
 from safeship.errors import ConfigError, PermanentError, TransientError
 from safeship.http import RetryPolicy, make_client, retry_after_seconds, with_retries
 from safeship.redact import basic_credentials, redact_text, redact_url
@@ -105,9 +105,20 @@ def _opt_int(value: object) -> int | None:
 def resolve_url(
     settings: GrafanaSettings, url: str | None = None, environ: Mapping[str, str] | None = None
 ) -> str | None:
-    """The Grafana URL: an explicit one, else the config's, else $GRAFANA_URL."""
+    """The Grafana URL: an explicit one, else the config's, else $GRAFANA_URL.
+
+    A flag or variable is checked as the config's URL is when the file loads (a URL the
+    HTTP client cannot parse would fail quoting part of it, password included).
+    """
     environ = os.environ if environ is None else environ
-    return url or settings.url or environ.get(URL_ENV) or None
+    chosen = url or settings.url or environ.get(URL_ENV) or None
+    if chosen is not None and chosen != settings.url:
+        try:
+            http_url(chosen)
+        except ValueError as exc:
+            where = f"--url / {URL_ENV}" if url else URL_ENV
+            raise ConfigError(f"{where}: the Grafana URL {exc}") from None
+    return chosen
 
 
 def resolve_token(

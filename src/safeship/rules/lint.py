@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from safeship import bounded_yaml
+from safeship.files import UnreadableFile, read_bounded
 from safeship.prometheus.promql import AGGREGATIONS, Selector, parse_duration, selectors
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
@@ -120,8 +121,8 @@ def load_rules(path: str | Path) -> list[Rule]:
     """The rules of one Prometheus rule file (raises RulesFileError naming file and line)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bounded(Path(path), bounded_yaml.MAX_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError, UnreadableFile) as exc:
         raise RulesFileError(file, None, f"cannot read: {exc}") from exc
     return parse_rules(text, file)
 
