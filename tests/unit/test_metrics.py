@@ -443,6 +443,30 @@ def test_canary_traffic_keeps_one_series_per_environment(
         dm.update_canary_traffic(ENV, "d2", 101)
 
 
+def exposition(registry: CollectorRegistry) -> str:
+    """What a scrape of /metrics would read."""
+    return prometheus_client.generate_latest(registry).decode()
+
+
+def test_a_rollback_sets_the_canary_traffic_to_zero(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    registry, dm = make(store, clock)
+    with dm.track_deployment(ENV, "d1", "v1"):
+        dm.update_canary_traffic(ENV, "d1", 10)
+        dm.record_rollback(ENV, "d1", "high_latency")
+    assert (
+        'canary_traffic_percentage{deployment_id="d1",environment="production",'
+        'service="checkout"} 0.0' in exposition(registry)
+    )
+    dm.update_canary_traffic(ENV, "d2", 5)  # the next deployment's canary
+    dm.record_rollback(ENV, "d1", "high_latency")  # again: d1's series is gone, d2's stays
+    assert (
+        'canary_traffic_percentage{deployment_id="d2",environment="production",'
+        'service="checkout"} 5.0' in exposition(registry)
+    )
+
+
 def test_prometheus_query_and_analysis(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     dm.record_prometheus_query("analysis", "success", 0.3)

@@ -286,8 +286,10 @@ class DeploymentMetrics:
     def record_rollback(self, environment: str, deployment_id: str, reason: str) -> None:
         """Mark a deployment `rolled_back` with `reason` (and finished now if not yet).
 
-        A deployment that already finished otherwise is refused: its outcome feeds
-        cumulative counters, and changing it would make one of them decrease.
+        Its canary's `canary_traffic_percentage` then reads 0: a rolled-back canary
+        gets no traffic. A deployment that already finished otherwise is refused:
+        its outcome feeds cumulative counters, and changing it would make one of
+        them decrease.
         """
         _check(reason, ROLLBACK_REASONS, "rollback reason")
         record = self.store.get_deployment(deployment_id)
@@ -298,19 +300,21 @@ class DeploymentMetrics:
                 f"deployment {deployment_id!r} is in environment {record.environment!r}, "
                 f"not {environment!r}"
             )
-        if record.outcome == "rolled_back" and record.reason == reason:
-            return
-        if _is_finished(record):
-            raise ValueError(
-                f"deployment {deployment_id!r} already finished as {record.outcome!r}; "
-                "finished outcomes are final"
+        if not (record.outcome == "rolled_back" and record.reason == reason):
+            if _is_finished(record):
+                raise ValueError(
+                    f"deployment {deployment_id!r} already finished as {record.outcome!r}; "
+                    "finished outcomes are final"
+                )
+            self.store.update_deployment(
+                deployment_id,
+                outcome="rolled_back",
+                reason=reason,
+                finished_at=self.clock.now() if record.finished_at is None else record.finished_at,
             )
-        self.store.update_deployment(
-            deployment_id,
-            outcome="rolled_back",
-            reason=reason,
-            finished_at=self.clock.now() if record.finished_at is None else record.finished_at,
-        )
+        with self._lock:
+            if self._traffic_ids.get((record.service, environment)) == deployment_id:
+                self._canary_traffic.labels(record.service, environment, deployment_id).set(0)
 
     # --- live gauge and store counters --------------------------------------------------
 
