@@ -43,6 +43,7 @@ DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
 DEFAULT_HOLD_SECONDS = 300.0
 DEFAULT_MIN_HOLD_SECONDS = 60.0
 DEFAULT_STORE_URL = "sqlite:///.safeship/history.db"
+DEFAULT_METRICS_PORT = 8001
 
 
 class Model(BaseModel):
@@ -734,7 +735,7 @@ class MetricsSettings(Model):
     """Where `safeship metrics serve` exposes the deployment metrics."""
 
     address: str = "127.0.0.1"
-    port: int = Field(default=8001, ge=1, le=65535)
+    port: int = Field(default=DEFAULT_METRICS_PORT, ge=1, le=65535)
     allow_remote: bool = Field(
         default=False, description="Serve beyond loopback (an address such as 0.0.0.0)."
     )
