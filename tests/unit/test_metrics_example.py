@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,44 @@ def samples(body: str, name: str, **labels: str) -> list[float]:
     ]
 
 
+@contextmanager
+def interruptible(script: Path, cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`script` running in `cwd`, then stopped with Ctrl-C (SIGINT) as its user would stop it.
+
+    Its stderr goes to `cwd/stderr.txt`. A shell that starts pytest in the
+    background has it ignore SIGINT, and an ignored signal stays ignored in a
+    child: the script would never see Ctrl-C. A handled one is reset to its
+    default by exec, so SIGINT is handled while the child starts. A child that
+    still does not stop is killed, never left running.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    with (cwd / "stderr.txt").open("w") as stderr:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, str(script)],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        finally:
+            if ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with process:
+            try:
+                yield process
+            finally:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    raise
+
+
 def test_the_readme_shows_the_example_as_it_is() -> None:
     assert EXAMPLE.read_text() in readme_python_blocks()
 
@@ -60,7 +100,7 @@ def test_the_readmes_longer_forms_run_as_written(
     exec(compile(blocks[1], "README.md", "exec"), {})
     assert capsys.readouterr().out == "production rollback rate: 100%\n"
 
-    store = open_store(DEFAULT_STORE_URL)  # the same file, read by another process
+    store = open_store(DEFAULT_STORE_URL)  # the same file, opened anew
     try:
         [deployment] = store.list_deployments()
         [smoke_test] = store.smoke_tests()
@@ -86,25 +126,14 @@ def test_the_plan_snippet_runs_verbatim_and_serves_its_deployments(tmp_path: Pat
         "PYTHONDONTWRITEBYTECODE": "1",
         "SAFESHIP_METRICS_PORT": "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLE)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with interruptible(EXAMPLE, tmp_path, env) as process:
         assert process.stdout is not None
         printed = [process.stdout.readline(), process.stdout.readline()]
         match = re.match(r"serving (http://\S+/metrics)", printed[1])
-        assert match, f"{printed!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        assert match, f"{printed!r}; stderr: {(tmp_path / 'stderr.txt').read_text()}"
         with urllib.request.urlopen(match[1], timeout=5) as response:
             body = response.read().decode()
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
+    assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()
 
     assert printed[0].startswith("success rate 50%, rollback rate 50%, 0.042 promotions per hour")
     assert samples(body, "deployment_total", environment="staging", status="success") == [1.0]
