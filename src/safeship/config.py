@@ -46,6 +46,7 @@ DEFAULT_HOLD_SECONDS = 300.0
 DEFAULT_MIN_HOLD_SECONDS = 60.0
 DEFAULT_STORE_PATH = ".safeship/history.db"
 DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_STORE_PATH}"
+DEFAULT_METRICS_PORT = 8001
 # The service `safeship demo` deploys: its rollouts share the default store with real
 # ones, and `safeship report` leaves them out unless asked for by name.
 DEMO_SERVICE = "safeship-demo"
@@ -793,7 +794,7 @@ class MetricsSettings(Model):
     """Where `safeship metrics serve` exposes the deployment metrics."""
 
     address: str = "127.0.0.1"
-    port: int = Field(default=8001, ge=1, le=65535)
+    port: int = Field(default=DEFAULT_METRICS_PORT, ge=1, le=65535)
     allow_remote: bool = Field(
         default=False, description="Serve beyond loopback (an address such as 0.0.0.0)."
     )

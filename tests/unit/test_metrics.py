@@ -8,6 +8,7 @@ import types
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -16,7 +17,9 @@ from prometheus_client import CollectorRegistry
 
 from safeship import metrics as m
 from safeship.clock import VirtualClock
+from safeship.config import DEFAULT_STORE_URL
 from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
+from safeship.store.sql import SqlStore
 from safeship.testing import MemoryStore
 
 SERVICE = "checkout"
@@ -443,6 +446,30 @@ def test_canary_traffic_keeps_one_series_per_environment(
         dm.update_canary_traffic(ENV, "d2", 101)
 
 
+def exposition(registry: CollectorRegistry) -> str:
+    """What a scrape of /metrics would read."""
+    return prometheus_client.generate_latest(registry).decode()
+
+
+def test_a_rollback_sets_the_canary_traffic_to_zero(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    registry, dm = make(store, clock)
+    with dm.track_deployment(ENV, "d1", "v1"):
+        dm.update_canary_traffic(ENV, "d1", 10)
+        dm.record_rollback(ENV, "d1", "high_latency")
+    assert (
+        'canary_traffic_percentage{deployment_id="d1",environment="production",'
+        'service="checkout"} 0.0' in exposition(registry)
+    )
+    dm.update_canary_traffic(ENV, "d2", 5)  # the next deployment's canary
+    dm.record_rollback(ENV, "d1", "high_latency")  # again: d1's series is gone, d2's stays
+    assert (
+        'canary_traffic_percentage{deployment_id="d2",environment="production",'
+        'service="checkout"} 5.0' in exposition(registry)
+    )
+
+
 def test_prometheus_query_and_analysis(store: MemoryStore, clock: VirtualClock) -> None:
     registry, dm = make(store, clock)
     dm.record_prometheus_query("analysis", "success", 0.3)
@@ -607,3 +634,230 @@ def test_initialize_metrics_on_busy_port_warns(
     with m.track_deployment(ENV, "d1", "v1"):
         pass
     assert dm.deployment_success_rate() == 1
+
+
+# --- the original plan's API: no store, no ids, bool query results ------------------------------
+
+
+def plan_metrics(store: Store, clock: VirtualClock) -> m.DeploymentMetrics:
+    """`initialize_metrics()` as the plan calls it, on a memory store and a virtual clock.
+
+    With a store passed, `initialize_metrics` exports every service unless told one;
+    the plan's no-argument form is the service `default`.
+    """
+    return m.initialize_metrics(store, service=m.DEFAULT_SERVICE, serve=False, clock=clock)
+
+
+def test_initialize_metrics_without_arguments_opens_the_default_store_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFESHIP_METRICS_PORT", "0")  # 8001 may be taken on this machine
+    with caplog.at_level(logging.INFO, logger="safeship.metrics"):
+        dm = m.initialize_metrics()
+    assert (tmp_path / ".safeship" / "history.db").is_file()
+    assert any(DEFAULT_STORE_URL in r.getMessage() for r in caplog.records)
+    assert isinstance(dm.store, SqlStore)
+    assert dm.store.url == f"sqlite:///{Path.cwd() / '.safeship' / 'history.db'}"
+    assert dm.service == m.DEFAULT_SERVICE == "default"
+    address = m.server_address()
+    assert address is not None
+    assert address[0] == "127.0.0.1"
+    with m.track_deployment("staging"):
+        pass
+    m.shutdown_metrics()
+
+    # Another process in the same directory reads the same history: the total is cumulative.
+    dm = m.initialize_metrics(serve=False)
+    with m.track_deployment("staging"):
+        pass
+    assert (
+        'deployment_total{environment="staging",service="default",status="success"} 2.0'
+        in exposition(dm.registry)
+    )
+
+
+def test_the_default_store_is_closed_with_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    closed: list[MemoryStore] = []
+
+    class Recording(MemoryStore):
+        def close(self) -> None:
+            closed.append(self)
+
+    def fake_open(url: str) -> MemoryStore:
+        opened.append(url)
+        return Recording()
+
+    monkeypatch.setattr(m, "open_store", fake_open)
+    dm = m.initialize_metrics(serve=False)
+    m.shutdown_metrics()
+    assert opened == [DEFAULT_STORE_URL]
+    assert closed == [dm.store]
+
+    registry = CollectorRegistry()
+    m.initialize_metrics(MemoryStore(), service="a", registry=registry, serve=False)
+    with pytest.raises(ValueError, match="Duplicated"):  # safeship's metrics are there already
+        m.initialize_metrics(registry=registry, serve=False)
+    assert len(closed) == 2  # the store it had opened for them
+
+
+def test_initialize_metrics_serves_on_8001_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    calls: list[tuple[int, str]] = []
+
+    def fake_start(port: int, addr: str, registry: CollectorRegistry) -> Any:
+        calls.append((port, addr))
+        raise OSError("not really")
+
+    monkeypatch.setattr(m, "start_http_server", fake_start)
+    monkeypatch.delenv("SAFESHIP_METRICS_PORT", raising=False)
+    m.initialize_metrics(store)
+    monkeypatch.setenv("SAFESHIP_METRICS_PORT", "")  # set but empty, as CI often leaves it
+    m.initialize_metrics(store)
+    monkeypatch.setenv("SAFESHIP_METRICS_PORT", "9464")
+    m.initialize_metrics(store)
+    m.initialize_metrics(store, port=9100)  # an explicit port wins over the variable
+    assert calls == [
+        (8001, "127.0.0.1"),
+        (8001, "127.0.0.1"),
+        (9464, "127.0.0.1"),
+        (9100, "127.0.0.1"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["http", "-1", "65536", "80.5"])
+def test_a_bad_metrics_port_variable_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, value: str
+) -> None:
+    monkeypatch.setenv("SAFESHIP_METRICS_PORT", value)
+    with pytest.raises(ValueError, match="SAFESHIP_METRICS_PORT"):
+        m.initialize_metrics(store)
+
+
+def test_track_deployment_with_only_an_environment(store: MemoryStore, clock: VirtualClock) -> None:
+    dm = plan_metrics(store, clock)
+    with m.track_deployment("staging") as first:
+        clock.advance(1)
+    with m.track_deployment("staging") as second:
+        clock.advance(1)
+    assert len(first.id) == 26  # a safeship.ids deployment id
+    assert first.id < second.id  # sortable by creation time
+    assert first.version == "unknown"
+    assert store.deployments[first.id].service == "default"
+    assert (
+        'deployment_total{environment="staging",service="default",status="success"} 2.0'
+        in exposition(dm.registry)
+    )
+
+
+def test_track_smoke_test_with_only_an_environment_joins_the_tracked_deployment(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    dm = plan_metrics(store, clock)
+    with m.track_deployment("staging") as deployment:
+        with m.track_smoke_test("staging"):
+            clock.advance(3)
+        with m.track_smoke_test("staging", name="checkout-flow"):
+            clock.advance(4)
+    assert [(s.deployment_id, s.name) for s in store.smokes] == [
+        (deployment.id, "smoke_test"),
+        (deployment.id, "checkout-flow"),
+    ]
+    assert (
+        'smoke_test_total{environment="staging",result="passed",service="default"} 2.0'
+        in exposition(dm.registry)
+    )
+
+
+def test_track_smoke_test_without_a_deployment_to_join_is_refused(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    plan_metrics(store, clock)
+    with m.track_deployment("staging"), pytest.raises(ValueError, match="production"):
+        # The deployment being tracked is in another environment.
+        m.track_smoke_test("production").__enter__()
+    assert store.smokes == []
+
+
+def test_record_rollback_with_environment_and_reason(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    dm = plan_metrics(store, clock)
+    with m.track_deployment("production") as kept:
+        m.update_canary_traffic("production", kept.id, 100)
+    with m.track_deployment("staging") as deployment:
+        m.update_canary_traffic("staging", deployment.id, 10)
+        clock.advance(30)
+        m.record_rollback("staging", "high_error_rate")
+    record = store.deployments[deployment.id]
+    assert (record.outcome, record.reason, record.duration) == (
+        "rolled_back",
+        "high_error_rate",
+        30,
+    )
+    text = exposition(dm.registry)
+    assert (
+        'deployment_total{environment="staging",service="default",status="rolled_back"} 1.0' in text
+    )
+    assert (
+        'canary_traffic_percentage{deployment_id="' + deployment.id + '",environment="staging",'
+        'service="default"} 0.0' in text
+    )
+    assert (  # another environment's canary is untouched
+        'canary_traffic_percentage{deployment_id="' + kept.id + '",environment="production",'
+        'service="default"} 100.0' in text
+    )
+
+
+def test_record_rollback_names_a_deployment_by_keyword(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    add_deployment(store, "d1", started=clock.now(), duration=None, outcome=None)
+    add_deployment(store, "d2", started=clock.now(), duration=None, outcome=None)
+    _, dm = make(store, clock)
+    dm.record_rollback(ENV, "manual", deployment_id="d1")
+    dm.record_rollback(ENV, "d2", reason="crash_loop")  # today's form, reason by keyword
+    assert store.deployments["d1"].reason == "manual"
+    assert store.deployments["d2"].reason == "crash_loop"
+    with pytest.raises(TypeError, match="record_rollback"):
+        dm.record_rollback(ENV, "d1", "manual", deployment_id="d2")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="record_rollback"):
+        dm.record_rollback(ENV)  # type: ignore[call-overload]
+
+
+def test_record_rollback_outside_a_tracked_deployment_needs_its_id(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    plan_metrics(store, clock)
+    with m.track_deployment("staging"):
+        pass
+    with pytest.raises(ValueError, match="deployment_id"):
+        m.record_rollback("staging", "manual")
+
+
+def test_record_prometheus_query_takes_success_as_a_bool(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    dm = plan_metrics(store, clock)
+    m.record_prometheus_query("canary_analysis", True, 0.2)
+    m.record_prometheus_query("canary_analysis", False, 1.5)
+    m.record_prometheus_query("canary_analysis", "timeout", 10.0)  # today's result strings
+    text = exposition(dm.registry)
+    for result in ("success", "failed", "timeout"):
+        assert (
+            f'prometheus_query_total{{result="{result}",service="default",'
+            f'workflow="canary_analysis"}} 1.0' in text
+        )
+
+
+def test_the_derived_figures_without_arguments(store: MemoryStore, clock: VirtualClock) -> None:
+    plan_metrics(store, clock)
+    with m.track_deployment("staging"):
+        pass
+    with m.track_deployment("staging"):
+        m.record_rollback("staging", "smoke_test_failed")
+    assert m.deployment_success_rate() == 0.5
+    assert m.deployment_rollback_rate() == 0.5
+    assert m.deployment_frequency() == pytest.approx(1 / 24)

@@ -37,22 +37,36 @@ current canary weight, a gauge.
 
 Nothing here touches `prometheus_client.REGISTRY`: every metric is registered
 on the `CollectorRegistry` the caller passes (or a fresh one).
+
+The plan's short forms
+----------------------
+The module-level functions also take the forms of safeship's original plan, for
+a script that only wants its deployments counted: `initialize_metrics()` opens
+the default store (`.safeship/history.db` under the working directory) for the
+service `default`, `track_deployment(env)` makes up the deployment id,
+`track_smoke_test(env)` and `record_rollback(env, reason)` mean the deployment
+whose `track_deployment` block they run in, and `record_prometheus_query` takes
+`success` as a bool. The longer forms name what the short ones leave implicit
+(store, service, deployment id, version, result string) and stay as they were.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import Any
+from typing import overload
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from safeship import config
 from safeship.clock import Clock, SystemClock
 from safeship.errors import StoreError
+from safeship.ids import new_deployment_id
 from safeship.metrics.collector import StoreCollector
 from safeship.metrics.names import (
     _SECONDS_PER_HOUR,
@@ -80,12 +94,14 @@ from safeship.metrics.names import (
     _is_finished,
 )
 from safeship.metrics.push import push_metrics
+from safeship.store import open_store
 from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
 
 __all__ = [
     "ANALYSIS_RESULTS",
     "CANARY_ANALYSIS_TOTAL",
     "CANARY_TRAFFIC_PERCENTAGE",
+    "DEFAULT_SERVICE",
     "DEPLOYMENT_DURATION_BUCKETS",
     "DEPLOYMENT_DURATION_SECONDS",
     "DEPLOYMENT_FREQUENCY",
@@ -123,10 +139,42 @@ __all__ = [
 
 logger = logging.getLogger("safeship.metrics")
 
+#: The `service` of what `initialize_metrics()` records when given no store and no service.
+DEFAULT_SERVICE = "default"
+#: `version` of a deployment tracked without one (the plan's `track_deployment(env)`).
+_UNKNOWN_VERSION = "unknown"
+#: `name` of a smoke test tracked without one (the plan's `track_smoke_test(env)`).
+_SMOKE_TEST_NAME = "smoke_test"
+#: Lets a script written against the plan, which never names a port, serve elsewhere.
+_PORT_VARIABLE = "SAFESHIP_METRICS_PORT"
+
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"invalid {what} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _rollback_arguments(
+    args: tuple[str, ...], deployment_id: str | None, reason: str | None
+) -> tuple[str | None, str]:
+    """`(deployment_id, reason)` of a `record_rollback` call, in either of its forms.
+
+    The plan's form is `(environment, reason)`; the older `(environment,
+    deployment_id, reason)` is kept for its callers. The number of positional
+    arguments tells them apart, never what the strings look like (a deployment
+    id may be any string, `manual` included).
+    """
+    rest = list(args)
+    if reason is None and rest:
+        reason = rest.pop()
+    if deployment_id is None and rest:
+        deployment_id = rest.pop()
+    if rest or reason is None:
+        raise TypeError(
+            "record_rollback takes (environment, reason, *, deployment_id=None) "
+            "or (environment, deployment_id, reason)"
+        )
+    return deployment_id, reason
 
 
 class DeploymentMetrics:
@@ -136,7 +184,9 @@ class DeploymentMetrics:
     at collection time (see the module docstring for why); the methods that
     "record" them therefore write history records to the store. The rollout
     controller writes its own records, so `track_deployment`/`track_smoke_test`/
-    `record_rollback` are for library users who do not use the controller.
+    `record_rollback` are for library users who do not use the controller. Inside
+    a `track_deployment` block, `track_smoke_test` and `record_rollback` may leave
+    out the deployment: they mean the innermost one tracked in their environment.
     `record_prometheus_query`/`record_analysis` count in memory until `flush()`
     adds the counts to the store's counters (collections include them meanwhile).
 
@@ -172,6 +222,8 @@ class DeploymentMetrics:
         # One canary_traffic_percentage series per (service, environment): the
         # previous deployment's series is dropped when a new one reports traffic.
         self._traffic_ids: dict[tuple[str, str], str] = {}
+        # The deployments whose `track_deployment` block is running, oldest first.
+        self._tracking: list[DeploymentRecord] = []
         self._lock = threading.Lock()
 
     # --- helpers ------------------------------------------------------------------
@@ -187,6 +239,18 @@ class DeploymentMetrics:
         if self.service is not None:
             return self.service
         raise ValueError("no service: pass service=... or create DeploymentMetrics(service=...)")
+
+    def _tracked_id(self, environment: str, what: str) -> str:
+        """The innermost deployment being tracked in `environment`, for a call naming none."""
+        with self._lock:
+            for record in reversed(self._tracking):
+                if record.environment == environment:
+                    return record.id
+        raise ValueError(
+            f"{what}: no deployment of environment {environment!r} is being tracked here "
+            f"(no `with track_deployment({environment!r})` block is running); "
+            "pass deployment_id=..."
+        )
 
     def _finished_in(self, environment: str | None, window: float | None) -> list[DeploymentRecord]:
         if window is not None and window <= 0:
@@ -206,8 +270,8 @@ class DeploymentMetrics:
     def track_deployment(
         self,
         environment: str,
-        deployment_id: str,
-        version: str,
+        deployment_id: str | None = None,
+        version: str | None = None,
         *,
         service: str | None = None,
         commit_sha: str | None = None,
@@ -218,24 +282,31 @@ class DeploymentMetrics:
         On enter a `DeploymentRecord` is created in the store (it yields it); on a
         normal exit the outcome becomes `promoted`, on an exception `failed` (and
         the exception propagates). An outcome already set inside the block, e.g.
-        by `record_rollback`, is kept.
+        by `record_rollback`, is kept. Without `deployment_id` a new one is made
+        (`safeship.ids`, sortable by start); without `version` it is `unknown`.
         """
+        now = self.clock.now()
         record = DeploymentRecord(
-            id=deployment_id,
+            id=new_deployment_id(now) if deployment_id is None else deployment_id,
             service=self._service_for(service),
             environment=environment,
-            version=version,
-            started_at=self.clock.now(),
+            version=_UNKNOWN_VERSION if version is None else version,
+            started_at=now,
             commit_sha=commit_sha,
             commit_time=commit_time,
         )
         self.store.create_deployment(record)
+        with self._lock:
+            self._tracking.append(record)
         try:
             yield record
         except BaseException:
-            self._finish(deployment_id, "failed")
+            self._finish(record.id, "failed")
             raise
-        self._finish(deployment_id, "promoted")
+        finally:
+            with self._lock:
+                self._tracking.remove(record)
+        self._finish(record.id, "promoted")
 
     def _finish(self, deployment_id: str, outcome: str) -> None:
         current = self.store.get_deployment(deployment_id)
@@ -249,16 +320,21 @@ class DeploymentMetrics:
     def track_smoke_test(
         self,
         environment: str,
-        deployment_id: str,
-        name: str,
+        deployment_id: str | None = None,
+        name: str | None = None,
         *,
         service: str | None = None,
     ) -> Iterator[None]:
         """Time the `with` body as a smoke test and store a `SmokeTestRecord`.
 
         It passes when the body returns and fails when it raises (the exception
-        propagates; its text is kept as the record's detail).
+        propagates; its text is kept as the record's detail). Without
+        `deployment_id` it belongs to the deployment being tracked in
+        `environment` (a smoke test is always of some deployment: the store refuses
+        one of a deployment it does not know); without `name` it is `smoke_test`.
         """
+        if deployment_id is None:
+            deployment_id = self._tracked_id(environment, "track_smoke_test")
         resolved = self._service_for(service, deployment_id)
         started = self.clock.now()
         passed = False
@@ -275,7 +351,7 @@ class DeploymentMetrics:
                     deployment_id=deployment_id,
                     service=resolved,
                     environment=environment,
-                    name=name,
+                    name=_SMOKE_TEST_NAME if name is None else name,
                     passed=passed,
                     duration=max(0.0, self.clock.now() - started),
                     at=started,
@@ -283,13 +359,35 @@ class DeploymentMetrics:
                 )
             )
 
-    def record_rollback(self, environment: str, deployment_id: str, reason: str) -> None:
+    @overload
+    def record_rollback(
+        self, environment: str, reason: str, *, deployment_id: str | None = None
+    ) -> None: ...
+
+    @overload
+    def record_rollback(self, environment: str, deployment_id: str, reason: str) -> None: ...
+
+    def record_rollback(
+        self,
+        environment: str,
+        *args: str,
+        deployment_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """Mark a deployment `rolled_back` with `reason` (and finished now if not yet).
 
-        A deployment that already finished otherwise is refused: its outcome feeds
-        cumulative counters, and changing it would make one of them decrease.
+        `record_rollback(env, reason)` rolls back the deployment being tracked in
+        `env`, `record_rollback(env, reason, deployment_id=...)` a named one, and
+        so does the older `record_rollback(env, deployment_id, reason)`. Its
+        canary's `canary_traffic_percentage` then reads 0: a rolled-back canary
+        gets no traffic. A deployment that already finished otherwise is
+        refused: its outcome feeds cumulative counters, and changing it would
+        make one of them decrease.
         """
+        deployment_id, reason = _rollback_arguments(args, deployment_id, reason)
         _check(reason, ROLLBACK_REASONS, "rollback reason")
+        if deployment_id is None:
+            deployment_id = self._tracked_id(environment, "record_rollback")
         record = self.store.get_deployment(deployment_id)
         if record is None:
             raise ValueError(f"unknown deployment {deployment_id!r}")
@@ -298,19 +396,21 @@ class DeploymentMetrics:
                 f"deployment {deployment_id!r} is in environment {record.environment!r}, "
                 f"not {environment!r}"
             )
-        if record.outcome == "rolled_back" and record.reason == reason:
-            return
-        if _is_finished(record):
-            raise ValueError(
-                f"deployment {deployment_id!r} already finished as {record.outcome!r}; "
-                "finished outcomes are final"
+        if not (record.outcome == "rolled_back" and record.reason == reason):
+            if _is_finished(record):
+                raise ValueError(
+                    f"deployment {deployment_id!r} already finished as {record.outcome!r}; "
+                    "finished outcomes are final"
+                )
+            self.store.update_deployment(
+                deployment_id,
+                outcome="rolled_back",
+                reason=reason,
+                finished_at=self.clock.now() if record.finished_at is None else record.finished_at,
             )
-        self.store.update_deployment(
-            deployment_id,
-            outcome="rolled_back",
-            reason=reason,
-            finished_at=self.clock.now() if record.finished_at is None else record.finished_at,
-        )
+        with self._lock:
+            if self._traffic_ids.get((record.service, environment)) == deployment_id:
+                self._canary_traffic.labels(record.service, environment, deployment_id).set(0)
 
     # --- live gauge and store counters --------------------------------------------------
 
@@ -335,12 +435,16 @@ class DeploymentMetrics:
             self._canary_traffic.labels(resolved, environment, deployment_id).set(weight)
 
     def record_prometheus_query(
-        self, workflow: str, result: str, duration: float, *, service: str | None = None
+        self, workflow: str, result: str | bool, duration: float, *, service: str | None = None
     ) -> None:
         """Count one Prometheus query (`success|failed|timeout`) and observe its duration.
 
-        Pending until `flush()`; a collection includes it meanwhile.
+        `result` may also be the plan's `success` bool: True is `success`, False
+        `failed` (a timeout is told apart only by the string). Pending until
+        `flush()`; a collection includes it meanwhile.
         """
+        if isinstance(result, bool):
+            result = "success" if result else "failed"
         _check(result, PROMETHEUS_QUERY_RESULTS, "prometheus query result")
         if not math.isfinite(duration) or duration < 0:
             # A NaN would poison the stored sum for good.
@@ -406,6 +510,8 @@ class DeploymentMetrics:
 
 _current: DeploymentMetrics | None = None
 _server: tuple[WSGIServer, threading.Thread] | None = None
+# The store `initialize_metrics` opened itself (none given), closed by `shutdown_metrics`.
+_own_store: Store | None = None
 _module_lock = threading.Lock()
 
 
@@ -415,37 +521,77 @@ def _require_current() -> DeploymentMetrics:
     return _current
 
 
+def _default_port() -> int:
+    """The plan's port 8001, unless SAFESHIP_METRICS_PORT names another (0: any free one).
+
+    A script written against the plan never names a port; the variable lets it
+    run where 8001 is taken, e.g. on a shared CI machine. Set but empty is unset.
+    """
+    value = os.environ.get(_PORT_VARIABLE, "").strip()
+    if not value:
+        return config.DEFAULT_METRICS_PORT
+    if not value.isdecimal() or int(value) > 65535:
+        raise ValueError(f"{_PORT_VARIABLE}={value!r} is not a port number (0-65535)")
+    return int(value)
+
+
 def initialize_metrics(
-    store: Store,
+    store: Store | None = None,
     service: str | None = None,
     registry: CollectorRegistry | None = None,
     address: str = "127.0.0.1",
-    port: int = 8001,
+    port: int | None = None,
     serve: bool = True,
     clock: Clock | None = None,
 ) -> DeploymentMetrics:
     """Create the current `DeploymentMetrics` used by the module-level functions.
 
+    Without `store` the default store is opened, `sqlite:///.safeship/history.db`
+    relative to the working directory (created if needed; logged at INFO, and
+    the returned object's `.store.url` names the file); it is closed by
+    `shutdown_metrics()`. The plan's `initialize_metrics()` is that form, and
+    since it names no service either, its service is `DEFAULT_SERVICE`. With a
+    store passed, `service=None` keeps its meaning: every service in the store
+    is exported, and each recording call must name its service.
+
     A fresh `CollectorRegistry` is used unless one is passed. With `serve=True`
     `/metrics` is served over HTTP on `address:port` (port 0 picks a free one;
-    see `server_address()`); a port that cannot be bound is logged as a warning
-    and the metrics still work (e.g. for `push_metrics`). A server started by an
-    earlier call is stopped first.
+    see `server_address()`; without `port`, $SAFESHIP_METRICS_PORT or 8001); a
+    port that cannot be bound is logged as a warning and the metrics still work
+    (e.g. for `push_metrics`). A server started by an earlier call is stopped
+    first, and a store it opened is closed.
     """
-    global _current, _server
+    global _current, _server, _own_store
     shutdown_metrics()
-    metrics = DeploymentMetrics(registry or CollectorRegistry(), store, service, clock)
+    # Read first: a bad SAFESHIP_METRICS_PORT fails before anything is opened.
+    listen_port = (_default_port() if port is None else port) if serve else None
+    own_store: Store | None = None
+    if store is None:
+        store = own_store = open_store(config.DEFAULT_STORE_URL)
+        logger.info("metrics history store: %s (in %s)", config.DEFAULT_STORE_URL, os.getcwd())
+        if service is None:
+            service = DEFAULT_SERVICE
+    try:
+        metrics = DeploymentMetrics(registry or CollectorRegistry(), store, service, clock)
+    except BaseException:
+        if own_store is not None:  # e.g. a registry that holds safeship's metrics already
+            own_store.close()
+        raise
     server: tuple[WSGIServer, threading.Thread] | None = None
-    if serve:
+    if listen_port is not None:
         try:
-            server = start_http_server(port, address, metrics.registry)
+            server = start_http_server(listen_port, address, metrics.registry)
         except OSError as exc:
             logger.warning(
-                "metrics server not started: cannot listen on %s:%s (%s)", address, port, exc
+                "metrics server not started: cannot listen on %s:%s (%s)",
+                address,
+                listen_port,
+                exc,
             )
     with _module_lock:
         _current = metrics
         _server = server
+        _own_store = own_store
     return metrics
 
 
@@ -464,9 +610,10 @@ def shutdown_metrics() -> None:
     A flush that fails is logged as a warning; the counts stay pending on the
     `DeploymentMetrics` object, which `initialize_metrics` returned.
     """
-    global _current, _server
+    global _current, _server, _own_store
     with _module_lock:
         server, _server, current, _current = _server, None, _current, None
+        own_store, _own_store = _own_store, None
     if server is not None:
         httpd, thread = server
         httpd.shutdown()
@@ -477,25 +624,58 @@ def shutdown_metrics() -> None:
             current.flush()
         except StoreError as exc:
             logger.warning("query and analysis counts not saved to the history store: %s", exc)
+    if own_store is not None:
+        own_store.close()
 
 
 def track_deployment(
-    environment: str, deployment_id: str, version: str, **kwargs: Any
+    environment: str,
+    deployment_id: str | None = None,
+    version: str | None = None,
+    *,
+    service: str | None = None,
+    commit_sha: str | None = None,
+    commit_time: float | None = None,
 ) -> AbstractContextManager[DeploymentRecord]:
     """`DeploymentMetrics.track_deployment` on the current metrics."""
-    return _require_current().track_deployment(environment, deployment_id, version, **kwargs)
+    return _require_current().track_deployment(
+        environment,
+        deployment_id,
+        version,
+        service=service,
+        commit_sha=commit_sha,
+        commit_time=commit_time,
+    )
 
 
 def track_smoke_test(
-    environment: str, deployment_id: str, name: str, **kwargs: Any
+    environment: str,
+    deployment_id: str | None = None,
+    name: str | None = None,
+    *,
+    service: str | None = None,
 ) -> AbstractContextManager[None]:
     """`DeploymentMetrics.track_smoke_test` on the current metrics."""
-    return _require_current().track_smoke_test(environment, deployment_id, name, **kwargs)
+    return _require_current().track_smoke_test(environment, deployment_id, name, service=service)
 
 
-def record_rollback(environment: str, deployment_id: str, reason: str) -> None:
+@overload
+def record_rollback(environment: str, reason: str, *, deployment_id: str | None = None) -> None: ...
+
+
+@overload
+def record_rollback(environment: str, deployment_id: str, reason: str) -> None: ...
+
+
+def record_rollback(
+    environment: str,
+    *args: str,
+    deployment_id: str | None = None,
+    reason: str | None = None,
+) -> None:
     """`DeploymentMetrics.record_rollback` on the current metrics."""
-    _require_current().record_rollback(environment, deployment_id, reason)
+    deployment_id, reason = _rollback_arguments(args, deployment_id, reason)
+    _require_current().record_rollback(environment, reason, deployment_id=deployment_id)
 
 
 def update_canary_traffic(
@@ -506,7 +686,7 @@ def update_canary_traffic(
 
 
 def record_prometheus_query(
-    workflow: str, result: str, duration: float, *, service: str | None = None
+    workflow: str, result: str | bool, duration: float, *, service: str | None = None
 ) -> None:
     """`DeploymentMetrics.record_prometheus_query` on the current metrics."""
     _require_current().record_prometheus_query(workflow, result, duration, service=service)
