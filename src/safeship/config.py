@@ -313,6 +313,19 @@ class CanaryStrategy(Model):
             data = {**data, "min_hold": min(DEFAULT_MIN_HOLD_SECONDS, seconds)}
         return data
 
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_as_written_on_the_command_line(cls, steps: Any) -> Any:
+        """`steps: "10,50,100"`, as CANARY_STEPS and --steps take them, is the list too."""
+        if isinstance(steps, str):
+            try:
+                return tuple(int(part) for part in steps.replace(" ", "").split(",") if part)
+            except ValueError:
+                raise ValueError(
+                    'expected a list of whole percentages, e.g. [10, 50, 100] or "10,50,100"'
+                ) from None
+        return steps
+
     @field_validator("steps")
     @classmethod
     def _steps_climb_to_100(cls, steps: tuple[int, ...]) -> tuple[int, ...]:

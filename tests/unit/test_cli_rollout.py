@@ -92,13 +92,6 @@ def test_bad_steps_override_is_a_usage_error(
     assert "canary.steps" in capsys.readouterr().err
 
 
-def test_explain_of_an_unknown_rollout_says_so(
-    config: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["--config", str(config), "rollout", "explain", "nope"]) == 1
-    assert "no rollout 'nope'" in capsys.readouterr().err
-
-
 def test_status_with_nothing_running(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config), "rollout", "status"]) == 0
     assert "no unfinished rollouts" in capsys.readouterr().out
@@ -205,3 +198,37 @@ def test_a_damaged_state_row_is_a_clear_error_never_a_traceback(
         assert code in (1, 2, 3)
         assert "rollout 'd0'" in err
         assert "damaged" in err or "router not ready" in err
+
+
+def test_explain_of_an_unknown_rollout_is_a_usage_error_like_promote(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("explain", "promote", "status"):
+        assert main(["--config", str(config), "rollout", command, "01NOSUCHROLLOUT"]) == 2
+        assert "no rollout '01NOSUCHROLLOUT' in the history store" in capsys.readouterr().err
+
+
+def test_a_bad_hold_from_the_environment_names_the_variable_not_only_the_flag(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANARY_WAIT_TIME", "5x")
+    assert main(["--config", str(config), "rollout", "--version", "v2"]) == 2
+    assert (
+        "Invalid value for environment variable CANARY_WAIT_TIME (for '--hold'): '5x' is "
+        "neither seconds (300) nor a duration (5m, 1h30m)." in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("300", 300.0), ("5m", 300.0),
+                                                   ("1h30m", 5400.0), ("90s", 90.0)])  # fmt: skip
+def test_a_hold_is_seconds_or_a_duration(written: str, seconds: float) -> None:
+    from safeship.cli.params import SECONDS
+
+    assert SECONDS.convert(written, None, None) == seconds
+
+
+def test_steps_in_the_file_may_be_written_as_on_the_command_line() -> None:
+    from safeship.config import parse_config
+
+    config = parse_config('service: a\ncanary: {steps: "10, 50,100"}\n', "f.yaml", env={})
+    assert config.canary.steps == (10, 50, 100)

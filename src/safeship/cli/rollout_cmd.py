@@ -76,10 +76,10 @@ from safeship.store.interface import DeploymentRecord, Store
 )
 @click.option(
     "--hold",
-    type=params.POSITIVE,
+    type=params.SECONDS,
     envvar="CANARY_WAIT_TIME",
     default=None,
-    help="Seconds to hold each step [env CANARY_WAIT_TIME].",
+    help="How long to hold each step: seconds or a duration (300, 5m) [env CANARY_WAIT_TIME].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -195,10 +195,8 @@ def _finish(
     story = rollout_story(controller.store, state.deployment_id)
     push_warning = push_or_warn(cfg.pushgateway, controller.metrics, state.environment)
     if push_warning:
-        click.echo(f"warning: {push_warning}", err=True)
+        _warn_once(push_warning, github)
     if github is not None:
-        if push_warning:
-            github.warning(push_warning)
         github.finish(state, story)
     if as_json:
         emit_json(
@@ -248,11 +246,11 @@ def _events(
 
     view = LiveView(Console(highlight=False), controller.strategy.hold) if show else None
 
+    _shown_warnings.clear()  # one command, one set of warnings
+
     def warn(warnings: list[str]) -> None:
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-            if github is not None:
-                github.warning(warning)
+            _warn_once(warning, github)
 
     def on_event(event: RolloutEvent) -> None:
         if github is not None:
@@ -268,6 +266,20 @@ def _events(
             warn(follower.finished(event.state))
 
     return on_event
+
+
+_shown_warnings: set[str] = set()
+
+
+def _warn_once(warning: str, github: GitHubRolloutReport | None) -> None:
+    """A warning on stderr (and the run page): once, though a Pushgateway that is down
+    fails both the push at the start and the one at the end."""
+    if warning in _shown_warnings:
+        return
+    _shown_warnings.add(warning)
+    click.echo(f"warning: {warning}", err=True)
+    if github is not None:
+        github.warning(warning)
 
 
 @contextmanager
@@ -432,6 +444,8 @@ def explain(ctx: Context, deployment_id: str, as_json: bool) -> None:
     """The whole story of a rollout: every state and decision with its inputs."""
     url, _ = ctx.history()
     with _store(url) as store:
+        if store.get_deployment(deployment_id) is None:  # a usage error, as for promote
+            raise click.UsageError(f"no rollout {deployment_id!r} in the history store")
         story = rollout_story(store, deployment_id)
     if as_json:
         emit_json(story)

@@ -137,10 +137,10 @@ def push_or_warn(
         )
     except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
         warning = f"could not push metrics to the Pushgateway {redact_url(settings.url)}: {exc}"
-        logger.warning(warning)
+        logger.debug(warning)  # the caller shows it, once
         return warning
     except StoreError as exc:  # its message already hides the store's password
         warning = f"metrics not pushed to the Pushgateway {redact_url(settings.url)}: {exc}"
-        logger.warning(warning)
+        logger.debug(warning)  # the caller shows it, once
         return warning
     return None
