@@ -822,6 +822,17 @@ class MetricsSettings(Model):
         return self
 
 
+_LOOSE_ENVIRONMENTS = re.compile(r"(^|[-_.])(staging|stage|stg|dev|development|test|qa|preview)")
+
+
+def thresholds_for(environment: str) -> AlertThresholds:
+    """The default limits of an environment: staging's (5%, 1 s) for a staging, dev, test or
+    preview one, production's (1%, 0.5 s) otherwise."""
+    if _LOOSE_ENVIRONMENTS.search(environment.lower()):
+        return AlertThresholds(error_rate=0.05, latency_p95_seconds=1.0)
+    return AlertThresholds()
+
+
 class AlertThresholds(Model):
     """Alert limits for one environment (`alerting.environments.<name>`)."""
 
@@ -949,10 +960,9 @@ class AlertingSettings(Model):
         description="Template; {alertname} is replaced with the alert's name.",
     )
     environments: dict[str, AlertThresholds] = Field(
-        default_factory=lambda: {
-            "staging": AlertThresholds(error_rate=0.05, latency_p95_seconds=1.0),
-            "production": AlertThresholds(),
-        }
+        default_factory=lambda: {name: thresholds_for(name) for name in ("staging", "production")},
+        description="Per-environment alert limits; by default one per environment of the "
+        "config (staging-like names get the looser staging limits).",
     )
     slos: tuple[Slo, ...] = (
         Slo(name="availability", kind="availability", objective=0.999),
@@ -1029,6 +1039,24 @@ class Config(Model):
     pushgateway: PushgatewaySettings = Field(default_factory=PushgatewaySettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+
+    @model_validator(mode="after")
+    def _alerts_for_these_environments(self) -> Config:
+        """Unless written, the alerting environments are the config's own: a production-only
+        project gets no staging alerts (and a `qa` one gets alerts for qa)."""
+        if "environments" not in self.alerting.model_fields_set:
+            alerting = self.alerting.model_copy(
+                update={"environments": {n: thresholds_for(n) for n in self.environments}}
+            )
+            object.__setattr__(self, "alerting", alerting)
+        return self
+
+    @property
+    def uses_kubernetes(self) -> bool:
+        """Whether any environment routes through Kubernetes: only then do the generated
+        rules and routing come with their Prometheus Operator manifests."""
+        routers = [self.router, *(e.router for e in self.environments.values() if e.router)]
+        return any(r.type == "kubernetes" for r in routers)
 
     def for_environment(self, name: str) -> EnvironmentConfig:
         """The settings in force for one environment (its overrides over the top level)."""

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from safeship.cli.context import Context
 from safeship.cli.rules_cmd import rules
-from safeship.config import AlertingSettings, AlertThresholds, Slo
+from safeship.config import AlertingSettings, AlertThresholds, Slo, thresholds_for
 from safeship.errors import ConfigError
 from safeship.generated import stale
 from safeship.rules.definitions import AlertRule, all_alerts, number, rule_groups
@@ -265,3 +265,49 @@ def test_names_that_collide_are_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match="HighErrorRateProdEu"):
         rule_groups(settings)
+
+
+def _generate_in(tmp_path: Path, config: str) -> list[str]:
+    """`rules generate` and `alertmanager generate` in a project with `config`; what exists."""
+    from safeship.cli.main import main
+
+    (tmp_path / "safeship.yaml").write_text(config)
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(tmp_path)
+        assert main(["rules", "generate"]) == 0
+        assert main(["alertmanager", "generate"]) == 0
+    finally:
+        os.chdir(cwd)
+    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_a_production_only_project_gets_no_staging_alerts_and_no_kubernetes_files(
+    tmp_path: Path,
+) -> None:
+    written = _generate_in(tmp_path, "service: checkout\n")
+    assert written == [".prometheus/alertmanager.yml", ".prometheus/alerts.yml", "safeship.yaml"]
+    alerts = (tmp_path / ".prometheus/alerts.yml").read_text()
+    assert "HighErrorRateProduction" in alerts
+    assert "Staging" not in alerts
+
+
+def test_the_alerting_environments_follow_the_configs_and_kubernetes_gets_its_manifests(
+    tmp_path: Path,
+) -> None:
+    config = (
+        "service: checkout\nenvironments: {qa: {}, prod: {}}\n"
+        "router: {type: kubernetes, mode: gateway-api, name: checkout,"
+        " slots: [checkout-blue, checkout-green]}\n"
+    )
+    written = _generate_in(tmp_path, config)
+    assert "deploy/kubernetes/prometheusrule.yaml" in written
+    assert "deploy/kubernetes/alertmanagerconfig.yaml" in written
+    alerts = (tmp_path / ".prometheus/alerts.yml").read_text()
+    assert "HighErrorRateQa" in alerts
+    assert "HighErrorRateProd" in alerts
+    assert "Staging" not in alerts
+    qa = _alert("HighErrorRateQa", AlertingSettings(environments={"qa": thresholds_for("qa")}))
+    assert "0.05" in qa.expr  # the looser limits of a test environment

@@ -28,12 +28,14 @@ def alertmanager() -> None:
     """Alertmanager routing by severity as code: generate, and test with amtool."""
 
 
-def _settings(ctx: Context) -> AlertmanagerSettings:
-    """The config's `alerting.alertmanager`; the built-in defaults when there is no config."""
+def _settings(ctx: Context) -> tuple[AlertmanagerSettings, bool]:
+    """The config's `alerting.alertmanager` and whether it uses Kubernetes; the built-in
+    defaults (Operator manifest included) when there is no config."""
     if ctx.config_path is None and not Path(DEFAULT_CONFIG_PATH).exists():
         click.echo(f"no {DEFAULT_CONFIG_PATH}: using the built-in Alertmanager defaults", err=True)
-        return AlertmanagerSettings()
-    return ctx.load().alerting.alertmanager
+        return AlertmanagerSettings(), True
+    config = ctx.load()
+    return config.alerting.alertmanager, config.uses_kubernetes
 
 
 @alertmanager.command()
@@ -47,18 +49,19 @@ def _settings(ctx: Context) -> AlertmanagerSettings:
 )
 @click.option(
     "--manifest",
-    default=MANIFEST_PATH,
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="Prometheus Operator AlertmanagerConfig manifest.",
+    help=f"Prometheus Operator AlertmanagerConfig manifest [default: {MANIFEST_PATH} when a "
+    "router is Kubernetes, or without a config; else none].",
 )
 @pass_context
-def generate(ctx: Context, check: bool, output: str, manifest: str) -> int:
-    """Write the Alertmanager config and its Operator manifest from safeship.yaml.
+def generate(ctx: Context, check: bool, output: str, manifest: str | None) -> int:
+    """Write the Alertmanager config (and its Operator manifest) from safeship.yaml.
 
     Routes critical -> pager, warning -> chat, info -> ticket, anything else -> chat.
     """
-    files = generated_files(_settings(ctx), output, manifest)
+    settings, kubernetes = _settings(ctx)
+    files = generated_files(settings, output, manifest or (MANIFEST_PATH if kubernetes else None))
     if check:
         stale = stale_files(files)
         for path in stale:

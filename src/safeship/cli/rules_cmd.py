@@ -21,16 +21,17 @@ def rules() -> None:
     """Alerting rules as code: generate, unit-test with promtool, lint."""
 
 
-def _settings(ctx: Context) -> tuple[AlertingSettings, str]:
-    """The config's alerting settings; built-in defaults when no config file exists.
+def _settings(ctx: Context) -> tuple[AlertingSettings, str, bool]:
+    """The config's alerting settings, Pushgateway job and whether it uses Kubernetes;
+    built-in defaults (Kubernetes manifests included) when no config file exists.
 
     An explicitly named config (--config / SAFESHIP_CONFIG) must exist.
     """
     explicit = ctx.config_path or os.environ.get("SAFESHIP_CONFIG")
     if not explicit and not Path(DEFAULT_CONFIG_PATH).exists():
-        return AlertingSettings(), PushgatewaySettings().job
+        return AlertingSettings(), PushgatewaySettings().job, True
     config = ctx.load()
-    return config.alerting, config.pushgateway.job
+    return config.alerting, config.pushgateway.job, config.uses_kubernetes
 
 
 @rules.command()
@@ -44,9 +45,10 @@ def _settings(ctx: Context) -> tuple[AlertingSettings, str]:
 )
 @pass_context
 def generate(ctx: Context, check: bool, root: Path) -> int:
-    """Write .prometheus/alerts.yml and deploy/kubernetes/prometheusrule.yaml from the config."""
-    settings, job = _settings(ctx)
-    files = generated_files(settings, root, job)
+    """Write .prometheus/alerts.yml from the config (and deploy/kubernetes/prometheusrule.yaml
+    when a router is Kubernetes, or without a config)."""
+    settings, job, kubernetes = _settings(ctx)
+    files = generated_files(settings, root, job, kubernetes=kubernetes)
     ok = write_or_check(files, check=check, command="safeship rules generate", what="rule files")
     return ExitCode.OK if ok else ExitCode.FAILED
 

@@ -248,13 +248,13 @@ def render_manifest(settings: AlertmanagerSettings) -> str:
 def generated_files(
     settings: AlertmanagerSettings,
     config_path: str | Path = CONFIG_PATH,
-    manifest_path: str | Path = MANIFEST_PATH,
+    manifest_path: str | Path | None = MANIFEST_PATH,
 ) -> dict[Path, str]:
-    """Every generated file: path -> its text."""
-    return {
-        Path(config_path): render_config(settings),
-        Path(manifest_path): render_manifest(settings),
-    }
+    """Every generated file: path -> its text (no Operator manifest without its path)."""
+    files = {Path(config_path): render_config(settings)}
+    if manifest_path is not None:
+        files[Path(manifest_path)] = render_manifest(settings)
+    return files
 
 
 def stale_files(files: Mapping[Path, str]) -> list[Path]:

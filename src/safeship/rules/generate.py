@@ -96,10 +96,13 @@ def generated_files(
     settings: AlertingSettings | None = None,
     root: Path = Path("."),
     push_job: str = DEFAULT_PUSH_JOB,
+    *,
+    kubernetes: bool = True,
 ) -> tuple[GeneratedFile, ...]:
-    """Both generated files (paths under `root`) with their expected content."""
+    """The generated files (paths under `root`) with their expected content: the rules
+    file, and with `kubernetes` the same rules as a PrometheusRule."""
     groups = rule_groups(settings or AlertingSettings(), push_job)
-    return (
-        GeneratedFile(root / RULES_FILE, render_rules_file(groups)),
-        GeneratedFile(root / PROMETHEUS_RULE_FILE, render_prometheus_rule(groups)),
-    )
+    files = [GeneratedFile(root / RULES_FILE, render_rules_file(groups))]
+    if kubernetes:
+        files.append(GeneratedFile(root / PROMETHEUS_RULE_FILE, render_prometheus_rule(groups)))
+    return tuple(files)
