@@ -55,10 +55,11 @@ from safeship.store.interface import DeploymentRecord, Store
 )
 @click.option(
     "--commit-time",
-    type=params.EPOCH_SECONDS,
+    type=params.COMMIT_TIME,
     envvar="SAFESHIP_COMMIT_TIME",
     default=None,
-    help="Commit time, epoch seconds, for lead time [env SAFESHIP_COMMIT_TIME].",
+    help="Commit time for lead time: ISO 8601 with an offset (as git's %cI), or epoch "
+    "seconds [env SAFESHIP_COMMIT_TIME].",
 )
 @click.option(
     "--steps",
