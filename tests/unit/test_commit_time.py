@@ -2,18 +2,23 @@
 
 The rollouts here run through the real CLI and store against a `FakeRouter`, and a
 pre-rollout hook that fails ends each one at once (no traffic, no holds): what matters
-is the deployment row written before the hook ran.
+is the deployment row written before the hook ran. The git lookups run the real git
+on repositories made in tmp_path.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from safeship.cli.main import main
-from safeship.rollout import wiring
+from safeship.rollout import commit_time, wiring
 from safeship.store import open_store
 from safeship.store.interface import DeploymentRecord
 from safeship.testing import FakeRouter
@@ -43,15 +48,64 @@ hooks:
     return path
 
 
-def rollout(config: Path, *args: str) -> DeploymentRecord:
-    """Run `safeship rollout` as deployment d1 and return the row it recorded."""
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd` as a fixed committer at a fixed time, whatever the user's config."""
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@example.com",
+        "GIT_AUTHOR_DATE": "2025-06-01T00:00:00Z",  # not the time lead time counts from
+        "GIT_COMMITTER_NAME": "c",
+        "GIT_COMMITTER_EMAIL": "c@example.com",
+        "GIT_COMMITTER_DATE": "2026-01-02T03:04:05+01:00",
+    }
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository with two commits, and no repository above tmp_path to fall back on."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q")
+    git(path, "commit", "-q", "--allow-empty", "-m", "first")
+    git(path, "commit", "-q", "--allow-empty", "-m", "second")
+    return path
+
+
+def fake_git(tmp_path: Path, script: str) -> Path:
+    """A directory holding only a `git` that runs `script`, to put on PATH."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f"#!/bin/sh\n{script}\n")
+    (bin_dir / "git").chmod(0o755)
+    return bin_dir
+
+
+def rollout(config: Path, *args: str, deployment_id: str = "d1") -> DeploymentRecord:
+    """Run `safeship rollout` and return the deployment row it recorded."""
     code = main(
-        ["--config", str(config), "rollout", "--version", "v2", "--deployment-id", "d1", *args]
+        [
+            "--config",
+            str(config),
+            "rollout",
+            "--version",
+            "v2",
+            "--deployment-id",
+            deployment_id,
+            *args,
+        ]
     )
     assert code == 1  # rolled back by the failing hook, after the row was written
     store = open_store(f"sqlite:///{config.parent / 'history.db'}")
     try:
-        record = store.get_deployment("d1")
+        record = store.get_deployment(deployment_id)
     finally:
         store.close()
     assert record is not None
@@ -112,3 +166,154 @@ def test_a_bad_commit_time_in_the_environment_is_a_usage_error_naming_the_variab
     err = capsys.readouterr().err
     assert "SAFESHIP_COMMIT_TIME='last tuesday'" in err
     assert "ISO 8601" in err
+
+
+# --- from git --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_the_commit_time_is_read_from_git_when_the_sha_is_in_the_checkout(
+    config: Path,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    short: bool,
+) -> None:
+    sha = git(repo, "rev-parse", "--short" if short else "--verify", "HEAD")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("SAFESHIP_COMMIT_SHA", sha)  # as action.yml and deploy.yml set it
+    record = rollout(config)
+    assert (record.commit_sha, record.commit_time, record.commit_time_missing) == (
+        sha,
+        COMMITTED,  # the committer's time, not the author's
+        None,
+    )
+    assert "commit time" not in capsys.readouterr().err
+
+
+def test_a_shallow_clone_has_the_time_of_its_head_commit_only(
+    config: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What actions/checkout leaves (fetch-depth 1): the commit being built, not its parent."""
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow))
+    monkeypatch.chdir(shallow)
+    head = rollout(config, "--commit-sha", git(repo, "rev-parse", "HEAD"), deployment_id="h")
+    assert head.commit_time == COMMITTED
+    parent = git(repo, "rev-parse", "HEAD~1")
+    record = rollout(config, "--commit-sha", parent, deployment_id="p")
+    assert (record.commit_time, record.commit_time_missing) == (None, "sha_not_in_checkout")
+
+
+def test_a_given_commit_time_is_used_without_asking_git(
+    config: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "git-calls"
+    monkeypatch.setenv("PATH", str(fake_git(tmp_path, f'echo "$@" >> {calls}; exit 1')))
+    monkeypatch.chdir(repo)
+    record = rollout(config, "--commit-sha", "abc1234", "--commit-time", "5")
+    assert (record.commit_time, record.commit_time_missing) == (5.0, None)
+    assert not calls.exists()
+
+
+@pytest.mark.parametrize(
+    ("situation", "missing", "warned"),
+    [
+        ("sha not in the checkout", "sha_not_in_checkout", "is not in the checkout at"),
+        ("not a checkout", "not_a_checkout", "is not in a git checkout"),
+        ("no git", "no_git", "git is not on PATH"),
+        ("git hangs", "git_failed", "did not answer in 0.5s"),
+        ("git refuses", "git_failed", "detected dubious ownership"),
+        ("the sha is ambiguous", "git_failed", "short object ID 0123 is ambiguous"),
+        ("git prints no time", "git_failed", "printed 'tomorrow', not a commit time"),
+    ],
+)
+def test_without_a_commit_time_from_git_the_rollout_runs_and_records_why(
+    config: Path,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    situation: str,
+    missing: str,
+    warned: str,
+) -> None:
+    monkeypatch.chdir(repo)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    if situation == "not a checkout":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+    elif situation == "no git":
+        monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    elif situation == "git hangs":
+        monkeypatch.setattr(commit_time, "GIT_TIMEOUT", 0.5)
+        monkeypatch.setenv("PATH", str(fake_git(tmp_path, f"exec {shutil.which('sleep')} 30")))
+    elif situation == "git refuses":
+        script = "echo \"fatal: detected dubious ownership in repository at '$PWD'\" >&2; exit 128"
+        monkeypatch.setenv("PATH", str(fake_git(tmp_path, script)))
+    elif situation == "the sha is ambiguous":
+        sha = "0123"
+        script = (
+            "echo 'error: short object ID 0123 is ambiguous' >&2; "
+            "echo \"fatal: bad revision '0123^{commit}'\" >&2; exit 128"
+        )
+        monkeypatch.setenv("PATH", str(fake_git(tmp_path, script)))
+    elif situation == "git prints no time":
+        monkeypatch.setenv("PATH", str(fake_git(tmp_path, "echo tomorrow")))
+    record = rollout(config, "--commit-sha", sha)
+    assert (record.commit_sha, record.commit_time, record.commit_time_missing) == (
+        sha,
+        None,
+        missing,
+    )
+    err = capsys.readouterr().err
+    assert "warning: no commit time for lead time: " in err
+    assert warned in err
+    assert "--commit-time or SAFESHIP_COMMIT_TIME" in err
+
+
+def test_a_sha_that_is_not_hexadecimal_is_never_passed_to_git(
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls = tmp_path / "git-calls"
+    monkeypatch.setenv("PATH", str(fake_git(tmp_path, f'echo "$@" >> {calls}')))
+    record = rollout(config, "--commit-sha", "--output=/tmp/owned")
+    assert (record.commit_time, record.commit_time_missing) == (None, "not_a_sha")
+    assert not calls.exists()
+    assert "is not a hexadecimal commit id" in capsys.readouterr().err
+
+
+def test_without_sha_or_time_nothing_is_looked_up_or_printed(
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls = tmp_path / "git-calls"
+    monkeypatch.setenv("PATH", str(fake_git(tmp_path, f'echo "$@" >> {calls}')))
+    record = rollout(config)
+    assert (record.commit_sha, record.commit_time, record.commit_time_missing) == (
+        None,
+        None,
+        "no_sha",
+    )
+    assert not calls.exists()
+    assert "commit time" not in capsys.readouterr().err
+
+
+def test_explain_says_why_a_rollout_has_no_commit_time(
+    config: Path, repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(repo.parent)  # not a checkout: GIT_CEILING_DIRECTORIES stops above
+    rollout(config, "--commit-sha", "abc1234")
+    capsys.readouterr()
+    assert main(["--config", str(config), "rollout", "explain", "d1", "--json"]) == 0
+    deployment = json.loads(capsys.readouterr().out)["deployment"]
+    assert (deployment["commit_time"], deployment["commit_time_missing"]) == (
+        None,
+        "not_a_checkout",
+    )

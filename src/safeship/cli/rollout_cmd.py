@@ -21,6 +21,7 @@ from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
 from safeship.metrics.push import push_or_warn
+from safeship.rollout.commit_time import commit_time as read_commit_time
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Phase, RolloutState
 from safeship.rollout.story import rollout_story
@@ -100,12 +101,15 @@ def rollout(
     settings = environment_settings(cfg, environment).with_overrides(
         steps=parse_steps(steps) if steps else None, hold=hold
     )
+    commit = read_commit_time(commit_sha, commit_time)
     with (
         _store(cfg.store.url) as store,
         controller_for(settings, store) as controller,
         _github(cfg, as_json) as github,
     ):
         controller.on_event = _events(cfg, controller, show=not as_json, github=github)
+        if commit.warning:
+            _warn(commit.warning, github)
         deployment_id = deployment_id or new_deployment_id(time.time())
         try:
             with _json_errors(as_json, controller.store, deployment_id):
@@ -113,7 +117,8 @@ def rollout(
                     version,
                     deployment_id=deployment_id,
                     commit_sha=commit_sha,
-                    commit_time=commit_time,
+                    commit_time=commit.seconds,
+                    commit_time_missing=commit.missing,
                 )
         except KeyboardInterrupt:
             # The router keeps the weight it has; say how to finish from here.
@@ -226,9 +231,7 @@ def _events(
 
     def warn(warnings: list[str]) -> None:
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-            if github is not None:
-                github.warning(warning)
+            _warn(warning, github)
 
     def on_event(event: RolloutEvent) -> None:
         if github is not None:
@@ -244,6 +247,13 @@ def _events(
             warn(follower.finished(event.state))
 
     return on_event
+
+
+def _warn(warning: str, github: GitHubRolloutReport | None) -> None:
+    """On stderr, and as an annotation on the run page inside GitHub Actions."""
+    click.echo(f"warning: {warning}", err=True)
+    if github is not None:
+        github.warning(warning)
 
 
 @contextmanager
