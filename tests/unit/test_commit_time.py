@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from safeship.cli.main import main
 from safeship.rollout import commit_time, wiring
@@ -25,6 +26,7 @@ from safeship.testing import FakeRouter
 
 #: 2026-01-02T02:04:05Z, written three ways below.
 COMMITTED = 1767319445.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -317,3 +319,53 @@ def test_explain_says_why_a_rollout_has_no_commit_time(
         None,
         "not_a_checkout",
     )
+
+
+def test_an_empty_commit_time_in_the_environment_is_none_given(
+    config: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the action and deploy.yml pass outside push events: git has the time then."""
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("SAFESHIP_COMMIT_TIME", "")
+    monkeypatch.setenv("SAFESHIP_COMMIT_SHA", git(repo, "rev-parse", "HEAD"))
+    assert rollout(config).commit_time == COMMITTED
+
+
+# --- what the GitHub pipeline passes -------------------------------------------------------
+
+
+def test_the_action_passes_the_commit_time_github_knows() -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    given = action["inputs"]["commit-time"]
+    assert given["default"] == "${{ github.event.head_commit.timestamp }}"  # push events
+    (run,) = [s for s in action["runs"]["steps"] if s["name"] == "Run safeship"]
+    assert run["env"]["SAFESHIP_COMMIT_SHA"] == "${{ github.sha }}"
+    assert run["env"]["SAFESHIP_COMMIT_TIME"] == "${{ inputs.commit-time }}"
+
+
+def test_the_deploy_workflow_passes_the_commit_time_and_checks_the_commit_out() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    assert workflow["env"]["SAFESHIP_COMMIT_SHA"] == "${{ github.sha }}"
+    assert workflow["env"]["SAFESHIP_COMMIT_TIME"] == "${{ github.event.head_commit.timestamp }}"
+    rollouts = 0
+    for name, job in workflow["jobs"].items():
+        for scope in (job, *job["steps"]):
+            assert not {"SAFESHIP_COMMIT_SHA", "SAFESHIP_COMMIT_TIME"} & set(scope.get("env", {}))
+        starts = [
+            i
+            for i, s in enumerate(job["steps"])
+            if s.get("run", "").startswith("safeship rollout --")
+        ]
+        if not starts:
+            continue
+        rollouts += len(starts)
+        # Outside push events (workflow_dispatch) there is no head_commit: git reads the
+        # time from the checkout of github.sha, which even fetch-depth 1 has.
+        (checkout,) = [
+            i
+            for i, s in enumerate(job["steps"])
+            if s.get("uses", "").startswith("actions/checkout@")
+        ]
+        assert checkout < starts[0], name
+        assert "ref" not in job["steps"][checkout].get("with", {}), name
+    assert rollouts == 2  # staging and production
