@@ -91,15 +91,6 @@ class _Watch:
 
 
 @dataclass(frozen=True)
-class _Commit:
-    """The commit a new rollout deploys, as its deployment row records it."""
-
-    sha: str | None
-    time: float | None
-    time_missing: CommitTimeMissing | None
-
-
-@dataclass(frozen=True)
 class RolloutEvent:
     """Something a person watching the rollout wants to see (for live progress)."""
 
@@ -174,10 +165,7 @@ class RolloutController:
                 placement = self._place(version)
                 self._follow_slots(placement)
                 state = self._begin(
-                    version,
-                    deployment_id,
-                    _Commit(commit_sha, commit_time, commit_time_missing),
-                    placement,
+                    version, deployment_id, commit_sha, commit_time, commit_time_missing, placement
                 )
             except StoreError as exc:
                 # Nothing has moved yet: the history store is infrastructure that is not
@@ -340,7 +328,9 @@ class RolloutController:
         self,
         version: str,
         deployment_id: str,
-        commit: _Commit,
+        commit_sha: str | None,
+        commit_time: float | None,
+        commit_time_missing: CommitTimeMissing | None,
         placement: Placement,
     ) -> RolloutState:
         """Record the new rollout and where it goes; no traffic moves until `_drive`."""
@@ -361,9 +351,9 @@ class RolloutController:
                 environment=state.environment,
                 version=version,
                 started_at=now,
-                commit_sha=commit.sha,
-                commit_time=commit.time,
-                commit_time_missing=commit.time_missing,
+                commit_sha=commit_sha,
+                commit_time=commit_time,
+                commit_time_missing=commit_time_missing,
             )
         )
         self._record(
