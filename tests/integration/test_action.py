@@ -45,7 +45,7 @@ def step(action: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def evaluate(value: str, inputs: dict[str, str], github: dict[str, str]) -> str:
-    """The few expressions action.yml uses: inputs.* and github.*."""
+    """The few expressions action.yml uses: inputs.* and github.* (a dotted name is one key)."""
 
     def one(match: re.Match[str]) -> str:
         context, _, name = match.group(1).partition(".")
@@ -60,6 +60,7 @@ class Runner:
 
     tmp: Path
     github_sha: str = "0123456789abcdef0123456789abcdef01234567"
+    head_commit_timestamp: str = ""  # github.event.head_commit.timestamp: push events only
 
     def __post_init__(self) -> None:
         self.temp = self.tmp / "runner-temp"
@@ -81,9 +82,11 @@ class Runner:
         spec = step(action, name)
         assert spec["shell"] == "bash"
         inputs = {key: str(i.get("default", "")) for key, i in action["inputs"].items()}
-        inputs = {
-            key: evaluate(value, inputs, {"sha": self.github_sha}) for key, value in inputs.items()
+        github = {
+            "sha": self.github_sha,
+            "event.head_commit.timestamp": self.head_commit_timestamp,
         }
+        inputs = {key: evaluate(value, inputs, github) for key, value in inputs.items()}
         inputs.update(given)
         env = {
             "PATH": path,
@@ -95,7 +98,7 @@ class Runner:
             "RUNNER_TEMP": str(self.temp),
         }
         for key, value in spec.get("env", {}).items():
-            env[key] = evaluate(str(value), inputs, {"sha": self.github_sha})
+            env[key] = evaluate(str(value), inputs, github)
         # The runner's bash: `bash --noprofile --norc -eo pipefail {0}`.
         script = self.tmp / f"{spec.get('id', 'step')}.sh"
         script.write_text(spec["run"])
@@ -160,6 +163,7 @@ def test_inputs_reach_the_command_only_through_env(action: dict[str, Any]) -> No
     assert env["SAFESHIP_ENVIRONMENT"] == "${{ inputs.environment }}"
     assert env["SAFESHIP_VERSION"] == "${{ inputs.version }}"
     assert env["SAFESHIP_STORE_URL"] == "${{ inputs.store-url }}"
+    assert env["SAFESHIP_COMMIT_TIME"] == "${{ inputs.commit-time }}"
     assert env["SAFESHIP_COMMAND"] == "${{ inputs.command }}"
     assert env["SAFESHIP_ARGS"] == "${{ inputs.args }}"
 
@@ -264,7 +268,7 @@ smoke_tests:
     http: {{url: "{stack.canary.url}/healthz", expect_body: ok}}
 """
     )
-    runner = Runner(tmp_path)
+    runner = Runner(tmp_path, head_commit_timestamp="2026-01-02T03:04:05+01:00")
     runner.use_installed_safeship()
     done = runner.run_step(
         action,
@@ -304,4 +308,10 @@ smoke_tests:
         timeout=30,
         check=True,
     )
-    assert json.loads(explained.stdout)["deployment"]["version"] == "v2"
+    deployment = json.loads(explained.stdout)["deployment"]
+    assert deployment["version"] == "v2"
+    # The commit time defaults to the pushed head commit's, for lead time.
+    assert (deployment["commit_sha"], deployment["commit_time"]) == (
+        runner.github_sha,
+        1767319445.0,
+    )

@@ -19,6 +19,8 @@ from safeship.report.dora import (
 )
 from safeship.report.period import DAY, Period
 from safeship.report.queries import Scope
+from safeship.report.render_json import report_to_dict
+from safeship.report.render_markdown import render_markdown
 from safeship.store import open_store
 from safeship.store.interface import DeploymentRecord
 
@@ -39,6 +41,7 @@ def _deployment(
     commit_before: float | None = None,
     reason: str | None = None,
     weight: int = 100,
+    missing: str | None = None,
 ) -> DeploymentRecord:
     return DeploymentRecord(
         id=id,
@@ -47,6 +50,7 @@ def _deployment(
         version=id,
         started_at=T0 + started,
         commit_time=None if commit_before is None else T0 + started - commit_before,
+        commit_time_missing=missing,
         finished_at=None if outcome in (None, "paused") else T0 + started + finished_after,
         outcome=outcome,
         reason=reason,
@@ -109,6 +113,81 @@ def test_lead_time_is_commit_to_promotion_without_commit_time_excluded(history: 
     assert keys.lead_time(50) == pytest.approx(70 * M)
     assert keys.lead_time(90) == pytest.approx(80 * M + 0.7 * 50 * M)
     assert keys.tiers["lead_time"] is Tier.HIGH
+
+
+def _store_of(store_url: str, records: list[DeploymentRecord]) -> str:
+    store = open_store(store_url)
+    try:
+        for record in records:
+            store.create_deployment(record)
+    finally:
+        store.close()
+    return store_url
+
+
+def test_the_report_says_how_many_promotions_lacked_a_commit_time_and_why(
+    store_url: str,
+) -> None:
+    url = _store_of(
+        store_url,
+        [
+            _deployment("p1", H, "promoted", commit_before=H),
+            _deployment("p2", 2 * H, "promoted", missing="sha_not_in_checkout"),
+            _deployment("p3", 3 * H, "promoted", missing="sha_not_in_checkout"),
+            _deployment("p4", 4 * H, "promoted"),  # from before the reason was recorded
+            _deployment("r1", 5 * H, "rolled_back", missing="no_sha"),  # not a promotion
+            _deployment("s1", 6 * H, "promoted", environment="staging", missing="no_git"),
+        ],
+    )
+    report = _report(url)
+    keys = report.dora
+    assert keys.lead_times == [70 * M]
+    assert keys.lead_time_missing == {"sha_not_in_checkout": 2, "not_recorded": 1}
+    assert keys.lead_time_excluded == 3
+    lines = render_markdown(report).splitlines()
+    assert (
+        "Lead time: 3 of 4 promotions to production had no commit time: "
+        "2 no --commit-time / SAFESHIP_COMMIT_TIME and sha not in the checkout; "
+        "1 with no reason recorded, as older rollouts and those not run by `safeship "
+        "rollout` record none: --commit-time / SAFESHIP_COMMIT_TIME, or a --commit-sha in "
+        "the rollout's checkout, provides it.  "
+    ) in lines
+    lead_time = report_to_dict(report)["dora"]["lead_time"]
+    assert lead_time["excluded_without_commit_time"] == 3
+    assert lead_time["without_commit_time"] == {"sha_not_in_checkout": 2, "not_recorded": 1}
+    staging = {row.name: row for row in report.by_environment}["staging"]
+    assert staging.dora.lead_time_missing == {"no_git": 1}
+
+
+def test_with_no_commit_time_at_all_lead_time_is_no_data_and_the_report_says_why(
+    store_url: str,
+) -> None:
+    url = _store_of(
+        store_url,
+        [
+            _deployment("p1", H, "promoted", missing="sha_not_in_checkout"),
+            _deployment("p2", 2 * H, "promoted", missing="sha_not_in_checkout"),
+        ],
+    )
+    markdown = render_markdown(_report(url))
+    assert "| Lead time for changes | no data |" in markdown
+    assert (
+        "Lead time: 2 of 2 promotions to production had no commit time "
+        "(no --commit-time / SAFESHIP_COMMIT_TIME and sha not in the checkout)."
+    ) in markdown
+
+
+def test_a_reason_the_report_does_not_know_is_shown_as_stored(store_url: str) -> None:
+    url = _store_of(store_url, [_deployment("p1", H, "promoted", missing="built elsewhere")])
+    assert (
+        "Lead time: 1 of 1 promotions to production had no commit time (reason 'built elsewhere')."
+    ) in render_markdown(_report(url))
+
+
+def test_with_every_commit_time_known_the_report_says_nothing_about_it(history: str) -> None:
+    report = _report(history, service="web")
+    assert report.dora.lead_time_missing == {}
+    assert "had no commit time" not in render_markdown(report)
 
 
 def test_change_failure_rate_is_unpromoted_over_finished_production(history: str) -> None:

@@ -140,6 +140,20 @@ def test_created_deployment_reads_back_with_every_field(store: Store) -> None:
     assert store.get_deployment("d1") == record
 
 
+def test_a_deployment_without_a_commit_time_reads_back_with_why(store: Store) -> None:
+    record = DeploymentRecord(
+        id="d1",
+        service="checkout",
+        environment="prod",
+        version="1.2.3",
+        started_at=1000.25,
+        commit_sha="abc123",
+        commit_time_missing="sha_not_in_checkout",
+    )
+    store.create_deployment(record)
+    assert store.get_deployment("d1") == record
+
+
 def test_unknown_deployment_is_none(store: Store) -> None:
     assert store.get_deployment("nope") is None
 

@@ -29,6 +29,7 @@ from safeship.grafana.client import GrafanaClient
 from safeship.grafana.follow import DashboardFollower
 from safeship.ids import new_deployment_id
 from safeship.metrics.push import push_or_warn
+from safeship.rollout.commit_time import commit_time as read_commit_time
 from safeship.rollout.controller import RolloutController, RolloutEvent
 from safeship.rollout.machine import Phase, RolloutState
 from safeship.rollout.story import rollout_story
@@ -63,10 +64,11 @@ from safeship.store.interface import DeploymentRecord, Store
 )
 @click.option(
     "--commit-time",
-    type=params.EPOCH_SECONDS,
+    type=params.COMMIT_TIME,
     envvar="SAFESHIP_COMMIT_TIME",
     default=None,
-    help="Commit time, epoch seconds, for lead time [env SAFESHIP_COMMIT_TIME].",
+    help="Commit time for lead time: ISO 8601 with an offset (as git's %cI), or epoch "
+    "seconds [env SAFESHIP_COMMIT_TIME].",
 )
 @click.option(
     "--steps",
@@ -107,12 +109,15 @@ def rollout(
     settings = environment_settings(cfg, environment).with_overrides(
         steps=parse_steps(steps) if steps else None, hold=hold
     )
+    commit = read_commit_time(commit_sha, commit_time)
     with (
         _store(cfg.store.url) as store,
         controller_for(settings, store) as controller,
         _github(cfg, as_json) as github,
     ):
         controller.on_event = _events(cfg, controller, show=not as_json, github=github)
+        if commit.warning:
+            _warn_once(commit.warning, github)
         deployment_id = deployment_id or new_deployment_id(time.time())
         try:
             with _json_errors(as_json, controller.store, deployment_id):
@@ -120,7 +125,8 @@ def rollout(
                     version,
                     deployment_id=deployment_id,
                     commit_sha=commit_sha,
-                    commit_time=commit_time,
+                    commit_time=commit.seconds,
+                    commit_time_missing=commit.missing,
                 )
         except KeyboardInterrupt:
             # The router keeps the weight it has; say how to finish from here.

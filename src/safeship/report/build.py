@@ -7,7 +7,7 @@ Which records count (the docs repeat this):
 * DORA keys measure the production environment (`--production-env`, default
   `production`): frequency = promotions / days in the period; lead time =
   `finished_at - commit_time` of promotions (those without `commit_time` are left
-  out and counted); change failure rate = finished but not promoted / finished;
+  out and counted by why); change failure rate = finished but not promoted / finished;
   time to restore = per episode of consecutive failures of one service and
   environment, first failure's start to the end of the next promotion.
 * Per service: outcomes over all its environments, DORA keys over its production
@@ -59,7 +59,8 @@ class Counts:
     failed: int = 0
     canaries: int = 0  # finished with canary traffic (max_weight > 0)
     canary_rollbacks_by_analysis: int = 0
-    promoted_without_commit_time: int = 0
+    # why -> promotions without a commit time (see CubeRow.without_commit_time)
+    promoted_without_commit_time: dict[str, int] = field(default_factory=dict)
 
     def add(self, row: CubeRow) -> None:
         self.deployments += row.count
@@ -68,7 +69,10 @@ class Counts:
         self.finished += row.count
         if row.outcome == "promoted":
             self.promoted += row.count
-            self.promoted_without_commit_time += row.count - row.with_commit_time
+            why = row.without_commit_time
+            if why is not None:
+                missing = self.promoted_without_commit_time
+                missing[why] = missing.get(why, 0) + row.count
         elif row.outcome in ("rolled_back", "aborted"):
             self.rolled_back += row.count
         else:
@@ -98,11 +102,15 @@ class DoraKeys:
     deployments: int
     promotions: int
     lead_times: list[float]  # sorted, of promotions with a commit time
-    lead_time_excluded: int
+    lead_time_missing: dict[str, int]  # why -> promotions without a commit time
     failed: int
     finished: int
     restore_times: list[float] = field(default_factory=list)
     unrestored: int = 0
+
+    @property
+    def lead_time_excluded(self) -> int:
+        return sum(self.lead_time_missing.values())
 
     @property
     def per_day(self) -> float | None:
@@ -216,7 +224,7 @@ def build_report(conn: Connection, scope: Scope, now: float) -> Report:
                 for (env, svc), values in leads.items()
                 if env == environment and service in (None, svc)
             ),
-            lead_time_excluded=counts.promoted_without_commit_time,
+            lead_time_missing=counts.promoted_without_commit_time,
             failed=counts.finished - counts.promoted,
             finished=counts.finished,
             restore_times=[e.restored_at - e.failed_at for e in eps if e.restored_at is not None],

@@ -37,6 +37,8 @@ FINISHED_OUTCOMES = ("promoted", "rolled_back", "aborted", "failed")
 #: Reasons that come from the canary analysis' statistical checks, not from people,
 #: hooks, smoke tests or missing infrastructure.
 ANALYSIS_REASONS: tuple[str, ...] = (Reason.HIGH_ERROR_RATE.value, Reason.HIGH_LATENCY.value)
+#: Why a promotion has no commit time when its row does not say (see `CubeRow`).
+NOT_RECORDED = "not_recorded"
 #: Upper bounds (seconds) of the lead-time histogram's bars; the last bar is open-ended.
 LEAD_TIME_BOUNDS: tuple[float, ...] = (
     900.0,
@@ -72,7 +74,9 @@ class CubeRow:
     day: int  # whole days since the period's start
     outcome: str | None
     count: int
-    with_commit_time: int
+    # Promoted without a commit time: why (a `CommitTimeMissing` value, or NOT_RECORDED
+    # for rows from before revision 0008 and from outside `safeship rollout`); else None.
+    without_commit_time: str | None
     canaries: int  # the canary took traffic (max_weight > 0)
     canaries_by_analysis: int  # ... and the reason is one of ANALYSIS_REASONS
 
@@ -148,7 +152,11 @@ def _whole_days(seconds: ColumnElement[float], dialect: str) -> ColumnElement[in
 
 
 def deployment_cube(conn: Connection, scope: Scope) -> list[CubeRow]:
-    """Every count the report needs, from one grouped pass over the period's deployments."""
+    """Every count the report needs, from one grouped pass over the period's deployments.
+
+    Promotions without a commit time are grouped by why, so the report can say what
+    lead time is missing and what would provide it.
+    """
     d = deployments.c
     canary = d.max_weight > 0
     rows = select(
@@ -156,18 +164,23 @@ def deployment_cube(conn: Connection, scope: Scope) -> list[CubeRow]:
         d.environment,
         _whole_days(d.started_at - scope.period.start, conn.dialect.name).label("day"),
         d.outcome,
-        d.commit_time,
+        case(
+            (
+                and_(d.outcome == "promoted", d.commit_time.is_(None)),
+                func.coalesce(d.commit_time_missing, NOT_RECORDED),
+            ),
+            else_=None,
+        ).label("without_commit_time"),
         case((canary, 1), else_=0).label("canary"),
         case((and_(canary, d.reason.in_(ANALYSIS_REASONS)), 1), else_=0).label("by_analysis"),
     ).where(*_scoped(scope))
     # Grouped outside: PostgreSQL does not match a GROUP BY expression whose bound
     # parameters SQLAlchemy renders under new names.
     sub = rows.subquery()
-    keys = (sub.c.service, sub.c.environment, sub.c.day, sub.c.outcome)
+    keys = (sub.c.service, sub.c.environment, sub.c.day, sub.c.outcome, sub.c.without_commit_time)
     query = select(
         *keys,
         func.count(),
-        func.count(sub.c.commit_time),
         func.sum(sub.c.canary),
         func.sum(sub.c.by_analysis),
     ).group_by(*keys)
@@ -177,8 +190,8 @@ def deployment_cube(conn: Connection, scope: Scope) -> list[CubeRow]:
             environment=row[1],
             day=int(row[2]),
             outcome=row[3],
-            count=int(row[4]),
-            with_commit_time=int(row[5]),
+            without_commit_time=row[4],
+            count=int(row[5]),
             canaries=int(row[6]),
             canaries_by_analysis=int(row[7]),
         )

@@ -119,6 +119,7 @@ def _dora(keys: DoraKeys) -> dict[str, Any]:
         "lead_time": {
             "promotions_measured": len(keys.lead_times),
             "excluded_without_commit_time": keys.lead_time_excluded,
+            "without_commit_time": dict(keys.lead_time_missing),
             "median_seconds": keys.lead_time(50),
             "p90_seconds": keys.lead_time(90),
             "tier": tiers["lead_time"],

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from safeship.report.ticks import Tick, count_ticks, percent_ticks, time_ticks
+
 WIDTH = 760
 HEIGHT = 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 56, 56, 16, 48
@@ -20,17 +22,6 @@ class Series:
     name: str
     color: str
     values: Sequence[float]
-
-
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above `value` (1, 2 or 5 times a power of ten)."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** len(str(int(value)))  # above value
-    for candidate in (magnitude / 10, magnitude / 5, magnitude / 2, magnitude):
-        if candidate >= value:
-            return float(candidate)
-    return float(magnitude)
 
 
 def _frame(body: list[str], label: str) -> str:
@@ -48,16 +39,17 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", cls: str = "tic
     )
 
 
-def _y_axis(top: float, x: float, anchor: str, fmt: str = "{:g}") -> list[str]:
+def _y_axis(ticks: Sequence[Tick], x: float, anchor: str) -> list[str]:
+    """Grid lines and labels at `ticks`, the last one at the top of the plot."""
     plot_height = HEIGHT - _TOP - _BOTTOM
+    top = ticks[-1].value
     parts = []
-    for i in range(5):
-        value = top * i / 4
-        y = HEIGHT - _BOTTOM - plot_height * i / 4
+    for tick in ticks:
+        y = HEIGHT - _BOTTOM - plot_height * tick.value / top
         parts.append(
             f'<line x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
         )
-        parts.append(_text(x, y + 4, fmt.format(value), anchor))
+        parts.append(_text(x, y + 4, tick.label, anchor))
     return parts
 
 
@@ -74,12 +66,13 @@ def _legend(series: Sequence[tuple[str, str]]) -> list[str]:
 def bar_chart(labels: Sequence[str], series: Sequence[Series], label: str) -> str:
     """Stacked bars, one per label; at most ~12 tick labels are written under them."""
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
-    top = _nice_max(max(totals, default=0))
+    ticks = count_ticks(max(totals, default=0))
+    top = ticks[-1].value
     plot_width = WIDTH - _LEFT - _RIGHT
     plot_height = HEIGHT - _TOP - _BOTTOM
     slot = plot_width / max(len(labels), 1)
     bar = max(slot * 0.8, 1.0)
-    body = _y_axis(top, _LEFT - 6, "end")
+    body = _y_axis(ticks, _LEFT - 6, "end")
     every = max(1, -(-len(labels) // 12))
     for i, name in enumerate(labels):
         x = _LEFT + i * slot + (slot - bar) / 2
@@ -109,14 +102,18 @@ class Line:
 
 
 def line_chart(
-    left: Line, right: Sequence[Line], x_max: float, right_top: float, label: str
+    left: Line, right: Sequence[Line], x_max: float, right_max: float, label: str
 ) -> str:
-    """`left` on a 0-100 axis (canary weight, as a step line), `right` lines on a second
-    axis from 0 to `right_top` (error rates, as percentages), against seconds."""
+    """`left` on a 0-100% axis (canary weight, as a step line), `right` lines on a second
+    axis of ratios up to at least `right_max` (error rates, shown as percentages) on the
+    same grid lines, against seconds up to `x_max`."""
     plot_width = WIDTH - _LEFT - _RIGHT
     plot_height = HEIGHT - _TOP - _BOTTOM
-    right_top = _nice_max(right_top * 100) / 100 if right_top > 0 else 0.01
-    x_max = max(x_max, 1.0)
+    weights = [Tick(t.value, f"{t.label}%") for t in count_ticks(100)]
+    rates = percent_ticks(right_max, len(weights) - 1)
+    seconds = time_ticks(x_max)
+    right_top = rates[-1].value
+    x_max = max(x_max, seconds[-1].value)  # the data's end, or 1 s when shorter
 
     def x_of(x: float) -> float:
         return _LEFT + plot_width * x / x_max
@@ -124,20 +121,12 @@ def line_chart(
     def y_of(y: float, top: float) -> float:
         return HEIGHT - _BOTTOM - plot_height * y / top
 
-    body = _y_axis(100, _LEFT - 6, "end", "{:g}%")
+    body = _y_axis(weights, _LEFT - 6, "end")
     body += [
-        _text(
-            WIDTH - _RIGHT + 6,
-            y_of(right_top * i / 4, right_top) + 4,
-            f"{right_top * i / 4:.1%}",
-            "start",
-        )
-        for i in range(5)
+        _text(WIDTH - _RIGHT + 6, y_of(tick.value, right_top) + 4, tick.label, "start")
+        for tick in rates
     ]
-    for i in range(5):
-        body.append(
-            _text(x_of(x_max * i / 4), HEIGHT - _BOTTOM + 14, f"{x_max * i / 4 / 60:.0f} min")
-        )
+    body += [_text(x_of(tick.value), HEIGHT - _BOTTOM + 14, tick.label) for tick in seconds]
     for line, top in [(left, 100.0), *((r, right_top) for r in right)]:
         if not line.points:
             continue

@@ -84,6 +84,7 @@ class _Generator:
                 "version": f"v1.{index}",
                 "commit_sha": f"{rng.getrandbits(64):016x}" if has_commit else None,
                 "commit_time": started_at - rng.lognormvariate(8.85, 1.0) if has_commit else None,
+                "commit_time_missing": None if has_commit else "no_sha",
                 "started_at": started_at,
                 "finished_at": started_at + duration if finished else None,
                 "outcome": outcome,

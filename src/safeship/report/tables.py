@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from safeship.report import format as fmt
 from safeship.report.build import BreakdownRow, DoraKeys, Report
+from safeship.report.queries import NOT_RECORDED
+from safeship.rollout.commit_time import CommitTimeMissing
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,37 @@ def summary(report: Report) -> list[str]:
             f"Left out: {report.left_out} demo rollouts (service {names}); "
             f"--service {scope.left_out[0]} reports on them."
         )
+    missing = _without_commit_time(report.dora)
+    if missing:
+        lines.append(missing)
     return lines
+
+
+def _without_commit_time(keys: DoraKeys) -> str | None:
+    """How many promotions lead time leaves out for want of a commit time, and why."""
+    if not keys.lead_time_missing:
+        return None
+    head = (
+        f"Lead time: {keys.lead_time_excluded} of {keys.promotions} promotions to "
+        f"{keys.environment} had no commit time"
+    )
+    reasons = sorted(keys.lead_time_missing.items(), key=lambda item: (-item[1], item[0]))
+    if len(reasons) == 1:
+        return f"{head} ({_why(reasons[0][0])})."
+    return f"{head}: " + "; ".join(f"{count} {_why(why)}" for why, count in reasons) + "."
+
+
+def _why(code: str) -> str:
+    if code == NOT_RECORDED:
+        return (
+            "with no reason recorded, as older rollouts and those not run by `safeship "
+            "rollout` record none: --commit-time / SAFESHIP_COMMIT_TIME, or a --commit-sha "
+            "in the rollout's checkout, provides it"
+        )
+    try:
+        return CommitTimeMissing(code).explanation
+    except ValueError:  # DeploymentRecord takes any string, e.g. through the library
+        return f"reason {code!r}"
 
 
 def dora_table(report: Report) -> Table:
@@ -153,7 +185,9 @@ def definitions(report: Report) -> list[str]:
         "A deployment is in the period when it started in it. Finished = promoted, "
         "rolled back, aborted or failed.",
         f"DORA keys count deployments to {production}: frequency = promotions per day; "
-        "lead time = commit time to the end of the promotion (median, p90); change failure "
+        "lead time = commit time (--commit-time / SAFESHIP_COMMIT_TIME, else the commit "
+        "sha's committer time from git in the rollout's checkout) to the end of the "
+        "promotion (median, p90); change failure "
         "= finished but not promoted / finished; time to restore = from the start of the "
         "first failed deployment of an episode to the end of the next promotion of that "
         "service and environment (median).",

@@ -47,6 +47,7 @@ from safeship.metrics import DeploymentMetrics
 from safeship.placement import Placement, SlotVersion, variables_in
 from safeship.providers.interface import MetricsProvider, Window
 from safeship.redact import redact_text
+from safeship.rollout.commit_time import CommitTimeMissing
 from safeship.rollout.hooks import RunResult, rollout_env, run_hook, run_smoke_test, slot_env
 from safeship.rollout.machine import (
     Decision,
@@ -145,8 +146,12 @@ class RolloutController:
         deployment_id: str | None = None,
         commit_sha: str | None = None,
         commit_time: float | None = None,
+        commit_time_missing: CommitTimeMissing | None = None,
     ) -> RolloutState:
         """Create a rollout of `version` and drive it until it ends or pauses.
+
+        `commit_time` is what lead time counts from; without it, `commit_time_missing`
+        says why, for the report (see `safeship.rollout.commit_time`).
 
         Raises `RolloutLockedError` while another process rolls out the same
         service to the same environment, or one of those rollouts is unfinished.
@@ -159,7 +164,9 @@ class RolloutController:
                 self._refuse_if_unfinished()
                 placement = self._place(version)
                 self._follow_slots(placement)
-                state = self._begin(version, deployment_id, commit_sha, commit_time, placement)
+                state = self._begin(
+                    version, deployment_id, commit_sha, commit_time, commit_time_missing, placement
+                )
             except StoreError as exc:
                 # Nothing has moved yet: the history store is infrastructure that is not
                 # there, like a router that does not answer before the rollout (exit 3).
@@ -323,6 +330,7 @@ class RolloutController:
         deployment_id: str,
         commit_sha: str | None,
         commit_time: float | None,
+        commit_time_missing: CommitTimeMissing | None,
         placement: Placement,
     ) -> RolloutState:
         """Record the new rollout and where it goes; no traffic moves until `_drive`."""
@@ -345,6 +353,7 @@ class RolloutController:
                 started_at=now,
                 commit_sha=commit_sha,
                 commit_time=commit_time,
+                commit_time_missing=commit_time_missing,
             )
         )
         self._record(

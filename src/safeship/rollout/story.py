@@ -32,6 +32,8 @@ def rollout_story(store: Store, deployment_id: str) -> dict[str, Any]:
             "environment": deployment.environment,
             "version": deployment.version,
             "commit_sha": deployment.commit_sha,
+            "commit_time": deployment.commit_time,
+            "commit_time_missing": deployment.commit_time_missing,
             "started_at": deployment.started_at,
             "finished_at": deployment.finished_at,
             "duration": deployment.duration,

@@ -38,6 +38,9 @@ class DeploymentRecord:
     started_at: float
     commit_sha: str | None = None
     commit_time: float | None = None
+    # Why commit_time is None, so the report can say why lead time is missing (a
+    # `CommitTimeMissing` value); None when it has one, or nobody recorded why.
+    commit_time_missing: str | None = None
     finished_at: float | None = None
     outcome: str | None = None  # promoted | rolled_back | paused | aborted | failed
     reason: str | None = None  # rollback reason vocabulary, see DESIGN

@@ -107,6 +107,7 @@ deployments = Table(
     Column("version", String(), nullable=False),
     Column("commit_sha", String(), nullable=True),
     Column("commit_time", Float(), nullable=True),
+    Column("commit_time_missing", String(), nullable=True),
     Column("started_at", Float(), nullable=False),
     Column("finished_at", Float(), nullable=True),
     Column("outcome", String(), nullable=True),
