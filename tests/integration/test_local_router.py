@@ -509,6 +509,25 @@ def test_requests_aimed_at_another_host_are_refused_and_reach_nothing(
     check_quiet(stderr)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [b"GET /a b HTTP/1.1", b"GET /\xff HTTP/1.1", b"GET :PORT/ HTTP/1.1", b"GET @PORT/ HTTP/1.1"],
+    ids=["space", "non-ascii", "port-only", "at-port"],
+)
+def test_malformed_requests_are_a_counted_400_not_a_traceback(
+    guarded: LocalProxyProcess, evil: Listener, line: bytes
+) -> None:
+    request = line.replace(b"PORT", f"127.0.0.1:{evil.port}".encode()) + b"\r\nHost: x\r\n\r\n"
+
+    assert exchange(guarded.url, request)[0] == 400
+
+    counters = httpx.get(guarded.admin_url + "/weights", trust_env=False).json()
+    assert counters["bad_requests"] == 1
+    assert httpx.get(guarded.url + "/after", trust_env=False).status_code == 200  # still serving
+    assert evil.received == []
+    assert_quiet(guarded)
+
+
 def test_upstream_credentials_reach_that_upstream_as_basic_auth_and_nowhere_else(
     guarded: LocalProxyProcess, upstreams: dict[str, str], evil: Listener
 ) -> None:

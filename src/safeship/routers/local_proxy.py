@@ -12,7 +12,8 @@ Only origin-form requests (`GET /path?query`) are forwarded, to the chosen
 upstream's own scheme, host and port, with its credentials (the user and
 password in its URL) as the `Authorization` header; CONNECT and absolute- or
 authority-form targets (`GET http://other/`, `CONNECT host:port`) are refused
-and counted as `bad_requests`, so no request can reach another host.
+and counted as `bad_requests`, so no request can reach another host. A request
+that does not parse is a counted 400 too, and a debug line, never a traceback.
 
 Admin API: `GET /healthz`, `GET /weights`, `PUT /weights`
 `{"canary_weight": 0..100}` and `PUT /upstreams`
@@ -177,7 +178,7 @@ class RouteTable:
     requests: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
     upstream_errors: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
     client_disconnects: int = 0  # clients that left before their answer ended
-    bad_requests: int = 0  # refused before routing: a CONNECT, or a target that is no path
+    bad_requests: int = 0  # refused before routing: unparseable, a CONNECT, or no path
     _position: int = 0
     targets: dict[Track, Upstream] = field(init=False)  # `upstreams`, taken apart
 
@@ -463,6 +464,58 @@ class LocalProxy:
         return web.json_response(self.table.snapshot())
 
 
+class _ProxyConnection(web.RequestHandler):
+    """One client connection of the proxy port: what aiohttp cannot parse is a counted 400.
+
+    aiohttp logs every request it cannot parse (`GET /a b`, a byte that is not ASCII)
+    with a traceback; that is the client's mistake, so a counter and a debug line. An
+    error of the proxy's own is one line in the log, never a traceback either.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, manager: web.Server, table: RouteTable, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._table = table
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status == 400:  # aiohttp's status for a request it could not parse
+            self._table.bad_requests += 1
+            log.debug("refused a request that does not parse: %s", message)
+            text = "safeship: bad request\n"
+        else:
+            log.error(
+                "answered HTTP %d after an unexpected %s (a bug in safeship: please report it)",
+                status,
+                "timeout" if exc is None else repr(exc),  # aiohttp passes none for a timeout
+            )
+            log.debug("where it happened", exc_info=exc)
+            text = f"safeship: HTTP {status}\n"
+        if request.writer.output_size > 0:
+            # The answer has begun: all that is left is to cut the connection, quietly.
+            raise ConnectionError("an answer is under way")
+        response = web.Response(status=status, text=text)
+        response.force_close()
+        return response
+
+
+class _ProxyServer(web.Server):
+    """The proxy port's server, whose connections are `_ProxyConnection`s."""
+
+    def __init__(self, proxy: LocalProxy) -> None:
+        super().__init__(proxy.handle)
+        self._table = proxy.table
+
+    def __call__(self) -> web.RequestHandler:
+        return _ProxyConnection(self, self._table, loop=asyncio.get_running_loop(), access_log=None)
+
+
 def _host_name(host: str) -> str:
     """The name in a Host header: `[::1]:8081` -> `::1`, `localhost:8081` -> `localhost`."""
     if host.startswith("["):
@@ -616,9 +669,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    proxy_runner = web.ServerRunner(
-        web.Server(proxy.handle, access_log=None), shutdown_timeout=SHUTDOWN_GRACE
-    )
+    proxy_runner = web.ServerRunner(_ProxyServer(proxy), shutdown_timeout=SHUTDOWN_GRACE)
     admin_runner = web.AppRunner(proxy.admin_app(), access_log=None, shutdown_timeout=1.0)
     async with contextlib.AsyncExitStack() as cleanup:
         await proxy.open()
