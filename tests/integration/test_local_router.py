@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import itertools
 import json
 import os
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from safeship.child import start_child
 from safeship.errors import RouterError
 from safeship.routers.local import LocalProxyProcess, LocalRouter, start_local_proxy
 
@@ -224,7 +227,18 @@ def test_invalid_weight_is_rejected_with_400(
     assert router.get_weight() == 7
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1:1", "127.0.0.1:1", "http://", 5])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1:1",
+        "127.0.0.1:1",
+        "http://",
+        5,
+        # Accepted before, then a 500 and a traceback on every request routed there.
+        "http://127.0.0.1:99999",
+        "http://user%3Aname:pw@127.0.0.1:1",  # basic auth cannot carry a ':' in the user
+    ],
+)
 def test_invalid_upstream_is_rejected_with_400(proxy: LocalProxyProcess, url: object) -> None:
     response = httpx.put(f"{proxy.admin_url}/upstreams", json={"canary": url}, trust_env=False)
 
@@ -254,13 +268,20 @@ def test_request_and_response_are_forwarded(
     response = httpx.post(
         f"{proxy.url}/orders?id=7",
         content=b"payload",
-        headers={"X-Test": "yes", "Connection": "keep-alive, X-Hop", "X-Hop": "secret"},
+        headers={
+            "X-Test": "yes",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "secret",
+            "Authorization": "Bearer the-client's",
+        },
         trust_env=False,
     )
 
     seen = response.json()
     assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/orders?id=7", "payload")
     assert seen["headers"]["x-test"] == "yes"
+    # An upstream without credentials of its own gets the client's.
+    assert seen["headers"]["authorization"] == "Bearer the-client's"
     assert "x-hop" not in seen["headers"]
     # The upstream sees its own host, not the proxy's.
     assert seen["headers"]["host"] == upstreams["stable"].removeprefix("http://")
@@ -365,3 +386,176 @@ def test_clients_that_leave_early_are_normal_not_tracebacks(upstreams: dict[str,
         stderr = process._child.stderr_tail(100_000)
     assert "Traceback" not in stderr
     assert "Error handling request" not in stderr
+
+
+# Requests aimed past the upstream. The target used to be pasted onto the upstream URL, so
+# `CONNECT @HOST:PORT` turned `http://user:pw@upstream` into a URL whose host was HOST and
+# whose user was `user:pw@upstream`: the proxy sent the upstream's password to HOST as basic
+# auth and handed back HOST's answer.
+
+USER, PASSWORD = "proxyuser", "UpstreamS3cretPw"
+
+
+class Listener:
+    """A loopback port no request should ever reach: it records what each connection sent."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)  # a blocked accept() would not notice close()
+        self.port = self._socket.getsockname()[1]
+        self.received: list[bytes] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(1)
+                with contextlib.suppress(OSError):
+                    self.received.append(connection.recv(65536))
+                    # Answer, so that a proxy that got here hands this back instead of hanging.
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+        self._socket.close()
+
+
+@pytest.fixture
+def evil() -> Iterator[Listener]:
+    listener = Listener()
+    yield listener
+    listener.close()
+
+
+def with_password(url: str) -> str:
+    return url.replace("http://", f"http://{USER}:{PASSWORD}@")
+
+
+def basic_auth() -> str:
+    return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+@pytest.fixture
+def guarded(upstreams: dict[str, str]) -> Iterator[LocalProxyProcess]:
+    """A proxy whose upstream URLs carry a password, as basic-auth protected services' do."""
+    with start({track: with_password(url) for track, url in upstreams.items()}) as process:
+        yield process
+
+
+def exchange(url: str, request: bytes) -> tuple[int | None, bytes]:
+    """Send `request` verbatim on a connection of its own; the status and the whole answer.
+
+    The answer ends when the proxy closes the connection (refusals close it; other requests
+    ask for it), or after 2 s: a proxy that forwarded a CONNECT may hold it open.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=2) as client:
+        client.sendall(request)
+        with contextlib.suppress(TimeoutError):
+            while chunk := client.recv(65536):
+                answer += chunk
+    status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/") else None
+    return (int(status) if status else None), answer
+
+
+def assert_quiet(process: LocalProxyProcess) -> None:
+    """Nothing a client sent shows up as a traceback, and the upstream password never shows."""
+    check_quiet(process._child.stderr_tail(100_000))
+
+
+def check_quiet(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    assert "Error handling request" not in stderr
+    assert PASSWORD not in stderr
+
+
+def test_requests_aimed_at_another_host_are_refused_and_reach_nothing(
+    upstreams: dict[str, str], evil: Listener
+) -> None:
+    # Run as `safeship router serve`, the command the review reproduced it with.
+    upstream = with_password(upstreams["stable"])
+    args = ["router", "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+    args += ["--stable", upstream, "--canary", upstream]
+    evil_address = f"127.0.0.1:{evil.port}"
+    refusals = {
+        f"CONNECT @{evil_address}": 405,
+        f"CONNECT {evil_address}": 405,
+        f"GET http://{evil_address}/": 400,
+        f"GET http://{USER}:{PASSWORD}@{evil_address}/": 400,
+        "GET http://evil.example/": 400,
+        "OPTIONS *": 400,
+    }
+    with LocalProxyProcess(start_child("safeship", args, ("listen", "admin"), 10.0)) as process:
+        answers = {
+            line: exchange(process.url, f"{line} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            for line in refusals
+        }
+        counters = httpx.get(process.admin_url + "/weights", trust_env=False).json()
+        stderr = process._child.stderr_tail(100_000)
+
+    assert evil.received == []
+    assert {line: status for line, (status, _) in answers.items()} == refusals
+    assert not [line for line, (_, answer) in answers.items() if b"evil" in answer]
+    assert counters["bad_requests"] == len(refusals)
+    assert counters["requests"] == {"stable": 0, "canary": 0}  # never routed
+    check_quiet(stderr)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"GET /a b HTTP/1.1", b"GET /\xff HTTP/1.1", b"GET :PORT/ HTTP/1.1", b"GET @PORT/ HTTP/1.1"],
+    ids=["space", "non-ascii", "port-only", "at-port"],
+)
+def test_malformed_requests_are_a_counted_400_not_a_traceback(
+    guarded: LocalProxyProcess, evil: Listener, line: bytes
+) -> None:
+    request = line.replace(b"PORT", f"127.0.0.1:{evil.port}".encode()) + b"\r\nHost: x\r\n\r\n"
+
+    assert exchange(guarded.url, request)[0] == 400
+
+    counters = httpx.get(guarded.admin_url + "/weights", trust_env=False).json()
+    assert counters["bad_requests"] == 1
+    assert httpx.get(guarded.url + "/after", trust_env=False).status_code == 200  # still serving
+    assert evil.received == []
+    assert_quiet(guarded)
+
+
+def test_upstream_credentials_reach_that_upstream_as_basic_auth_and_nowhere_else(
+    guarded: LocalProxyProcess, upstreams: dict[str, str], evil: Listener
+) -> None:
+    # A path that reads like an authority stays a path, on the upstream.
+    path = f"//127.0.0.1:{evil.port}/orders?id=7"
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+
+    status, answer = exchange(guarded.url, request)
+
+    assert status == 200
+    seen = json.loads(answer.partition(b"\r\n\r\n")[2])
+    # (http.server folds the leading "//" into one "/", against open redirects.)
+    assert (seen["name"], seen["path"]) == ("stable", path[1:])
+    assert seen["headers"]["authorization"] == basic_auth()
+    # Its Host is the upstream's, as before, and carries no user or password.
+    assert seen["headers"]["host"] == upstreams["stable"].removeprefix("http://")
+    assert evil.received == []
+    assert_quiet(guarded)
+
+
+def test_a_client_authorization_gives_way_to_the_upstream_credentials(
+    guarded: LocalProxyProcess,
+) -> None:
+    # It used to be a 500 and a traceback: aiohttp refuses a header and URL credentials both.
+    response = httpx.get(
+        guarded.url + "/", headers={"Authorization": "Bearer the-client's"}, trust_env=False
+    )
+
+    assert response.status_code == 200
+    assert response.json()["headers"]["authorization"] == basic_auth()
+    assert_quiet(guarded)

@@ -8,6 +8,13 @@ talks to its small JSON admin API. Run it as::
         --admin 127.0.0.1:8081 --stable http://127.0.0.1:9001 \\
         --canary http://127.0.0.1:9002 [--weight 0] [--state-file PATH]
 
+Only origin-form requests (`GET /path?query`) are forwarded, to the chosen
+upstream's own scheme, host and port, with its credentials (the user and
+password in its URL) as the `Authorization` header; CONNECT and absolute- or
+authority-form targets (`GET http://other/`, `CONNECT host:port`) are refused
+and counted as `bad_requests`, so no request can reach another host. A request
+that does not parse is a counted 400 too, and a debug line, never a traceback.
+
 Admin API: `GET /healthz`, `GET /weights`, `PUT /weights`
 `{"canary_weight": 0..100}` and `PUT /upstreams`
 `{"stable"?, "canary"?, "canary_weight"?}` (one change, applied at once: a
@@ -20,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hmac
 import json
+import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -74,11 +84,61 @@ SHUTDOWN_GRACE = 5.0
 """How long SIGTERM waits for in-flight requests before closing them."""
 ADMIN_TOKEN_ENV = "SAFESHIP_ADMIN_TOKEN"
 
+# RFC 9112 section 3.2.1: absolute-path ["?" query], in visible ASCII. No "#": a fragment
+# is never part of a request target.
+_ORIGIN_FORM = re.compile(r"/[\x21\x22\x24-\x7e]*")
+# What a 405 for CONNECT advertises: every other method is forwarded as it comes.
+_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+log = logging.getLogger("safeship.router")
+
 
 class StartupError(Exception):
     """A busy port, or an unreadable state file: the proxy refuses to guess a weight."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An upstream URL taken apart once: where requests go, and the credentials they carry.
+
+    A request's path and query are joined to its parts, never pasted onto its URL, so
+    no request target can name another host; its user and password go only to it, as
+    the `Authorization` header, never in a URL.
+    """
+
+    scheme: str
+    authority: str  # host and port, without the user and password
+    path: str  # the base path, encoded, without a trailing "/"
+    authorization: str | None  # HTTP Basic from the URL's user and password, if it has them
+
+    @classmethod
+    def parse(cls, url: str) -> Upstream:
+        """Raises ValueError for a URL that cannot be connected to (no host, a bad port)."""
+        parsed = URL(url)
+        if not parsed.raw_host:
+            raise ValueError("no host")
+        authorization = None
+        if parsed.raw_user is not None or parsed.raw_password is not None:
+            user, password = parsed.user or "", parsed.password or ""
+            if ":" in user:
+                raise ValueError("basic auth cannot send a user name with ':' in it")
+            # UTF-8: the one charset RFC 7617 names.
+            authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        bare = parsed.with_user(None)
+        return cls(bare.scheme, bare.raw_authority, bare.raw_path.rstrip("/"), authorization)
+
+    def url_for(self, target: str) -> URL:
+        """The URL for an origin-form request target, its path and query as they came."""
+        path, _, query = target.partition("?")
+        return URL.build(
+            scheme=self.scheme,
+            authority=self.authority,
+            path=self.path + path,
+            query_string=query,
+            encoded=True,
+        )
 
 
 def parse_upstream(value: object, field_name: str) -> str:
@@ -90,6 +150,10 @@ def parse_upstream(value: object, field_name: str) -> str:
         raise ValueError(f"{field_name} must be an http(s) URL with a host, got {value!r}")
     if parts.query or parts.fragment:
         raise ValueError(f"{field_name} must not have a query or fragment, got {value!r}")
+    try:
+        Upstream.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{field_name} is not a usable URL ({exc}): {redact_url(value)}") from None
     return value.rstrip("/")
 
 
@@ -114,7 +178,12 @@ class RouteTable:
     requests: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
     upstream_errors: dict[Track, int] = field(default_factory=lambda: dict.fromkeys(TRACKS, 0))
     client_disconnects: int = 0  # clients that left before their answer ended
+    bad_requests: int = 0  # refused before routing: unparseable, a CONNECT, or no path
     _position: int = 0
+    targets: dict[Track, Upstream] = field(init=False)  # `upstreams`, taken apart
+
+    def __post_init__(self) -> None:
+        self.targets = {track: Upstream.parse(url) for track, url in self.upstreams.items()}
 
     def choose(self) -> Track:
         """Pick the track for the next request.
@@ -144,6 +213,7 @@ class RouteTable:
             self.canary_weight = config["canary_weight"]
             self._position = 0
         self.upstreams = {track: config[track] for track in TRACKS}
+        self.targets = {track: Upstream.parse(config[track]) for track in TRACKS}
 
     def snapshot(self) -> dict[str, Any]:
         """The body of `GET /weights` (upstream URLs without their passwords)."""
@@ -153,6 +223,7 @@ class RouteTable:
             "requests": dict(self.requests),
             "upstream_errors": dict(self.upstream_errors),
             "client_disconnects": self.client_disconnects,
+            "bad_requests": self.bad_requests,
         }
 
 
@@ -253,16 +324,24 @@ class LocalProxy:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Forward one request to the chosen upstream and stream the answer back."""
         assert self._session is not None, "open() first"
+        if request.method == "CONNECT":
+            return self._refuse(405, "CONNECT is not proxied", {"Allow": _ALLOW})
+        if not _ORIGIN_FORM.fullmatch(request.raw_path):
+            return self._refuse(400, "only a path and query are proxied, not a URL or a host")
         track = self.table.choose()
-        url = URL(self.table.upstreams[track] + request.raw_path, encoded=True)
+        target = self.table.targets[track]
+        headers = _forwardable(request.headers, _REQUEST_SKIP)
+        if target.authorization is not None:
+            # The upstream's own credentials: they replace any the client sent.
+            headers["Authorization"] = target.authorization
         if request.headers.get("Expect", "").lower() == "100-continue":
             with contextlib.suppress(ConnectionError):  # gone already: the request fails below
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             upstream = await self._session.request(
                 request.method,
-                url,
-                headers=_forwardable(request.headers, _REQUEST_SKIP),
+                target.url_for(request.raw_path),
+                headers=headers,
                 data=request.content if request.body_exists else None,
                 allow_redirects=False,
             )
@@ -271,6 +350,19 @@ class LocalProxy:
             return _gateway_error(track, exc)
         async with upstream:
             return await self._relay(request, upstream, track)
+
+    def _refuse(
+        self, status: int, reason: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        """Answer a request that is not for the upstreams; its connection is closed after.
+
+        The client's mistake, so a counter and a debug line, never an error in the log.
+        """
+        self.table.bad_requests += 1
+        log.debug("refused a request: %s", reason)
+        response = web.Response(status=status, text=f"safeship: {reason}\n", headers=headers)
+        response.force_close()
+        return response
 
     async def _relay(
         self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, track: Track
@@ -370,6 +462,58 @@ class LocalProxy:
                 return web.json_response({"error": f"could not save state file: {exc}"}, status=500)
         self.table.apply(config)
         return web.json_response(self.table.snapshot())
+
+
+class _ProxyConnection(web.RequestHandler):
+    """One client connection of the proxy port: what aiohttp cannot parse is a counted 400.
+
+    aiohttp logs every request it cannot parse (`GET /a b`, a byte that is not ASCII)
+    with a traceback; that is the client's mistake, so a counter and a debug line. An
+    error of the proxy's own is one line in the log, never a traceback either.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, manager: web.Server, table: RouteTable, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._table = table
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status == 400:  # aiohttp's status for a request it could not parse
+            self._table.bad_requests += 1
+            log.debug("refused a request that does not parse: %s", message)
+            text = "safeship: bad request\n"
+        else:
+            log.error(
+                "answered HTTP %d after an unexpected %s (a bug in safeship: please report it)",
+                status,
+                "timeout" if exc is None else repr(exc),  # aiohttp passes none for a timeout
+            )
+            log.debug("where it happened", exc_info=exc)
+            text = f"safeship: HTTP {status}\n"
+        if request.writer.output_size > 0:
+            # The answer has begun: all that is left is to cut the connection, quietly.
+            raise ConnectionError("an answer is under way")
+        response = web.Response(status=status, text=text)
+        response.force_close()
+        return response
+
+
+class _ProxyServer(web.Server):
+    """The proxy port's server, whose connections are `_ProxyConnection`s."""
+
+    def __init__(self, proxy: LocalProxy) -> None:
+        super().__init__(proxy.handle)
+        self._table = proxy.table
+
+    def __call__(self) -> web.RequestHandler:
+        return _ProxyConnection(self, self._table, loop=asyncio.get_running_loop(), access_log=None)
 
 
 def _host_name(host: str) -> str:
@@ -525,9 +669,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    proxy_runner = web.ServerRunner(
-        web.Server(proxy.handle, access_log=None), shutdown_timeout=SHUTDOWN_GRACE
-    )
+    proxy_runner = web.ServerRunner(_ProxyServer(proxy), shutdown_timeout=SHUTDOWN_GRACE)
     admin_runner = web.AppRunner(proxy.admin_app(), access_log=None, shutdown_timeout=1.0)
     async with contextlib.AsyncExitStack() as cleanup:
         await proxy.open()
