@@ -559,3 +559,14 @@ def test_a_client_authorization_gives_way_to_the_upstream_credentials(
     assert response.status_code == 200
     assert response.json()["headers"]["authorization"] == basic_auth()
     assert_quiet(guarded)
+
+
+@pytest.mark.parametrize(
+    "line", [b"GET /a b HTTP/1.1", b"GET /\xff HTTP/1.1"], ids=["space", "byte"]
+)
+def test_malformed_requests_to_the_admin_port_are_a_400_not_a_traceback(
+    guarded: LocalProxyProcess, line: bytes
+) -> None:
+    assert exchange(guarded.admin_url, line + b"\r\nHost: 127.0.0.1\r\n\r\n")[0] == 400
+    assert httpx.get(guarded.admin_url + "/weights", trust_env=False).status_code == 200
+    assert_quiet(guarded)

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -516,6 +517,19 @@ class _ProxyServer(web.Server):
         return _ProxyConnection(self, self._table, loop=asyncio.get_running_loop(), access_log=None)
 
 
+class _UnparsedRequestsQuiet(logging.Filter):
+    """The admin port's aiohttp logs a request it cannot parse (`GET /a b`) with a traceback
+    and answers 400: the client's mistake, so a debug line instead (the proxy port's own
+    connections say so themselves, see `_ProxyConnection`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            log.debug("admin: refused a request that does not parse: %s", exc)
+            return False
+        return True
+
+
 def _host_name(host: str) -> str:
     """The name in a Host header: `[::1]:8081` -> `::1`, `localhost:8081` -> `localhost`."""
     if host.startswith("["):
@@ -669,6 +683,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    logging.getLogger("aiohttp.server").addFilter(_UnparsedRequestsQuiet())
     proxy_runner = web.ServerRunner(_ProxyServer(proxy), shutdown_timeout=SHUTDOWN_GRACE)
     admin_runner = web.AppRunner(proxy.admin_app(), access_log=None, shutdown_timeout=1.0)
     async with contextlib.AsyncExitStack() as cleanup:
