@@ -25,7 +25,7 @@ import httpx
 from safeship.config import GRAFANA_TOKEN_ENV, GRAFANA_URL_ENV, GrafanaSettings, http_url
 from safeship.errors import ConfigError, PermanentError, TransientError
 from safeship.http import RetryPolicy, make_client, retry_after_seconds, with_retries
-from safeship.redact import basic_credentials, redact_text, redact_url
+from safeship.redact import basic_credential_forms, redact_text, redact_url
 
 TOKEN_ENV = GRAFANA_TOKEN_ENV
 URL_ENV = GRAFANA_URL_ENV
@@ -239,7 +239,7 @@ class GrafanaClient:
         known = [self._token, f"Bearer {self._token}"] if self._token else []
         if self._basic is not None:
             user, password = self._basic
-            known += [password, basic_credentials(user, password)] if password else []
+            known += [password, *basic_credential_forms(user, password)] if password else []
         return redact_text(text, known)
 
     def _request(
