@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 MASK = "***"
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -81,6 +81,16 @@ def basic_credential_forms(user: str, secret: str) -> frozenset[str]:
     urlsafe = base64.urlsafe_b64encode(raw).decode()
     forms = {encoded, urlsafe, urlsafe.rstrip("="), *_wrapped_lines(raw)}
     return frozenset(f for f in forms if len(f) >= _MIN_SCRUB_LENGTH)
+
+
+def url_password_forms(url: str) -> list[str]:
+    """The password in `url`'s user-info (decoded) and the HTTP Basic credentials an HTTP
+    client sends for it: what a server (or a proxy before it) may quote back."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return []
+    password = unquote(parts.password)
+    return [password, *basic_credential_forms(unquote(parts.username or ""), password)]
 
 
 def _wrapped_lines(raw: bytes) -> set[str]:
@@ -152,6 +162,29 @@ def remember_secrets(secrets: Iterable[str]) -> None:
     remembers the config's once it is loaded, so that an error raised anywhere (even a
     library's, quoting a URL it could not parse) cannot show them."""
     _remembered.update(s for s in secrets if len(s) >= _MIN_SCRUB_LENGTH)
+
+
+# How far past the cut `shown` redacts: a credential or URL the cut goes through is whole
+# within it, and a huge body costs no more than this to redact.
+SHOWN_MARGIN = 64 * 1024
+_CUT = "..."
+
+
+def shown(text: str, secrets: Iterable[str] = (), limit: int = 200, *, tail: bool = False) -> str:
+    """`text` from outside (a response body, a child's stderr, an exception's message) fit
+    for a message: redacted, then cut to at most `limit` characters, keeping its start (or
+    with `tail`, its end), the cut marked with `...`.
+
+    Redacting before cutting is the point: a cut through a credential leaves a piece that is
+    no form of any secret (`glsa_PARTIAL`) and that nothing downstream can recognise, and a
+    URL cut before its `@` no longer shows its user-info as such. Every place that shortens
+    text from outside goes through here."""
+    window = text[-(limit + SHOWN_MARGIN) :] if tail else text[: limit + SHOWN_MARGIN]
+    redacted = redact_text(window, secrets)
+    if len(redacted) <= limit:
+        return redacted
+    keep = max(0, limit - len(_CUT))
+    return _CUT + redacted[len(redacted) - keep :] if tail else redacted[:keep] + _CUT
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
