@@ -10,7 +10,9 @@ within it, and no first part of the credential (6 characters or more) may show.
 from __future__ import annotations
 
 import base64
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from safeship.child import ChildProcess
 from safeship.config import Hook, PrometheusSettings, PushgatewaySettings
 from safeship.errors import RouterError, SafeshipError
 from safeship.grafana.client import GrafanaClient
@@ -232,3 +235,19 @@ def test_a_hooks_output_is_redacted_before_its_tail_is_kept() -> None:
         shows = [PASSWORD[-n:] for n in range(6, len(PASSWORD) + 1) if PASSWORD[-n:] in detail]
         assert not shows, (padding, detail[:40])
     assert detail == "exit 1: ..." + "x" * 1997
+
+
+def test_a_childs_stderr_tail_is_redacted_before_it_is_cut() -> None:
+    """A child's stderr was read cut to its last bytes, then shown: a URL whose start the cut
+    dropped (the `http://u:` that marks user-info) showed the rest of its password."""
+    for padding in range(1965, 1998, 4):
+        script = f"import sys; sys.stderr.write('http://u:{PASSWORD}@h/' + 'x' * {padding})"
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the ChildProcess owns and closes it
+        process = subprocess.Popen([sys.executable, "-c", script], stderr=stderr)
+        process.wait()
+        child = ChildProcess(process, stderr, {})
+        tail = child.stderr_tail(2000)
+        child.stop(1)
+        shows = [PASSWORD[-n:] for n in range(6, len(PASSWORD) + 1) if PASSWORD[-n:] in tail]
+        assert not shows, (padding, tail[:40])
+        assert tail.endswith("x" * 1900)
