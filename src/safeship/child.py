@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from safeship.redact import SHOWN_MARGIN, shown
+
 # How long a child that failed to start gets to exit on SIGTERM: it serves
 # nothing yet, so there is nothing to drain.
 _FAILED_START_GRACE = 2.0
@@ -72,7 +74,8 @@ class ChildProcess:
         return code
 
     def stderr_tail(self, limit: int = _TAIL_BYTES) -> str:
-        """The end of what the child wrote to stderr, for error messages; empty once stopped."""
+        """The end of what the child wrote to stderr (redacted), for error messages; empty
+        once stopped."""
         return "" if self._stderr.closed else _tail(self._stderr, limit)
 
 
@@ -191,11 +194,13 @@ def _reap(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def _tail(file: IO[bytes], limit: int) -> str:
-    """The last `limit` bytes of a file the child may still be writing to.
+    """The last `limit` characters of a file the child may still be writing to, redacted.
 
-    `pread` leaves the file offset, which the child shares, alone, so the
-    child's next write still lands at the end.
+    Read with `shown`'s margin before the cut, so that a credential (a URL's password in a
+    traceback) the cut goes through is whole when it is redacted. `pread` leaves the file
+    offset, which the child shares, alone, so the child's next write still lands at the end.
     """
     size = os.fstat(file.fileno()).st_size
-    start = max(0, size - limit)
-    return os.pread(file.fileno(), size - start, start).decode(errors="replace").strip()
+    start = max(0, size - limit - SHOWN_MARGIN)
+    text = os.pread(file.fileno(), size - start, start).decode(errors="replace").strip()
+    return shown(text, limit=limit, tail=True)

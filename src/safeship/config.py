@@ -38,7 +38,7 @@ from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
 from safeship.files import UnreadableFile, read_bounded
 from safeship.loopback import is_loopback
-from safeship.redact import MASK, basic_credentials, redact_text
+from safeship.redact import MASK, basic_credential_forms, redact_text
 
 DEFAULT_CONFIG_PATH = "safeship.yaml"
 DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
@@ -1550,7 +1550,7 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
     elif isinstance(value, BasicAuth):
         with contextlib.suppress(ConfigError):
             password = value.password.reveal()
-            found.update({password, basic_credentials(value.username, password)})
+            found.update({password, *basic_credential_forms(value.username, password)})
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _collect_secrets(getattr(value, name), found)
@@ -1574,7 +1574,7 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
             if secret:
                 found.update({secret, unquote(secret)})
                 if colon:  # what an HTTP client sends for these credentials
-                    found.add(basic_credentials(unquote(user), unquote(secret)))
+                    found.update(basic_credential_forms(unquote(user), unquote(secret)))
 
 
 def _mask(value: Any, secrets: frozenset[str], key: str = "") -> Any:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import html
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -60,7 +62,9 @@ GRAFANA_TOKEN = "glsa_CANARY_TOKEN_7f3a9e"
 PROM_BEARER_ENV = "CANARY_PROM_BEARER_2b8d41"
 PROM_BEARER_FILE = "CANARY_PROM_BEARER_FILE_6c1f07"
 PROM_BASIC_ENV = "CANARY_PROM_BASICPW_4d7b55"
-PROM_BASIC_FILE = "CANARY_PROM_BASICPW_FILE_9e2a31"
+# Quotes, `&`, `/` and an accent, and long enough (70 bytes) that its base64 wraps: it is
+# printed shell-quoted, HTML-escaped, in repr and wrapped base64 by the hooks below.
+PROM_BASIC_FILE = 'CANARY_PROM_BASICPW_FILE_it\'s_"quoted"_&_/slashed/_\u00e9_9e2a31_0123456'
 PROM_URL_PASSWORD = "CANARY_PROM_URLPW_e41b"
 STORE_PASSWORD = "CANARYPASS_91c2"
 PUSH_PASSWORD = "CANARY/push@pw_3e5f"  # `/` and `@`: the URL carries it percent-encoded
@@ -107,18 +111,33 @@ PUSH_USERINFO = f"pushuser:{urllib.parse.quote(PUSH_PASSWORD, safe='')}"
 # A hook / smoke test that prints the secrets it can reach (the environment variables named
 # in argv[2], the files argv[3:]) and exits with argv[1]: what a careless deploy script logs.
 # It prints only secrets the config refers to: safeship cannot know any other value.
-# Each secret goes out in every form a script commonly prints it in: plain, URL-encoded (%XX
-# and +), JSON-escaped, base64, and as the Basic header `curl -v -u deploy:$SECRET` shows.
+# Each secret goes out in every form a script commonly prints it in: plain, URL-encoded (%XX,
+# + and httpx's partial encoding), JSON-escaped (also with `\\/` and upper-case `\\u00E9`),
+# base64 (also wrapped as GNU base64 and openssl print it), as the Basic header `curl -v -u
+# deploy:$SECRET` shows (also URL-safe), shell-quoted as bash `set -x` and shlex.quote print
+# it, in Python's repr and HTML-escaped; and `promuser:$SECRET` (the basic-auth user the
+# config names) as `printf %s "promuser:$PW" | base64` wraps it, and URL-safe.
 PRINTER = (
-    "import base64, json, os, pathlib, sys, urllib.parse\n"
+    "import base64, html, json, os, pathlib, re, shlex, sys, textwrap, urllib.parse\n"
     "names = sys.argv[2].split(',')\n"
     "values = [os.environ.get(n, '') for n in names]\n"
     "values += [pathlib.Path(p).read_text().strip() for p in sys.argv[3:]]\n"
     "def forms(v):\n"
-    "    basic = base64.b64encode(f'deploy:{v}'.encode()).decode()\n"
+    "    raw, userpass = v.encode(), f'deploy:{v}'.encode()\n"
+    "    basic, known = base64.b64encode(userpass).decode(), f'promuser:{v}'.encode()\n"
+    "    escaped = json.dumps(v)\n"
     "    return [v, urllib.parse.quote(v, safe=''), urllib.parse.quote_plus(v),\n"
-    "            json.dumps(v), base64.b64encode(v.encode()).decode(),\n"
-    "            f'> Authorization: Basic {basic}', f'-H \"Authorization: Bearer {v}\"']\n"
+    "            escaped, base64.b64encode(raw).decode(),\n"
+    "            f'> Authorization: Basic {basic}', f'-H \"Authorization: Bearer {v}\"',\n"
+    '            urllib.parse.quote(v, safe="!$&\'()*+,;=:@/"),\n'
+    "            escaped.replace('/', '\\\\/'),\n"
+    "            re.sub(r'\\\\u([0-9a-f]{4})', lambda m: '\\\\u' + m.group(1).upper(), escaped),\n"
+    "            base64.encodebytes(raw).decode(),\n"
+    "            '\\n'.join(textwrap.wrap(base64.b64encode(raw).decode(), 64)),\n"
+    "            base64.urlsafe_b64encode(userpass).decode(),\n"
+    "            base64.encodebytes(known).decode(), base64.urlsafe_b64encode(known).decode(),\n"
+    '            "+ psql --password \'" + v.replace("\'", "\'\\\\\'\'") + "\'",\n'
+    "            shlex.quote(v), repr(v), html.escape(v)]\n"
     "text = ' '.join(f for v in values if v for f in forms(v))\n"
     "print('stdout:', text)\n"
     "print('stderr:', text, file=sys.stderr)\n"
@@ -126,22 +145,60 @@ PRINTER = (
 )
 
 
+def _wrapped(encoded: str) -> dict[str, str]:
+    """The lines base64 `encoded` is printed in when wrapped at 76 (GNU base64) or 64
+    (openssl) columns; none when it fits on one line."""
+    return {
+        f"line {i // width + 1} at {width} columns": encoded[i : i + width]
+        for width in (76, 64)
+        if len(encoded) > width
+        for i in range(0, len(encoded), width)
+    }
+
+
 def needles(value: str) -> dict[str, str]:
-    """The forms a secret can take in output: plain, URL-encoded, JSON-escaped, base64."""
+    """The forms a secret can take in output: those `PRINTER` prints (and wrapped base64 of
+    any long secret), each as the text the secret alone decides (a quoted form's inside)."""
+    encoded = base64.b64encode(value.encode()).decode()
+    basic = base64.b64encode(f"deploy:{value}".encode()).decode().rstrip("=")
+    escaped = json.dumps(value)[1:-1]
     forms = {
         "plain": value,
         "url-encoded": urllib.parse.quote(value, safe=""),
         "form-encoded": urllib.parse.quote_plus(value),
-        "json-escaped": json.dumps(value)[1:-1],
-        "base64": base64.b64encode(value.encode()).decode(),
-        "basic-auth header as deploy": base64.b64encode(f"deploy:{value}".encode()).decode(),
+        "httpx-encoded": urllib.parse.quote(value, safe="!$&'()*+,;=:@/"),
+        "json-escaped": escaped,
+        "json-escaped with \\/": escaped.replace("/", "\\/"),
+        "json-escaped with upper-case hex": re.sub(
+            r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), escaped
+        ),
+        "base64": encoded,
+        **{f"base64 {where}": line for where, line in _wrapped(encoded).items()},
+        "basic-auth header as deploy": basic,
+        "url-safe basic-auth header as deploy": basic.translate(str.maketrans("+/", "-_")),
+        "shell-quoted (bash set -x)": value.replace("'", "'\\''"),
+        "shell-quoted (shlex.quote)": value.replace("'", "'\"'\"'"),
+        "python repr": repr(value)[1:-1],
+        "html-escaped": html.escape(value),
     }
     return {kind: text for kind, text in forms.items() if kind == "plain" or text != value}
 
 
+def _basic_forms(value: str) -> dict[str, str]:
+    """`promuser:value` (the config's basic-auth user) as a header carries it, URL-safe, and
+    in the lines of its wrapped encodings."""
+    encoded = base64.b64encode(f"promuser:{value}".encode()).decode()
+    return {
+        "": encoded,
+        " (url-safe)": encoded.translate(str.maketrans("+/", "-_")).rstrip("="),
+        **{f" ({where})": line for where, line in _wrapped(encoded).items()},
+    }
+
+
 BASIC_HEADERS = {
-    f"basic-auth header of {name}": base64.b64encode(f"promuser:{value}".encode()).decode()
+    f"basic-auth header of {name}{kind}": text
     for name, value in (("env", PROM_BASIC_ENV), ("file", PROM_BASIC_FILE))
+    for kind, text in _basic_forms(value).items()
 }
 
 

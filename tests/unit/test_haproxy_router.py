@@ -225,3 +225,18 @@ def test_weight_out_of_range_is_refused(
     with pytest.raises(ValueError, match="0 to 100"):
         router_for(api, tmp_path).set_weight(weight)  # type: ignore[arg-type]
     assert api.commands == []
+
+
+def test_an_answer_is_redacted_before_it_is_cut(
+    api: FakeRuntimeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: cut to 200 characters, then shown: a URL cut before its `@` showed the first
+    part of its password."""
+    password = "hpcut-Passw0rd_7d1c"
+    router = router_for(api, tmp_path)
+    for padding in range(150, 200, 4):
+        answer = f"{'x' * padding} http://u:{password}@h/\n"
+        monkeypatch.setattr(api, "_answer", lambda _command, answer=answer: answer)
+        with pytest.raises(RouterError, match="answered") as caught:
+            router.get_weight()
+        assert password[:6] not in str(caught.value), padding

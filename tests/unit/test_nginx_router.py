@@ -348,3 +348,22 @@ def test_nginx_message_is_trimmed() -> None:
     assert long.startswith("[emerg] x")
     assert len(long) == 600
     assert long.endswith("...")
+
+
+CUT_PASSWORD = "ngcut-Passw0rd_4b9e"
+
+
+def test_a_status_answer_is_redacted_before_it_is_cut(fake: Fake) -> None:
+    """Before: cut to 200 characters, then shown: a URL cut before its `@` showed the first
+    part of its password."""
+    for padding in range(150, 200, 4):
+        fake.loaded.write_text(f"return 200 '{'x' * padding} http://u:{CUT_PASSWORD}@h/\\n';")
+        with pytest.raises(RouterError, match="not the weights") as caught:
+            fake.router().get_weight()
+        assert CUT_PASSWORD[:6] not in str(caught.value), padding
+
+
+def test_nginx_message_is_redacted_before_it_is_trimmed() -> None:
+    for padding in range(560, 600, 4):
+        output = b"nginx: [emerg] " + b"x" * padding + f" http://u:{CUT_PASSWORD}@h/".encode()
+        assert CUT_PASSWORD[:6] not in _nginx_message(output), padding

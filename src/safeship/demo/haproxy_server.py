@@ -102,7 +102,7 @@ class HaproxyServer(ChildHandle):
             if self._child.returncode is not None:
                 raise ServerStartError(
                     f"haproxy exited with code {self._child.returncode}: "
-                    f"{self._child.stderr_tail()[-800:]}"
+                    f"{self._child.stderr_tail(800)}"
                 )
             if self.socket.exists():
                 try:
@@ -112,7 +112,7 @@ class HaproxyServer(ChildHandle):
                     pass
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"haproxy not ready within {timeout:g}s: {self._child.stderr_tail()[-800:]}"
+                    f"haproxy not ready within {timeout:g}s: {self._child.stderr_tail(800)}"
                 )
             time.sleep(0.02)
 

@@ -52,18 +52,18 @@ def _start(command: list[str], ready_url: str, timeout: float, what: str) -> Chi
     deadline = time.monotonic() + timeout
     while True:
         if child.returncode is not None:
-            tail = child.stderr_tail()
+            tail = child.stderr_tail(800)
             child.stop(1)
-            raise ServerStartError(f"{what} exited with code {child.returncode}: {tail[-800:]}")
+            raise ServerStartError(f"{what} exited with code {child.returncode}: {tail}")
         try:
             if httpx.get(ready_url, timeout=1).status_code == 200:
                 return child
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            tail = child.stderr_tail()
+            tail = child.stderr_tail(800)
             child.stop(2)
-            raise ServerStartError(f"{what} not ready within {timeout:g}s: {tail[-800:]}")
+            raise ServerStartError(f"{what} not ready within {timeout:g}s: {tail}")
         time.sleep(0.1)
 
 

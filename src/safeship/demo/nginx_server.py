@@ -26,6 +26,7 @@ import httpx
 from safeship.child import ChildHandle, ChildProcess
 from safeship.config import NginxRouterSettings
 from safeship.demo.monitoring import ServerStartError, free_port
+from safeship.redact import shown
 from safeship.routers.nginx import NginxRouter
 
 NGINX_PACKAGE = "nginx-light"
@@ -153,7 +154,7 @@ class NginxServer(ChildHandle):
     def _log_tail(self, child: ChildProcess) -> str:
         """nginx's stderr (startup complaints) and the end of its error log."""
         try:
-            log = self.error_log.read_text(errors="replace")[-800:]
+            log = shown(self.error_log.read_text(errors="replace"), limit=800, tail=True)
         except OSError:
             log = ""
         return " | ".join(part.strip() for part in (child.stderr_tail(800), log) if part.strip())

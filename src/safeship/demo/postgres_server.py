@@ -25,6 +25,7 @@ from psycopg import sql
 
 from safeship.child import ChildHandle, ChildProcess
 from safeship.demo.monitoring import ServerStartError, free_port
+from safeship.redact import shown
 
 POSTGRES_PACKAGE = "postgresql-15"
 DATABASE = "safeship"
@@ -118,7 +119,8 @@ class PostgresServer(ChildHandle):
         )
         if done.returncode != 0:
             raise ServerStartError(
-                f"initdb exited with code {done.returncode}: {done.stderr.strip()[-800:]}"
+                f"initdb exited with code {done.returncode}: "
+                f"{shown(done.stderr.strip(), limit=800, tail=True)}"
             )
 
     def _start(self, bin_dir: Path) -> ChildProcess:
@@ -158,7 +160,7 @@ class PostgresServer(ChildHandle):
             if self._child.returncode is not None:
                 raise ServerStartError(
                     f"postgres exited with code {self._child.returncode}: "
-                    f"{self._child.stderr_tail()[-800:]}"
+                    f"{self._child.stderr_tail(800)}"
                 )
             try:
                 self._admin(sql.SQL("SELECT 1"))
@@ -167,7 +169,7 @@ class PostgresServer(ChildHandle):
                 if time.monotonic() > deadline:
                     raise ServerStartError(
                         f"postgres not accepting connections within {timeout:g}s ({exc}): "
-                        f"{self._child.stderr_tail()[-800:]}"
+                        f"{self._child.stderr_tail(800)}"
                     ) from exc
             time.sleep(0.05)
 

@@ -25,7 +25,7 @@ import httpx
 from safeship.config import GRAFANA_TOKEN_ENV, GRAFANA_URL_ENV, GrafanaSettings, http_url
 from safeship.errors import ConfigError, PermanentError, TransientError
 from safeship.http import RetryPolicy, make_client, retry_after_seconds, with_retries
-from safeship.redact import basic_credentials, redact_text, redact_url
+from safeship.redact import basic_credential_forms, redact_text, redact_url, shown
 
 TOKEN_ENV = GRAFANA_TOKEN_ENV
 URL_ENV = GRAFANA_URL_ENV
@@ -236,11 +236,15 @@ class GrafanaClient:
 
     def redact(self, text: str) -> str:
         """`text` without the token or password (and with URL user-info masked): fit to show."""
+        return redact_text(text, self._secrets())
+
+    def _secrets(self) -> list[str]:
+        """What Grafana (or a proxy before it) may quote back of the credentials sent."""
         known = [self._token, f"Bearer {self._token}"] if self._token else []
         if self._basic is not None:
             user, password = self._basic
-            known += [password, basic_credentials(user, password)] if password else []
-        return redact_text(text, known)
+            known += [password, *basic_credential_forms(user, password)] if password else []
+        return known
 
     def _request(
         self,
@@ -280,7 +284,7 @@ class GrafanaClient:
         if isinstance(payload, dict) and payload.get("message"):
             detail = str(payload["message"])
         elif payload is None and response.text:
-            detail = response.text[:200]
+            detail = shown(response.text, self._secrets())
         where = f"Grafana at {self.shown_url}: {what}"
         if status >= 500 or status == 429:
             raise GrafanaUnavailableError(

@@ -94,6 +94,7 @@ from safeship.metrics.names import (
     _is_finished,
 )
 from safeship.metrics.push import push_metrics
+from safeship.redact import shown
 from safeship.store import open_store
 from safeship.store.interface import DeploymentRecord, SmokeTestRecord, Store
 
@@ -343,7 +344,7 @@ class DeploymentMetrics:
             yield
             passed = True
         except BaseException as exc:
-            detail = f"{type(exc).__name__}: {exc}"[:500]
+            detail = shown(f"{type(exc).__name__}: {exc}", limit=500)
             raise
         finally:
             self.store.add_smoke_test(

@@ -13,7 +13,7 @@ from prometheus_client.exposition import push_to_gateway
 
 from safeship.errors import StoreError
 from safeship.http import make_client
-from safeship.redact import redact_url
+from safeship.redact import redact_url, shown, url_password_forms
 
 if TYPE_CHECKING:
     from safeship.config import PushgatewaySettings
@@ -107,7 +107,9 @@ def deadline_handler(
         except httpx.HTTPError as exc:
             raise OSError(f"{type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:
-            raise OSError(f"HTTP {response.status_code}: {response.text[:200]}")
+            # The URL's user-info is sent as HTTP Basic: the answer may quote it back.
+            answer = shown(response.text, url_password_forms(url))
+            raise OSError(f"HTTP {response.status_code}: {answer}")
 
     return push
 

@@ -28,7 +28,16 @@ from safeship.http import RETRY_STATUSES, RetryPolicy, make_client, retry_after_
 from safeship.http import with_retries as _with_retries
 from safeship.metrics import DeploymentMetrics
 from safeship.prometheus.promql import parse_duration
-from safeship.redact import redact_text, redact_url
+from safeship.redact import (
+    basic_credential_forms,
+    redact_text,
+    redact_url,
+    shown,
+    url_password_forms,
+)
+
+# How much of an answer that is not Prometheus' an error message quotes.
+_SHOWN = 120
 
 
 class PrometheusError(ProviderError):
@@ -131,14 +140,18 @@ class PrometheusClient:
         self._timeout = settings.timeout
         headers = {"Accept": "application/json"}
         auth = None
-        # What Prometheus (or a proxy before it) answers may quote the credentials it got.
-        self._secrets: list[str] = [p for p in (httpx.URL(settings.url).password,) if p]
+        # What Prometheus (or a proxy before it) answers may quote the credentials it got:
+        # a password also as the HTTP Basic header carries it.
+        self._secrets = url_password_forms(settings.url)
         if settings.bearer_token is not None:
-            self._secrets.append(settings.bearer_token.reveal(environ))
-            headers["Authorization"] = f"Bearer {self._secrets[-1]}"
+            token = settings.bearer_token.reveal(environ)
+            self._secrets.append(token)
+            headers["Authorization"] = f"Bearer {token}"
         if settings.basic_auth is not None:
-            self._secrets.append(settings.basic_auth.password.reveal(environ))
-            auth = (settings.basic_auth.username, self._secrets[-1])
+            user = settings.basic_auth.username
+            password = settings.basic_auth.password.reveal(environ)
+            self._secrets += [password, *basic_credential_forms(user, password)]
+            auth = (user, password)
         self._client = make_client(
             settings.url,
             timeout=settings.timeout,
@@ -179,7 +192,7 @@ class PrometheusClient:
         if at is not None:
             params["time"] = f"{at:.3f}"
         data = self._instrumented(lambda: self._api("POST", "/api/v1/query", params))
-        return _query_result(expr, data)
+        return _query_result(expr, data, self._secrets)
 
     def query_range(
         self, expr: str, start: float, end: float, step: float
@@ -289,7 +302,7 @@ class PrometheusClient:
             )
         return response
 
-    def _shown(self, text: str) -> str:
+    def _redact(self, text: str) -> str:
         """Text from the server, fit to show: without the credentials, URL passwords masked."""
         return redact_text(text, self._secrets)
 
@@ -305,17 +318,16 @@ class PrometheusClient:
             raise PrometheusError(
                 "http",
                 f"Prometheus {where}: HTTP {response.status_code} with a body that is not "
-                f"JSON: {self._shown(response.text[:120])!r}",
+                f"JSON: {shown(response.text, self._secrets, _SHOWN)!r}",
                 status=response.status_code,
             ) from None
         if not isinstance(body, dict) or "status" not in body:
-            raise PrometheusError(
-                "http", f"Prometheus {where}: unexpected answer {self._shown(str(body)[:120])!r}"
-            )
+            answer = shown(str(body), self._secrets, _SHOWN)
+            raise PrometheusError("http", f"Prometheus {where}: unexpected answer {answer!r}")
         if body["status"] == "success" and response.status_code == 200:
             return body.get("data")
-        error_type = self._shown(str(body.get("errorType", "unknown")))
-        message = self._shown(str(body.get("error", "")))
+        error_type = self._redact(str(body.get("errorType", "unknown")))
+        message = self._redact(str(body.get("error", "")))
         if error_type in ("bad_data", "execution"):
             raise PromQLError(error_type, message, query)
         if error_type == "timeout":
@@ -347,9 +359,12 @@ def _is_api_error(response: httpx.Response) -> bool:
     return content_type.startswith("application/json")
 
 
-def _query_result(expr: str, data: Any) -> QueryResult:
+def _query_result(expr: str, data: Any, secrets: list[str]) -> QueryResult:
+    """`data` as a query's result; `secrets` are what an answer that is not may quote back."""
     if not isinstance(data, dict) or "resultType" not in data:
-        raise PrometheusError("http", f"unexpected query answer: {str(data)[:120]!r}")
+        raise PrometheusError(
+            "http", f"unexpected query answer: {shown(str(data), secrets, _SHOWN)!r}"
+        )
     kind = data["resultType"]
     raw = data.get("result")
     if kind == "scalar" and isinstance(raw, list) and len(raw) == 2:
@@ -367,6 +382,6 @@ def _query_result(expr: str, data: Any) -> QueryResult:
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PrometheusError(
-            "http", f"malformed query answer ({exc!r}): {str(raw)[:120]}"
+            "http", f"malformed query answer ({exc!r}): {shown(str(raw), secrets, _SHOWN)}"
         ) from None
     return QueryResult(expr, kind, samples)

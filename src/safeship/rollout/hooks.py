@@ -22,7 +22,7 @@ import httpx
 
 from safeship.config import Hook, SmokeTest
 from safeship.placement import Placement
-from safeship.redact import redact_text
+from safeship.redact import redact_text, shown
 
 _OUTPUT_TAIL = 2000
 
@@ -97,7 +97,7 @@ def run_command(
     duration = time.monotonic() - started
     if proc.returncode == 0:
         return RunResult(name, True, duration, "exit 0")
-    tail = redact_text((proc.stderr or proc.stdout or "").strip(), secrets)[-_OUTPUT_TAIL:]
+    tail = shown((proc.stderr or proc.stdout or "").strip(), secrets, _OUTPUT_TAIL, tail=True)
     return RunResult(name, False, duration, f"exit {proc.returncode}: {tail}".rstrip(": "))
 
 

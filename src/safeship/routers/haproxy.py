@@ -16,6 +16,7 @@ from pathlib import Path
 
 from safeship.config import HaproxyRouterSettings
 from safeship.errors import RouterError
+from safeship.redact import shown
 from safeship.routers.interface import RouterHealth
 from safeship.routers.slots import SlotRouter
 
@@ -111,14 +112,14 @@ class HaproxyRouter(SlotRouter):
         match = _GET_WEIGHT.match(answer)
         if match is None:
             raise RouterError(
-                f"{self._where()}: get weight {self.backend}/{server} answered {answer[:200]!r}"
+                f"{self._where()}: get weight {self.backend}/{server} answered {shown(answer)!r}"
             )
         return int(match.group(1))
 
     def _expect_empty(self, command: str) -> None:
         answer = self._command(command)
         if answer:
-            raise RouterError(f"{self._where()}: {command!r} answered {answer[:200]!r}")
+            raise RouterError(f"{self._where()}: {command!r} answered {shown(answer)!r}")
 
     def _command(self, command: str) -> str:
         """One Runtime API command on a fresh connection; every failure is a RouterError.
@@ -148,7 +149,7 @@ class HaproxyRouter(SlotRouter):
             raise RouterError(f"{what} failed: {exc}") from None
         answer = b"".join(chunks).decode(errors="replace").strip()
         if answer.startswith(("Unknown command", "Permission denied")):
-            raise RouterError(f"{what} answered {answer.splitlines()[0][:200]!r}")
+            raise RouterError(f"{what} answered {shown(answer).splitlines()[0]!r}")
         return answer
 
     def _connect(self) -> socket.socket:

@@ -26,7 +26,7 @@ import httpx
 from safeship.child import ChildHandle, ChildProcess, ChildStartError, start_child
 from safeship.errors import RouterError
 from safeship.http import make_client
-from safeship.redact import redact_url
+from safeship.redact import redact_url, shown, url_password_forms
 from safeship.routers.interface import Router, RouterHealth, Slot, Slots, check_weight
 
 
@@ -43,6 +43,12 @@ class LocalRouter(Router):
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
         self._shown = redact_url(self.admin_url)  # what messages say: never a password
+        # What the admin API (or a proxy before it) may quote back of the credentials sent:
+        # the token, the admin URL's password (sent as HTTP Basic).
+        self._secrets = [
+            *url_password_forms(self.admin_url),
+            *([admin_token] if admin_token else []),
+        ]
         self._timeout = timeout
         self._names = {address: name for name, address in (slots or {}).items()}
         self._client = make_client(
@@ -107,11 +113,13 @@ class LocalRouter(Router):
         except httpx.HTTPError as exc:
             raise RouterError(f"{what} failed: {exc!r}") from None
         if response.is_error:
-            raise RouterError(f"{what} returned HTTP {response.status_code}: {response.text[:200]}")
+            answer = shown(response.text, self._secrets)
+            raise RouterError(f"{what} returned HTTP {response.status_code}: {answer}")
         try:
             payload = response.json()
         except ValueError:
-            raise RouterError(f"{what} returned invalid JSON: {response.text[:200]!r}") from None
+            answer = shown(response.text, self._secrets)
+            raise RouterError(f"{what} returned invalid JSON: {answer!r}") from None
         if not isinstance(payload, dict):
             raise RouterError(f"{what} returned {payload!r}, expected a JSON object")
         return payload

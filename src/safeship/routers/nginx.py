@@ -49,6 +49,7 @@ from safeship.config import NginxRouterSettings
 from safeship.errors import RouterError
 from safeship.files import write_atomically
 from safeship.http import make_client
+from safeship.redact import shown
 from safeship.routers.interface import RouterHealth, check_weight
 from safeship.routers.slots import SlotRouter
 
@@ -341,7 +342,7 @@ class NginxRouter(SlotRouter):
             or not all(isinstance(w, int) and w >= 0 for w in weights.values())
         ):
             raise RouterError(
-                f"{self._where()}: {self.status_url} answered {response.text[:200]!r}, "
+                f"{self._where()}: {self.status_url} answered {shown(response.text)!r}, "
                 f"not the weights of slots {list(self.slot_names)}; was {self.include_file} "
                 "written for other slots?"
             )
@@ -354,7 +355,8 @@ class NginxRouter(SlotRouter):
 
 
 def _nginx_message(output: bytes) -> str:
-    """nginx's complaint without its prefixes and timestamps, trimmed to a readable length.
+    """nginx's complaint without its prefixes and timestamps, redacted and trimmed to a
+    readable length.
 
     nginx names the file and line itself (`... in /etc/nginx/conf.d/app.conf:4`).
     """
@@ -363,7 +365,4 @@ def _nginx_message(output: bytes) -> str:
         for line in output.decode(errors="replace").splitlines()
         if line.strip()
     ]
-    message = "; ".join(lines) or "no message"
-    if len(message) > _MESSAGE_LIMIT:
-        message = message[: _MESSAGE_LIMIT - 3] + "..."
-    return message
+    return shown("; ".join(lines) or "no message", limit=_MESSAGE_LIMIT)

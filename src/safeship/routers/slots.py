@@ -17,6 +17,7 @@ from typing import Any
 
 from safeship.errors import RouterError
 from safeship.files import write_atomically
+from safeship.redact import shown
 from safeship.routers.interface import Router, Slot, Slots, check_weight
 
 
@@ -98,7 +99,7 @@ class SlotRouter(Router):
         if not isinstance(state, dict) or state.get("stable") not in self.slot_names:
             raise RouterError(
                 f"{self._where()}: state file {self.state_file} must hold "
-                f'{{"stable": one of {list(self.slot_names)}}}, found {raw[:200]!r}'
+                f'{{"stable": one of {list(self.slot_names)}}}, found {shown(raw)!r}'
             )
         return state
 
