@@ -773,7 +773,7 @@ def test_missing_default_file_in_cwd_is_reported(
 
 
 def test_directory_instead_of_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read the config file"):
+    with pytest.raises(ConfigError, match="is not a regular file"):
         load_config(tmp_path, env={})
 
 
