@@ -92,6 +92,20 @@ def _parsable(url: str) -> None:
     host = urlsplit(url).hostname or ""
     if not host or ".." in host or host.startswith("."):
         raise ValueError("is not a valid URL: its host name is empty or has an empty label")
+    if ":" not in host and (len(host) > 253 or any(_too_long(label) for label in host.split("."))):
+        # What DNS allows (RFC 1035); IDNA encoding refuses the rest at request time.
+        raise ValueError(
+            "is not a valid URL: a host name label is longer than 63 characters, or the name "
+            "longer than 253"
+        )
+
+
+def _too_long(label: str) -> bool:
+    """A DNS label past 63 octets, IDNA-encoded when not ASCII (refused by the codec too)."""
+    try:
+        return len(label if label.isascii() else label.encode("idna")) > 63
+    except UnicodeError:
+        return True
 
 
 def public_url(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gzip
 import itertools
 import json
 import os
@@ -46,7 +47,7 @@ class Upstream(BaseHTTPRequestHandler):
                 "name": self.server.name,
                 "method": self.command,
                 "path": self.path,
-                "body": self.rfile.read(length).decode(),
+                "body": self.rfile.read(length).decode(errors="replace"),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
             }
         ).encode()
@@ -570,3 +571,52 @@ def test_malformed_requests_to_the_admin_port_are_a_400_not_a_traceback(
     assert exchange(guarded.admin_url, line + b"\r\nHost: 127.0.0.1\r\n\r\n")[0] == 400
     assert httpx.get(guarded.admin_url + "/weights", trust_env=False).status_code == 200
     assert_quiet(guarded)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "weight"),
+    [
+        ("Content-Type: application/json", b"[" * 100_000 + b"]" * 100_000, 400, 0),
+        # the body is read as UTF-8 whatever charset is named: this one is good JSON
+        ("Content-Type: application/json; charset=bogus", b'{"canary_weight": 5}', 200, 5),
+        ("Content-Encoding: gzip", b"0123456789", 400, 0),
+        ("Content-Encoding: deflate", b"not deflate", 400, 0),
+    ],
+    ids=["deep", "charset", "gzip", "deflate"],
+)
+def test_admin_bodies_a_client_got_wrong_are_an_answer_not_a_traceback(
+    guarded: LocalProxyProcess, headers: str, body: bytes, status: int, weight: int
+) -> None:
+    request = (
+        f"PUT /weights HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    assert exchange(guarded.admin_url, request)[0] == status
+    shown = httpx.get(guarded.admin_url + "/weights", trust_env=False).json()
+    assert shown["canary_weight"] == weight
+    assert_quiet(guarded)
+
+
+def test_a_compressed_request_body_reaches_the_upstream_as_sent(
+    guarded: LocalProxyProcess,
+) -> None:
+    # Decompressed here but sent with the client's Content-Length, the upstream would read the
+    # next request on its pooled connection as the rest of this body (request smuggling).
+    body = gzip.compress(b"hello")
+    request = (
+        f"POST /x HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}"
+        "\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    status, answer = exchange(guarded.url, request)
+    assert status == 200, answer
+    seen = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert seen["headers"]["content-length"] == str(len(body))
+    assert seen["headers"]["content-encoding"] == "gzip"
+    assert_quiet(guarded)
+
+
+def test_an_upstream_whose_host_dns_cannot_have_is_refused() -> None:
+    from safeship.routers.local_proxy import parse_upstream
+
+    with pytest.raises(ValueError, match="longer than 63"):
+        parse_upstream(f"http://u:{PASSWORD}@{'a' * 64}.b:80", "stable")

@@ -48,6 +48,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from yarl import URL
 
+from safeship.config import http_url
 from safeship.files import write_atomically
 from safeship.loopback import is_loopback
 from safeship.redact import redact_url
@@ -145,16 +146,18 @@ class Upstream:
 def parse_upstream(value: object, field_name: str) -> str:
     """Return `value` as a normalised http(s) base URL, or raise ValueError naming the field."""
     if not isinstance(value, str):
-        raise ValueError(f"{field_name} must be an http(s) URL string, got {value!r}")
+        raise ValueError(f"{field_name} must be an http(s) URL string")
+    shown = redact_url(value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{field_name} must be an http(s) URL with a host, got {value!r}")
+        raise ValueError(f"{field_name} must be an http(s) URL with a host, got {shown!r}")
     if parts.query or parts.fragment:
-        raise ValueError(f"{field_name} must not have a query or fragment, got {value!r}")
+        raise ValueError(f"{field_name} must not have a query or fragment, got {shown!r}")
     try:
+        http_url(value)  # what every URL setting must be (a host DNS can have, ...)
         Upstream.parse(value)
     except ValueError as exc:
-        raise ValueError(f"{field_name} is not a usable URL ({exc}): {redact_url(value)}") from None
+        raise ValueError(f"{field_name} is not a usable URL ({exc}): {shown}") from None
     return value.rstrip("/")
 
 
@@ -514,7 +517,15 @@ class _ProxyServer(web.Server):
         self._table = proxy.table
 
     def __call__(self) -> web.RequestHandler:
-        return _ProxyConnection(self, self._table, loop=asyncio.get_running_loop(), access_log=None)
+        # The body goes to the upstream as the client sent it, Content-Encoding and all: a
+        # body decompressed here would no longer fit its Content-Length (request smuggling).
+        return _ProxyConnection(
+            self,
+            self._table,
+            loop=asyncio.get_running_loop(),
+            access_log=None,
+            auto_decompress=False,
+        )
 
 
 class _UnparsedRequestsQuiet(logging.Filter):
@@ -538,14 +549,24 @@ def _host_name(host: str) -> str:
     return name if colon else host
 
 
+MAX_ADMIN_BODY = 64 * 1024
+
+
 def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
 async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    """The body as a JSON object: read whole (at most 64 KiB), as UTF-8, never decompressed
+    nor decoded by a charset the client names; anything else is a 400, never a 500."""
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise _bad_request("send the body without Content-Encoding")
     try:
-        body = await request.json()
-    except ValueError:
+        raw = await request.content.read(MAX_ADMIN_BODY + 1)
+        if len(raw) > MAX_ADMIN_BODY:
+            raise _bad_request(f"body larger than {MAX_ADMIN_BODY} bytes")
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError, web.RequestPayloadError):
         raise _bad_request("body must be a JSON object") from None
     if not isinstance(body, dict):
         raise _bad_request("body must be a JSON object")
@@ -685,7 +706,9 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     logging.getLogger("aiohttp.server").addFilter(_UnparsedRequestsQuiet())
     proxy_runner = web.ServerRunner(_ProxyServer(proxy), shutdown_timeout=SHUTDOWN_GRACE)
-    admin_runner = web.AppRunner(proxy.admin_app(), access_log=None, shutdown_timeout=1.0)
+    admin_runner = web.AppRunner(
+        proxy.admin_app(), access_log=None, shutdown_timeout=1.0, auto_decompress=False
+    )
     async with contextlib.AsyncExitStack() as cleanup:
         await proxy.open()
         cleanup.push_async_callback(proxy.close)
