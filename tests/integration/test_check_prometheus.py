@@ -168,3 +168,14 @@ def test_rule_files_are_checked_with_promtool(prometheus_installed: None, tmp_pa
     bad = run_check("check", "prometheus", "--json", cwd=tmp_path)
     assert bad.returncode == 1
     assert "promtool check rules failed" in findings(bad)[".prometheus/alerts.yml"]["message"]
+
+
+def test_a_wrong_path_prefix_is_named_once_in_the_message(
+    scraped: PrometheusServer, tmp_path: Path
+) -> None:
+    """The URL's path prefix is part of the request path: printed twice, it hid the mistake."""
+    result = run_check("check", "--url", f"{scraped.url}/prom", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{scraped.url}/prom/api/v1/status/buildinfo: HTTP 404" in result.stdout
+    assert "/prom/prom/" not in result.stdout
+    assert "check prometheus.url (a path prefix?)" in result.stdout
