@@ -45,6 +45,7 @@ from safeship.prometheus.promql import (
 )
 from safeship.providers.prometheus import ERROR_LABEL_PRESENT, PrometheusQueries, Track
 from safeship.redact import redact_url
+from safeship.rules.generate import RULES_FILE
 
 LOOKBACK_SECONDS = 300.0
 """How far back "does this query return data" looks: five minutes of traffic."""
@@ -188,9 +189,20 @@ def _check_reachable(report: PrometheusReport, client: PrometheusClient) -> None
 def _check_rule_files(
     report: PrometheusReport, settings: PrometheusSettings, promtool: str | None
 ) -> None:
-    for name in settings.rule_files:
+    # The default entry is only looked for; a file the config names must be there.
+    named = "rule_files" in settings.model_fields_set
+    for index, name in enumerate(settings.rule_files):
         path = Path(name)
         if not path.exists():
+            if named:
+                report.add(
+                    "rules",
+                    Status.FAIL,
+                    name,
+                    f"prometheus.rule_files[{index}]: no such file in {Path.cwd()} (rule files "
+                    "are read from the working directory): fix the entry, or write the file "
+                    f"(`safeship rules generate` writes {RULES_FILE})",
+                )
             continue
         if promtool is None:
             report.add(
