@@ -180,22 +180,7 @@ class RolloutController:
 
         The stable slot's version is the last one promoted into it, as recorded.
         """
-        health = self.router.health()
-        if not health.ok:
-            raise RouterError(f"router not ready before the rollout: {health.detail}")
-        try:
-            slots = self.router.slots()
-            weight = self.router.get_weight()
-        except RouterError as exc:
-            raise RouterError(f"router not ready before the rollout: {exc}") from exc
-        canary = slots.canary
-        if weight != 0:
-            where = f" ({canary.address})" if canary.address else ""
-            raise RolloutRefusedError(
-                f"the canary slot {canary.name}{where} has weight {weight}, not 0: it serves "
-                f"traffic already, so {version} cannot be deployed into it. Finish the rollout "
-                "that left it so (`safeship rollout list`), or set its weight to 0; nothing moved"
-            )
+        slots = ready_slots(self.router, version)
         return _placement_of(slots, version, self._stable_version(slots.stable.name))
 
     def _follow_slots(self, placement: Placement) -> None:
@@ -1171,6 +1156,33 @@ class RolloutController:
         delay = when - self.clock.monotonic()
         if delay > 0:
             self.clock.sleep(delay)
+
+
+def ready_slots(router: Router, version: str | None = None) -> Slots:
+    """The router's slots, if a new version can go into its canary slot now.
+
+    The router must answer (else `RouterError`) and its canary slot must carry
+    no traffic (else `RolloutRefusedError`). A rollout asks this before anything
+    moves, and `safeship check` asks it the same way, so both say the same.
+    """
+    health = router.health()
+    if not health.ok:
+        raise RouterError(f"router not ready before the rollout: {health.detail}")
+    try:
+        slots = router.slots()
+        weight = router.get_weight()
+    except RouterError as exc:
+        raise RouterError(f"router not ready before the rollout: {exc}") from exc
+    canary = slots.canary
+    if weight != 0:
+        where = f" ({canary.address})" if canary.address else ""
+        raise RolloutRefusedError(
+            f"the canary slot {canary.name}{where} has weight {weight}, not 0: it serves "
+            f"traffic already, so {version or 'a new version'} cannot be deployed into it. "
+            "Finish the rollout that left it so (`safeship rollout list`), or set its weight "
+            "to 0; nothing moved"
+        )
+    return slots
 
 
 def _placement_of(slots: Slots, version: str, stable_version: str | None) -> Placement:

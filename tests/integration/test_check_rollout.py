@@ -1,0 +1,106 @@
+"""`safeship check` finds what would break a rollout before one starts.
+
+Against a real local proxy in front of two real sample services: a router
+whose canary slot already has traffic, and the rollout's own view of the slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from safeship.cli.main import main
+from safeship.demo.service import start_service
+from safeship.routers.local import LocalRouter, start_local_proxy
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Stack:
+    admin_url: str
+    stable: str  # host:port of the stable slot, `blue`
+    canary: str  # host:port of the canary slot, `green`
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """The proxy and both sample services, shared: a test that moves a weight puts it back."""
+    with (
+        start_service("127.0.0.1:0", "checkout", "production", "v1", "stable") as stable,
+        start_service("127.0.0.1:0", "checkout", "production", "v2", "canary") as canary,
+        start_local_proxy("127.0.0.1:0", "127.0.0.1:0", stable.url, canary.url) as proxy,
+    ):
+        yield Stack(
+            proxy.admin_url, stable.url.removeprefix("http://"), canary.url.removeprefix("http://")
+        )
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("PROMETHEUS_URL", "GITHUB_ACTIONS", "SAFESHIP_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def config(stack: Stack, extra: str = "", admin_url: str | None = None) -> str:
+    return (
+        "service: checkout\n"
+        "environments:\n  production: {}\n"
+        "router:\n  type: local\n"
+        f"  admin_url: {admin_url or stack.admin_url}\n"
+        f"  slots: {{blue: '{stack.stable}', green: '{stack.canary}'}}\n"
+        "provider:\n  type: scrape\n  match: {service: checkout}\n"
+        f"{extra}"
+    )
+
+
+def check(text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`safeship check` on `text` as ./safeship.yaml: its exit code and what it printed."""
+    Path("safeship.yaml").write_text(text)
+    code = main(["check"])
+    return code, capsys.readouterr().out
+
+
+def test_a_router_ready_for_a_rollout_is_reported_with_its_slots(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check(config(stack), capsys)
+    assert code == 0, out
+    assert (
+        f"  ok    production router: canary slot green ({stack.canary}) at weight 0, "
+        f"stable slot blue ({stack.stable})"
+    ) in out
+
+
+def test_a_canary_slot_with_traffic_fails_as_the_rollout_would_refuse_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    router = LocalRouter(stack.admin_url)
+    router.set_weight(10)
+    try:
+        code, out = check(config(stack), capsys)
+    finally:
+        router.set_weight(0)
+        router.close()
+    assert code == 1, out
+    assert (
+        f"  FAIL  production router: the canary slot green ({stack.canary}) has weight 10, "
+        "not 0: it serves traffic already, so a new version cannot be deployed into it. "
+        "Finish the rollout that left it so (`safeship rollout list`), or set its weight to 0"
+    ) in out
+
+
+def test_an_unreachable_router_warns_with_what_the_rollout_would_say(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check(config(stack, admin_url="http://127.0.0.1:9"), capsys)
+    assert code == 0, out
+    assert (
+        "  warn  production router: router not ready before the rollout: local router "
+        "http://127.0.0.1:9: GET /healthz failed"
+    ) in out
+    assert "a rollout would stop there (exit 3)" in out
