@@ -62,7 +62,8 @@ def check(text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """`safeship check` on `text` as ./safeship.yaml: its exit code and what it printed."""
     Path("safeship.yaml").write_text(text)
     code = main(["check"])
-    return code, capsys.readouterr().out
+    printed = capsys.readouterr()
+    return code, printed.out + printed.err
 
 
 def test_a_router_ready_for_a_rollout_is_reported_with_its_slots(
@@ -104,3 +105,50 @@ def test_an_unreachable_router_warns_with_what_the_rollout_would_say(
         "http://127.0.0.1:9: GET /healthz failed"
     ) in out
     assert "a rollout would stop there (exit 3)" in out
+
+
+def test_hooks_and_smoke_commands_that_cannot_start_fail_with_where_and_what_to_do(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Each fails as the rollout would meet it: from the working directory, or on PATH."""
+    Path("stop.sh").write_text("#!/bin/sh\n")  # there, but not executable
+    Path("deploy.sh").write_text("#!/bin/sh\n")
+    Path("deploy.sh").chmod(0o755)
+    hooks = (
+        "environments:\n  staging: {}\n  production:\n"
+        "    hooks:\n      post_promotion: [{command: [./notify.sh]}]\n"
+        "hooks:\n"
+        "  pre_rollout:\n"
+        "    - command: [./deploy.sh, --slot, green]\n"
+        "    - command: [./examples/hooks/deploy.sh]\n"
+        "  on_rollback: [{command: ./stop.sh --now, shell: true}]\n"
+        "smoke_tests:\n"
+        "  - {name: tool, command: [no-such-tool-for-check, ping]}\n"
+        "  - {name: shell, command: 'test -n \"$SAFESHIP_VERSION\"', shell: true}\n"
+        "  - {name: 'true', command: ['true']}\n"
+    )
+    text = config(stack).replace("environments:\n  production: {}\n", hooks)
+    code, out = check(text, capsys)
+    assert code == 1, out
+    assert (
+        "  ok    staging, production hooks.pre_rollout[0].command: ./deploy.sh is executable" in out
+    )
+    assert (
+        "  FAIL  staging, production hooks.pre_rollout[1].command: ./examples/hooks/deploy.sh "
+        f"does not exist in {tmp_path} (commands run from the working directory): fix the path, "
+        "or run safeship from the directory it is relative to"
+    ) in out
+    assert (
+        "  FAIL  staging, production hooks.on_rollback[0].command: ./stop.sh is not "
+        "executable: chmod +x ./stop.sh"
+    ) in out
+    assert (
+        "  FAIL  production environments.production.hooks.post_promotion[0].command: "
+        f"./notify.sh does not exist in {tmp_path}"
+    ) in out
+    assert (
+        "  FAIL  staging, production smoke_tests[0].command: no-such-tool-for-check is not on "
+        "PATH: install it, or give its path"
+    ) in out
+    assert "smoke_tests[1]" not in out  # a shell's first word may be a builtin: not judged
+    assert "  ok    staging, production smoke_tests[2].command: true is /" in out
