@@ -1,7 +1,8 @@
 """`safeship check` finds what would break a rollout before one starts.
 
 Against a real local proxy in front of two real sample services: a router
-whose canary slot already has traffic, and the rollout's own view of the slots.
+whose canary slot already has traffic, hook commands that cannot start, and a
+scrape `match` that selects nothing at the /metrics of the router's slots.
 """
 
 from __future__ import annotations
@@ -152,3 +153,87 @@ def test_hooks_and_smoke_commands_that_cannot_start_fail_with_where_and_what_to_
     ) in out
     assert "smoke_tests[1]" not in out  # a shell's first word may be a builtin: not judged
     assert "  ok    staging, production smoke_tests[2].command: true is /" in out
+
+
+def test_a_scrape_match_that_selects_nothing_fails_listing_the_values_that_exist(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo here passed every check, then paused the rollout after a whole hold."""
+    text = config(stack).replace("match: {service: checkout}", "match: {service: checkot}")
+    code, out = check(text, capsys)
+    assert code == 1, out
+    assert (
+        f"  FAIL  production baseline scrape: http://{stack.stable}/metrics (slot blue): "
+        'http_requests_total: service="checkot" matches nothing; `service` values are: '
+        "checkout. Fix provider.match: a rollout would count no requests here"
+    ) in out
+    # The canary slot may hold something else until the pre_rollout hook deploys into it.
+    assert (
+        f"  warn  production canary scrape: http://{stack.canary}/metrics (slot green): "
+        'http_requests_total: service="checkot" matches nothing'
+    ) in out
+
+
+def test_a_scrape_match_is_diagnosed_label_by_label(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = config(stack).replace(
+        "match: {service: checkout}", "match: {service: checkout, environment: prod}"
+    )
+    code, out = check(text, capsys)
+    assert code == 1, out
+    assert (
+        'environment="prod" matches nothing; `environment` values with the other matchers '
+        "are: production"
+    ) in out
+    text = config(stack).replace("match: {service: checkout}", "match: {team: payments}")
+    code, out = check(text, capsys)
+    assert code == 1, out
+    assert (
+        "no series of http_requests_total has a label `team` (labels: environment, service, "
+        "status, track, version)"
+    ) in out
+
+
+def test_a_scrape_match_that_selects_series_is_ok_on_both_slots(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check(config(stack), capsys)
+    assert code == 0, out
+    assert (
+        f"  ok    production baseline scrape: http://{stack.stable}/metrics (slot blue): "
+        "provider.match selects 2 of 2 request series"
+    ) in out
+    assert f"  ok    production canary scrape: http://{stack.canary}/metrics (slot green)" in out
+
+
+def test_scrape_urls_over_the_slots_are_not_checked_without_the_router(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check(config(stack, admin_url="http://127.0.0.1:9"), capsys)
+    assert code == 0, out
+    assert (
+        "  warn  production scrape: not checked: provider.canary_url and provider.baseline_url "
+        "are templates over the router's slots, which the router did not tell (see the router "
+        "above)"
+    ) in out
+
+
+def test_an_unreachable_baseline_fails_and_an_unreachable_canary_warns(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before a rollout the canary slot may be empty; the baseline is what it measures."""
+    urls = "  canary_url: http://127.0.0.1:9/metrics\n  baseline_url: http://127.0.0.1:9/metrics\n"
+    text = config(stack).replace(
+        "provider:\n  type: scrape\n", f"provider:\n  type: scrape\n{urls}"
+    )
+    code, out = check(text, capsys)
+    assert code == 1, out
+    assert (
+        "  FAIL  production baseline scrape: cannot scrape baseline http://127.0.0.1:9/metrics:"
+    ) in out
+    assert "the rollout measures the stable version there" in out
+    assert (
+        "  warn  production canary scrape: cannot scrape canary http://127.0.0.1:9/metrics:" in out
+    )
+    assert "(expected if the canary slot is empty or holds another service until" in out

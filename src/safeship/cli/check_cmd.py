@@ -42,7 +42,8 @@ def check_options(f: F) -> F:
 def check(click_ctx: click.Context, url: str | None, strict: bool, as_json: bool) -> int | None:
     """Run every check: the config, Prometheus and its queries, rule files, and per
     environment what would break a rollout: a router whose canary slot has traffic,
-    hook and smoke-test commands that are missing or not executable.
+    hook and smoke-test commands that are missing or not executable, a scrape
+    `match` that selects no series at the slots' /metrics.
 
     Works without a config file too, checking what it can. Exit 0 when nothing
     failed (an unreachable Prometheus or router only warns; --strict makes an

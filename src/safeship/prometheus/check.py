@@ -18,6 +18,7 @@ import math
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -227,6 +228,25 @@ def _check_rule_files(
             report.add("rules", Status.FAIL, name, f"promtool check rules failed: {output}")
 
 
+def label_absent(name: str, label: str, labels: Sequence[str]) -> str:
+    """Why a matcher selects nothing when no series has its label: the labels there are.
+
+    The scrape provider's `match` is told the same way (`safeship check`).
+    """
+    return f"no series of {name} has a label `{label}` (labels: {', '.join(labels) or 'none'})"
+
+
+def value_unmatched(
+    name: str, matcher: Matcher, values: Sequence[str], *, with_others: bool
+) -> str:
+    """Why a matcher selects nothing when its label has other values: those values
+    (`with_others`: among the series the matchers before it select)."""
+    return (
+        f"{name}: {matcher.render()} matches nothing; `{matcher.label}` values "
+        f"{'with the other matchers ' if with_others else ''}are: {', '.join(values[:20])}"
+    )
+
+
 def _scrape_interval(client: PrometheusClient, settings: PrometheusSettings) -> float | None:
     """The longest scrape interval among active targets (the cautious one), or the config's."""
     if settings.scrape_interval is not None:
@@ -388,14 +408,8 @@ class QueryChecker:
             values = sorted({s[matcher.label] for s in candidates if matcher.label in s})
             if not values:
                 labels = sorted({k for s in candidates for k in s if k != "__name__"})
-                return Status.FAIL, (
-                    f"no series of {name} has a label `{matcher.label}` "
-                    f"(labels: {', '.join(labels) or 'none'})"
-                )
-            return Status.FAIL, (
-                f"{name}: {matcher.render()} matches nothing; `{matcher.label}` values "
-                f"{'with the other matchers ' if kept else ''}are: {', '.join(values[:20])}"
-            )
+                return Status.FAIL, label_absent(name, matcher.label, labels)
+            return Status.FAIL, value_unmatched(name, matcher, values, with_others=bool(kept))
         return None
 
     def _only_canary_missing(self, selector: Selector) -> bool:

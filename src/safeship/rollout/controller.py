@@ -181,7 +181,7 @@ class RolloutController:
         The stable slot's version is the last one promoted into it, as recorded.
         """
         slots = ready_slots(self.router, version)
-        return _placement_of(slots, version, self._stable_version(slots.stable.name))
+        return placement_of(slots, version, self._stable_version(slots.stable.name))
 
     def _follow_slots(self, placement: Placement) -> None:
         """Render every template over the slots now, before anything is recorded.
@@ -368,7 +368,7 @@ class RolloutController:
         if recorded is not None:
             return recorded
         # Only a rollout that had ended before placements were recorded gets here.
-        return _placement_of(self.router.slots(), state.version, None)
+        return placement_of(self.router.slots(), state.version, None)
 
     def _placed(self, state: RolloutState) -> RolloutState:
         """A rollout recorded before placements were gets one, from the router, once.
@@ -380,7 +380,7 @@ class RolloutController:
         if state.terminal or state.placement:
             return state
         slots = self.router.slots()
-        placement = _placement_of(slots, state.version, self._stable_version(slots.stable.name))
+        placement = placement_of(slots, state.version, self._stable_version(slots.stable.name))
         placed = state.placed(placement.for_storage(), self.clock.now())
         self._save(placed)
         return placed
@@ -1185,8 +1185,9 @@ def ready_slots(router: Router, version: str | None = None) -> Slots:
     return slots
 
 
-def _placement_of(slots: Slots, version: str, stable_version: str | None) -> Placement:
-    """`version` into the router's canary slot, beside `stable_version` in its stable one."""
+def placement_of(slots: Slots, version: str | None, stable_version: str | None) -> Placement:
+    """`version` into the router's canary slot, beside `stable_version` in its stable one
+    (None: not known, as to `safeship check`)."""
     return Placement(
         SlotVersion(slots.canary.name, slots.canary.address, version),
         SlotVersion(slots.stable.name, slots.stable.address, stable_version),
