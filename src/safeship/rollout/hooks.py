@@ -105,16 +105,27 @@ def run_command(
     return RunResult(name, False, duration, f"exit {proc.returncode}: {tail}".rstrip(": "))
 
 
+def check_hook(hook: Hook) -> tuple[bool, str] | None:
+    """Whether `run_hook` could start `hook`'s program (see `check_program`)."""
+    return check_program(hook.command, shell=hook.shell, env={**os.environ, **hook.env})
+
+
+def check_smoke_test(test: SmokeTest) -> tuple[bool, str] | None:
+    """Whether `run_smoke_test` could start `test`'s command; None for an HTTP test."""
+    if test.command is None:
+        return None
+    return check_program(test.command, shell=test.shell, env=os.environ)
+
+
 def check_program(
     command: tuple[str, ...] | str, *, shell: bool, env: Mapping[str, str]
 ) -> tuple[bool, str] | None:
     """Whether `run_command` could start `command`'s program, and what to do if not.
 
     Resolved as it runs: a path from the working directory, a bare name on the
-    PATH of `env` (the process's, with the hook's own over it). A shell command
-    is judged only when its first word is a plain path: a bare one may be a
-    builtin or a function, one with `$`, `~` or a glob is the shell's to expand.
-    None when there is nothing to judge.
+    PATH of `env`. A shell command is judged only when its first word is a plain
+    path: a bare one may be a builtin or a function, one with `$`, `~` or a glob
+    is the shell's to expand. None when there is nothing to judge.
     """
     if shell:
         script = command if isinstance(command, str) else command[0]
@@ -128,7 +139,7 @@ def check_program(
     else:
         program = command[0]
     if "/" not in program:
-        found = shutil.which(program, path=env.get("PATH", os.environ.get("PATH", os.defpath)))
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
         if found is None:
             return False, f"{program} is not on PATH: install it, or give its path"
         return True, f"{program} is {found}"

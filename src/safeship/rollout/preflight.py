@@ -17,7 +17,6 @@ finding once each; it is printed once, naming them all.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,7 +43,7 @@ from safeship.providers import build_provider
 from safeship.providers.scrape import BUCKETS_METRIC, REQUESTS_METRIC, ScrapeProvider
 from safeship.redact import redact_text
 from safeship.rollout.controller import placement_of, ready_slots
-from safeship.rollout.hooks import check_program
+from safeship.rollout.hooks import check_hook, check_smoke_test
 from safeship.routers import build_router
 from safeship.routers.interface import Slot, Slots
 
@@ -198,24 +197,19 @@ class _Checker:
         """Every hook and smoke-test command, named by its key path in the file."""
         written = self.config.environments[env.environment]
         own = f"environments.{env.environment}."
-        commands: list[tuple[str, tuple[str, ...] | str, bool, dict[str, str]]] = []
+        judged: list[tuple[str, tuple[bool, str] | None]] = []
         for stage in Hooks.model_fields:
             hooks: tuple[Hook, ...] = getattr(env.hooks, stage)
             inherited = hooks == getattr(self.config.hooks, stage)
             prefix = f"{'' if inherited else own}hooks.{stage}"
-            commands += [
-                (f"{prefix}[{i}].command", h.command, h.shell, h.env) for i, h in enumerate(hooks)
-            ]
+            judged += [(f"{prefix}[{i}].command", check_hook(h)) for i, h in enumerate(hooks)]
         prefix = f"{'' if written.smoke_tests is None else own}smoke_tests"
-        commands += [
-            (f"{prefix}[{i}].command", t.command, t.shell, {})
-            for i, t in enumerate(env.smoke_tests)
-            if t.command is not None
+        judged += [
+            (f"{prefix}[{i}].command", check_smoke_test(t)) for i, t in enumerate(env.smoke_tests)
         ]
-        for where, command, shell, extra in commands:
-            judged = check_program(command, shell=shell, env={**os.environ, **extra})
-            if judged is not None:
-                passed, message = judged
+        for where, result in judged:
+            if result is not None:
+                passed, message = result
                 self.add(env, "hooks", Status.OK if passed else Status.FAIL, where, message)
 
     def _merged(self) -> list[Finding]:
