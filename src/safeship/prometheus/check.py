@@ -60,7 +60,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # reachability | rules | query | window | counter
+    check: str  # reachability | rules | query | window | counter; router | hooks | scrape
     status: Status
     subject: str
     message: str

@@ -106,18 +106,18 @@ def run_command(
 
 
 def check_hook(hook: Hook) -> tuple[bool, str] | None:
-    """Whether `run_hook` could start `hook`'s program (see `check_program`)."""
-    return check_program(hook.command, shell=hook.shell, env={**os.environ, **hook.env})
+    """Whether `run_hook` could start `hook`'s program (see `_check_program`)."""
+    return _check_program(hook.command, shell=hook.shell, env={**os.environ, **hook.env})
 
 
 def check_smoke_test(test: SmokeTest) -> tuple[bool, str] | None:
     """Whether `run_smoke_test` could start `test`'s command; None for an HTTP test."""
     if test.command is None:
         return None
-    return check_program(test.command, shell=test.shell, env=os.environ)
+    return _check_program(test.command, shell=test.shell, env=os.environ)
 
 
-def check_program(
+def _check_program(
     command: tuple[str, ...] | str, *, shell: bool, env: Mapping[str, str]
 ) -> tuple[bool, str] | None:
     """Whether `run_command` could start `command`'s program, and what to do if not.
