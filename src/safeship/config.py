@@ -734,7 +734,9 @@ class PrometheusSettings(Model):
         description="Used when Prometheus' targets do not say.",
     )
     rule_files: tuple[str, ...] = Field(
-        default=(".prometheus/alerts.yml",), description="Checked with promtool when present."
+        default=(".prometheus/alerts.yml",),
+        description="Checked with promtool by `safeship check`; a file named here must exist "
+        "(the default may be absent).",
     )
 
     @field_validator("ca_file")

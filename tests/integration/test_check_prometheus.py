@@ -168,3 +168,41 @@ def test_rule_files_are_checked_with_promtool(prometheus_installed: None, tmp_pa
     bad = run_check("check", "prometheus", "--json", cwd=tmp_path)
     assert bad.returncode == 1
     assert "promtool check rules failed" in findings(bad)[".prometheus/alerts.yml"]["message"]
+
+
+def test_a_wrong_path_prefix_is_named_once_in_the_message(
+    scraped: PrometheusServer, tmp_path: Path
+) -> None:
+    """The URL's path prefix is part of the request path: printed twice, it hid the mistake."""
+    result = run_check("check", "--url", f"{scraped.url}/prom", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{scraped.url}/prom/api/v1/status/buildinfo: HTTP 404" in result.stdout
+    assert "/prom/prom/" not in result.stdout
+    assert "check prometheus.url (a path prefix?)" in result.stdout
+
+
+def test_a_rule_file_the_config_names_must_exist(tmp_path: Path) -> None:
+    """A listed rule file that is not there was skipped in silence; only the default may be."""
+    config = tmp_path / "safeship.yaml"
+    config.write_text(
+        "service: checkout\nprometheus:\n  retries: 0\n"
+        "  rule_files: [.prometheus/alerts.yml, .prometheus/alert.yml]\n"
+    )
+    (tmp_path / ".prometheus").mkdir()
+    (tmp_path / ".prometheus" / "alerts.yml").write_text("groups: []\n")
+    result = run_check("check", "prometheus", "--url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "  FAIL  .prometheus/alert.yml: prometheus.rule_files[1]: no such file in "
+        f"{tmp_path} (rule files are read from the working directory): fix the entry, or "
+        "write the file (`safeship rules generate` writes .prometheus/alerts.yml)"
+    ) in result.stdout
+    assert "FAIL  .prometheus/alerts.yml" not in result.stdout
+
+    config.write_text("service: checkout\nprometheus:\n  retries: 0\n")  # the default entry
+    result = run_check("check", "prometheus", "--url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (tmp_path / ".prometheus" / "alerts.yml").unlink()
+    result = run_check("check", "prometheus", "--url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rule_files" not in result.stdout

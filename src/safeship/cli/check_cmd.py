@@ -12,8 +12,9 @@ from safeship.ci.github import set_output
 from safeship.cli.context import Context, pass_context, prometheus_settings, with_prometheus_url
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.output import emit_json
-from safeship.config import Config
+from safeship.config import DEFAULT_CONFIG_PATH, Config
 from safeship.prometheus.check import PrometheusReport, Status, check_prometheus
+from safeship.rollout.preflight import check_environments
 
 _MARKS = {Status.OK: "ok  ", Status.WARN: "warn", Status.FAIL: "FAIL"}
 
@@ -39,15 +40,18 @@ def check_options(f: F) -> F:
 @check_options
 @click.pass_context
 def check(click_ctx: click.Context, url: str | None, strict: bool, as_json: bool) -> int | None:
-    """Run every check: the config, Prometheus and its queries, rule files.
+    """Run every check: the config, Prometheus and its queries, rule files, and per
+    environment what would break a rollout: a router whose canary slot has traffic,
+    hook and smoke-test commands that are missing or not executable, a scrape
+    `match` that selects no series at the slots' /metrics.
 
     Works without a config file too, checking what it can. Exit 0 when nothing
-    failed (an unreachable Prometheus only warns unless --strict: exit 3), 1 when a
-    check failed, 2 when the config is invalid.
+    failed (an unreachable Prometheus or router only warns; --strict makes an
+    unreachable Prometheus exit 3), 1 when a check failed, 2 when the config is invalid.
     """
     if click_ctx.invoked_subcommand is not None:
         return None
-    return _run(click_ctx.ensure_object(Context), url, strict, as_json)
+    return _run(click_ctx.ensure_object(Context), url, strict, as_json, rollout=True)
 
 
 @check.command("prometheus")
@@ -58,21 +62,23 @@ def prometheus(ctx: Context, url: str | None, strict: bool, as_json: bool) -> in
 
     Inside GitHub Actions it writes prometheus_reachable=true|false to $GITHUB_OUTPUT.
     """
-    return _run(ctx, url, strict, as_json)
+    return _run(ctx, url, strict, as_json, rollout=False)
 
 
-def _run(ctx: Context, url: str | None, strict: bool, as_json: bool) -> int:
+def _run(ctx: Context, url: str | None, strict: bool, as_json: bool, *, rollout: bool) -> int:
     url = url or ctx.prometheus_url
     config = _config_if_any(ctx)
     if config is not None and url:
         config = with_prometheus_url(config, url)
     settings = config.prometheus if config is not None else prometheus_settings(url)
     report = check_prometheus(settings, config)
+    if rollout and config is not None:
+        report.findings.extend(check_environments(config))
     set_output("prometheus_reachable", "true" if report.reachable else "false")
     if as_json:
         emit_json({"service": config.service if config else None, **report.to_dict()})
     else:
-        _print(report, config)
+        _print(report, config, ctx.config_path or DEFAULT_CONFIG_PATH)
     if report.failed:
         return ExitCode.FAILED
     if strict and not report.reachable:
@@ -82,15 +88,14 @@ def _run(ctx: Context, url: str | None, strict: bool, as_json: bool) -> int:
 
 def _config_if_any(ctx: Context) -> Config | None:
     """The config when there is one; a missing default file is fine, an invalid one is not."""
-    if ctx.config_path is None and not Path("safeship.yaml").exists():
+    if ctx.config_path is None and not Path(DEFAULT_CONFIG_PATH).exists():
         return None
     return ctx.load()
 
 
-def _print(report: PrometheusReport, config: Config | None) -> None:
-    click.echo(
-        f"config: {'service ' + config.service if config else 'none (checking what can be)'}"
-    )
+def _print(report: PrometheusReport, config: Config | None, path: str) -> None:
+    shown = f"{path}, service {config.service}" if config else "none (checking what can be)"
+    click.echo(f"config: {shown}")
     click.echo(f"prometheus: {report.url or 'not configured'}")
     click.echo(f"prometheus_reachable={'true' if report.reachable else 'false'}")
     for finding in report.findings:

@@ -110,7 +110,8 @@ def with_prometheus_url(config: Config, url: str) -> Config:
     def override(settings: PrometheusSettings) -> PrometheusSettings:
         return _validated(
             PrometheusSettings,
-            {**settings.model_dump(), "url": url},
+            # only the keys the file set: a default left unset stays a default
+            {**settings.model_dump(exclude_unset=True), "url": url},
             "--prometheus-url / --url / PROMETHEUS_URL",
         )
 

@@ -18,6 +18,7 @@ import math
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -45,6 +46,7 @@ from safeship.prometheus.promql import (
 )
 from safeship.providers.prometheus import ERROR_LABEL_PRESENT, PrometheusQueries, Track
 from safeship.redact import redact_url
+from safeship.rules.generate import RULES_FILE
 
 LOOKBACK_SECONDS = 300.0
 """How far back "does this query return data" looks: five minutes of traffic."""
@@ -58,7 +60,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # reachability | rules | query | window | counter
+    check: str  # reachability | rules | query | window | counter; router | hooks | scrape
     status: Status
     subject: str
     message: str
@@ -188,9 +190,20 @@ def _check_reachable(report: PrometheusReport, client: PrometheusClient) -> None
 def _check_rule_files(
     report: PrometheusReport, settings: PrometheusSettings, promtool: str | None
 ) -> None:
-    for name in settings.rule_files:
+    # The default entry is only looked for; a file the config names must be there.
+    named = "rule_files" in settings.model_fields_set
+    for index, name in enumerate(settings.rule_files):
         path = Path(name)
         if not path.exists():
+            if named:
+                report.add(
+                    "rules",
+                    Status.FAIL,
+                    name,
+                    f"prometheus.rule_files[{index}]: no such file in {Path.cwd()} (rule files "
+                    "are read from the working directory): fix the entry, or write the file "
+                    f"(`safeship rules generate` writes {RULES_FILE})",
+                )
             continue
         if promtool is None:
             report.add(
@@ -213,6 +226,25 @@ def _check_rule_files(
             report.add("rules", Status.OK, name, output.splitlines()[-1] if output else "valid")
         else:
             report.add("rules", Status.FAIL, name, f"promtool check rules failed: {output}")
+
+
+def label_absent(name: str, label: str, labels: Sequence[str]) -> str:
+    """Why a matcher selects nothing when no series has its label: the labels there are.
+
+    The scrape provider's `match` is told the same way (`safeship check`).
+    """
+    return f"no series of {name} has a label `{label}` (labels: {', '.join(labels) or 'none'})"
+
+
+def value_unmatched(
+    name: str, matcher: Matcher, values: Sequence[str], *, with_others: bool
+) -> str:
+    """Why a matcher selects nothing when its label has other values: those values
+    (`with_others`: among the series the matchers before it select)."""
+    return (
+        f"{name}: {matcher.render()} matches nothing; `{matcher.label}` values "
+        f"{'with the other matchers ' if with_others else ''}are: {', '.join(values[:20])}"
+    )
 
 
 def _scrape_interval(client: PrometheusClient, settings: PrometheusSettings) -> float | None:
@@ -376,14 +408,8 @@ class QueryChecker:
             values = sorted({s[matcher.label] for s in candidates if matcher.label in s})
             if not values:
                 labels = sorted({k for s in candidates for k in s if k != "__name__"})
-                return Status.FAIL, (
-                    f"no series of {name} has a label `{matcher.label}` "
-                    f"(labels: {', '.join(labels) or 'none'})"
-                )
-            return Status.FAIL, (
-                f"{name}: {matcher.render()} matches nothing; `{matcher.label}` values "
-                f"{'with the other matchers ' if kept else ''}are: {', '.join(values[:20])}"
-            )
+                return Status.FAIL, label_absent(name, matcher.label, labels)
+            return Status.FAIL, value_unmatched(name, matcher, values, with_others=bool(kept))
         return None
 
     def _only_canary_missing(self, selector: Selector) -> bool:

@@ -274,7 +274,7 @@ class PrometheusClient:
     def _api(self, method: str, path: str, params: dict[str, str]) -> Any:
         def once() -> Any:
             response = self._send(method, path, params)
-            return self._decode(response, params.get("query", ""))
+            return self._decode(response, path, params.get("query", ""))
 
         return _with_retries(once, self._policy, sleep=self._sleep)
 
@@ -306,8 +306,9 @@ class PrometheusClient:
         """Text from the server, fit to show: without the credentials, URL passwords masked."""
         return redact_text(text, self._secrets)
 
-    def _decode(self, response: httpx.Response, query: str) -> Any:
-        where = f"{redact_url(self.url)}{response.request.url.path}"
+    def _decode(self, response: httpx.Response, path: str, query: str) -> Any:
+        # `path` is the API's, below the URL: the request's own path repeats the URL's prefix.
+        where = f"{redact_url(self.url)}{path}"
         try:
             body = response.json()
         except ValueError:

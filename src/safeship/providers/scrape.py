@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,6 +51,7 @@ VERSION_LABEL = "version"
 _ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
 
 _Series = tuple[str, tuple[tuple[str, str], ...]]  # (sample name, sorted labels)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,18 @@ class ScrapeProvider(MetricsProvider):
         self._counters["baseline"].add(baseline)
         self._versions = {"canary": canary.versions, "baseline": baseline.versions}
 
+    def request_series(self, role: str) -> list[dict[str, str]]:
+        """The labels of every request series `role`'s target exposes, `match` not applied.
+
+        What `safeship check` tells a `match` that selects nothing by; raises
+        `ProviderError` as a scrape does.
+        """
+        return self._read(self._target_of(role), _request_series)
+
     def _scrape(self, target: _Target) -> _Scrape:
+        return self._read(target, self._parse)
+
+    def _read(self, target: _Target, parse: Callable[[str], _T]) -> _T:
         where = f"{target.role} {target.safe_url}"
         try:
             response = self._client.get(target.url)
@@ -270,7 +283,7 @@ class ScrapeProvider(MetricsProvider):
         if response.status_code != 200:
             raise ProviderError(f"cannot scrape {where}: HTTP {response.status_code}")
         try:
-            return self._parse(response.text)
+            return parse(response.text)
         # The parser's failures are not a documented set; any of them means unusable text.
         except Exception as exc:
             raise ProviderError(
@@ -337,6 +350,15 @@ class ScrapeProvider(MetricsProvider):
     def _is_error(self, labels: tuple[tuple[str, str], ...]) -> bool:
         status = dict(labels).get(self._error_label, "")
         return self._error_status.fullmatch(status) is not None
+
+
+def _request_series(text: str) -> list[dict[str, str]]:
+    return [
+        dict(sample.labels)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == REQUESTS_METRIC
+    ]
 
 
 def _buckets(increase: Mapping[_Series, float]) -> tuple[tuple[float, float], ...]:

@@ -180,23 +180,8 @@ class RolloutController:
 
         The stable slot's version is the last one promoted into it, as recorded.
         """
-        health = self.router.health()
-        if not health.ok:
-            raise RouterError(f"router not ready before the rollout: {health.detail}")
-        try:
-            slots = self.router.slots()
-            weight = self.router.get_weight()
-        except RouterError as exc:
-            raise RouterError(f"router not ready before the rollout: {exc}") from exc
-        canary = slots.canary
-        if weight != 0:
-            where = f" ({canary.address})" if canary.address else ""
-            raise RolloutRefusedError(
-                f"the canary slot {canary.name}{where} has weight {weight}, not 0: it serves "
-                f"traffic already, so {version} cannot be deployed into it. Finish the rollout "
-                "that left it so (`safeship rollout list`), or set its weight to 0; nothing moved"
-            )
-        return _placement_of(slots, version, self._stable_version(slots.stable.name))
+        slots = ready_slots(self.router, version)
+        return placement_of(slots, version, self._stable_version(slots.stable.name))
 
     def _follow_slots(self, placement: Placement) -> None:
         """Render every template over the slots now, before anything is recorded.
@@ -383,7 +368,7 @@ class RolloutController:
         if recorded is not None:
             return recorded
         # Only a rollout that had ended before placements were recorded gets here.
-        return _placement_of(self.router.slots(), state.version, None)
+        return placement_of(self.router.slots(), state.version, None)
 
     def _placed(self, state: RolloutState) -> RolloutState:
         """A rollout recorded before placements were gets one, from the router, once.
@@ -395,7 +380,7 @@ class RolloutController:
         if state.terminal or state.placement:
             return state
         slots = self.router.slots()
-        placement = _placement_of(slots, state.version, self._stable_version(slots.stable.name))
+        placement = placement_of(slots, state.version, self._stable_version(slots.stable.name))
         placed = state.placed(placement.for_storage(), self.clock.now())
         self._save(placed)
         return placed
@@ -1173,8 +1158,36 @@ class RolloutController:
             self.clock.sleep(delay)
 
 
-def _placement_of(slots: Slots, version: str, stable_version: str | None) -> Placement:
-    """`version` into the router's canary slot, beside `stable_version` in its stable one."""
+def ready_slots(router: Router, version: str | None = None) -> Slots:
+    """The router's slots, if a new version can go into its canary slot now.
+
+    The router must answer (else `RouterError`) and its canary slot must carry
+    no traffic (else `RolloutRefusedError`). A rollout asks this before anything
+    moves, and `safeship check` asks it the same way, so both say the same.
+    """
+    health = router.health()
+    if not health.ok:
+        raise RouterError(f"router not ready before the rollout: {health.detail}")
+    try:
+        slots = router.slots()
+        weight = router.get_weight()
+    except RouterError as exc:
+        raise RouterError(f"router not ready before the rollout: {exc}") from exc
+    canary = slots.canary
+    if weight != 0:
+        where = f" ({canary.address})" if canary.address else ""
+        raise RolloutRefusedError(
+            f"the canary slot {canary.name}{where} has weight {weight}, not 0: it serves "
+            f"traffic already, so {version or 'a new version'} cannot be deployed into it. "
+            "Finish the rollout that left it so (`safeship rollout list`), or set its weight "
+            "to 0; nothing moved"
+        )
+    return slots
+
+
+def placement_of(slots: Slots, version: str | None, stable_version: str | None) -> Placement:
+    """`version` into the router's canary slot, beside `stable_version` in its stable one
+    (None: not known, as to `safeship check`)."""
     return Placement(
         SlotVersion(slots.canary.name, slots.canary.address, version),
         SlotVersion(slots.stable.name, slots.stable.address, stable_version),

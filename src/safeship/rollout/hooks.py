@@ -13,10 +13,14 @@ the canary slot and a smoke test knows what it is testing.
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -99,6 +103,59 @@ def run_command(
         return RunResult(name, True, duration, "exit 0")
     tail = shown((proc.stderr or proc.stdout or "").strip(), secrets, _OUTPUT_TAIL, tail=True)
     return RunResult(name, False, duration, f"exit {proc.returncode}: {tail}".rstrip(": "))
+
+
+def check_hook(hook: Hook) -> tuple[bool, str] | None:
+    """Whether `run_hook` could start `hook`'s program (see `_check_program`)."""
+    return _check_program(hook.command, shell=hook.shell, env={**os.environ, **hook.env})
+
+
+def check_smoke_test(test: SmokeTest) -> tuple[bool, str] | None:
+    """Whether `run_smoke_test` could start `test`'s command; None for an HTTP test."""
+    if test.command is None:
+        return None
+    return _check_program(test.command, shell=test.shell, env=os.environ)
+
+
+def _check_program(
+    command: tuple[str, ...] | str, *, shell: bool, env: Mapping[str, str]
+) -> tuple[bool, str] | None:
+    """Whether `run_command` could start `command`'s program, and what to do if not.
+
+    Resolved as it runs: a path from the working directory, a bare name on the
+    PATH of `env`. A shell command is judged only when its first word is a plain
+    path: a bare one may be a builtin or a function, one with `$`, `~` or a glob
+    is the shell's to expand. None when there is nothing to judge.
+    """
+    if shell:
+        script = command if isinstance(command, str) else command[0]
+        try:
+            words = shlex.split(script)
+        except ValueError:
+            return None
+        if not words or "/" not in words[0] or re.search(r"[$`=~*?\[]", words[0]):
+            return None
+        program = words[0]
+    else:
+        program = command[0]
+    if "/" not in program:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            return False, f"{program} is not on PATH: install it, or give its path"
+        return True, f"{program} is {found}"
+    path = Path(program)
+    if not path.exists():
+        if path.is_absolute():
+            return False, f"{program} does not exist: fix the path, or install it there"
+        return False, (
+            f"{program} does not exist in {Path.cwd()} (commands run from the working "
+            "directory): fix the path, or run safeship from the directory it is relative to"
+        )
+    if path.is_dir():
+        return False, f"{program} is a directory, not a program: fix the path"
+    if not os.access(path, os.X_OK):
+        return False, f"{program} is not executable: chmod +x {program}"
+    return True, f"{program} is executable"
 
 
 def run_hook(
