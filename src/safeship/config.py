@@ -38,7 +38,7 @@ from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
 from safeship.files import UnreadableFile, read_bounded
 from safeship.loopback import is_loopback
-from safeship.redact import MASK, basic_credential_forms, redact_text
+from safeship.redact import MASK, basic_credential_forms, redact_text, redact_url
 
 DEFAULT_CONFIG_PATH = "safeship.yaml"
 DEFAULT_STEPS: tuple[int, ...] = (10, 50, 100)
@@ -112,10 +112,15 @@ def public_url(url: str) -> str:
     """An http(s) URL published in every alert (a runbook link): it must not carry
     credentials, which would be written into every generated rule file."""
     http_url(url.replace("{alertname}", "alertname"))
-    if "@" in urlsplit(url).netloc:
+    if "@" in urlsplit(url).netloc or redact_url(url) != url:
         raise ValueError(
-            "carries a user or password: it is published in every alert and every generated "
-            "rule file; link a page that needs no credentials in its URL"
+            "carries a user, password or token: it is published in every alert and every "
+            "generated rule file; link a page that needs no credentials in its URL"
+        )
+    if "{{" in url or "}}" in url:
+        raise ValueError(
+            "holds {{ or }}: Prometheus reads annotations as templates; only {alertname} is "
+            "filled in here"
         )
     return url
 
@@ -939,6 +944,10 @@ class Receiver(Model):
 def _am_duration(value: str) -> str:
     if not re.match(_AM_DURATION, value):
         raise ValueError("is not a duration (e.g. 30s, 5m, 4h)")
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value))
+    if seconds > MAX_LONG_HOLD_SECONDS:
+        raise ValueError("is longer than a year: write a duration such as 4h or 1d")
     return value
 
 

@@ -18,7 +18,7 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -107,6 +107,12 @@ def _wrapped_lines(raw: bytes) -> set[str]:
     return lines
 
 
+def shell_escaped(text: str) -> str:
+    """`text` as bash's `printf %q` writes it for plain characters: a backslash before each
+    one the shell would read otherwise."""
+    return re.sub(r"([^A-Za-z0-9_./,:@%+=-])", r"\\\1", text)
+
+
 @lru_cache(maxsize=1024)
 def secret_forms(secret: str) -> frozenset[str]:
     """`secret` as it is commonly printed: plain; URL-encoded (`%XX` in either case, `+`,
@@ -138,8 +144,13 @@ def secret_forms(secret: str) -> frozenset[str]:
         repr(secret)[1:-1],
         html.escape(secret),
         html.escape(secret, quote=False),
+        html.escape(secret).replace("&#x27;", "&#39;").replace("&quot;", "&#34;"),  # Go, Jinja
+        quote(percent, safe=""),  # encoded twice, as a URL inside a URL
+        shell_escaped(secret),  # bash printf %q
         raw.hex(),
         raw.hex().upper(),
+        base64.b32encode(raw).decode(),
+        base64.b32encode(raw).decode().rstrip("="),
     }
     encoded = base64.b64encode(raw).decode()
     forms |= {encoded, encoded.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
@@ -155,6 +166,18 @@ def secret_forms(secret: str) -> frozenset[str]:
 
 
 _remembered: set[str] = set()
+
+
+_SECRET_NAME = re.compile(
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIALS?)$", re.I
+)
+
+
+def environment_secrets(environ: Mapping[str, str]) -> list[str]:
+    """The values of the environment's variables whose names say they are secrets
+    (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, ...): a hook inherits them all, and a
+    careless one prints them; at least 8 characters, so `true` or a port is never masked."""
+    return [v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
 
 
 def remember_secrets(secrets: Iterable[str]) -> None:

@@ -118,11 +118,16 @@ def test_a_url_with_a_lone_surrogate_is_refused() -> None:
     ("setting", "problem"),
     [
         ('alerting: {runbook_url: "https://wiki:S3cretWikiPw@wiki.example.com/{alertname}"}',
-         "carries a user or password"),
+         "carries a user, password or token"),
         ('alerting: {runbook_url: "javascript:alert(1)"}', "is not an http(s) URL"),
         ("alerting: {alertmanager: {ticket: {type: webhook, url: 'ftp:/ /bad'}}}",
          "is not an http(s) URL"),
         ("alerting: {alertmanager: {repeat_interval: banana}}", "is not a duration"),
+        ('alerting: {runbook_url: "https://wiki/?token=S3cretWikiPw&{alertname}"}',
+         "carries a user, password or token"),
+        ('alerting: {runbook_url: "https://wiki/{alertname}{{ $labels.x }}{{"}', "holds {{ or }}"),
+        ("alerting: {alertmanager: {repeat_interval: 99999999999999999999y}}",
+         "longer than a year"),
     ],
 )  # fmt: skip
 def test_alerting_urls_and_durations_are_checked_at_load(setting: str, problem: str) -> None:
@@ -196,3 +201,8 @@ def test_simulate_refuses_hours_of_looks(capsys: pytest.CaptureFixture[str]) -> 
     code = main(["simulate", "--trials", "100000"])
     assert code == 2
     assert "lower --trials or the hold" in capsys.readouterr().err
+
+
+def test_a_url_host_dns_cannot_have_is_refused_at_load() -> None:
+    (found,) = problems(f'service: a\nprometheus: {{url: "http://{"a" * 64}.b:9090"}}\n')
+    assert "label is longer than 63 characters" in found

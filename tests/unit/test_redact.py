@@ -10,14 +10,19 @@ import base64
 import html
 import json
 import shlex
+import subprocess
 import textwrap
+import urllib.parse
+from collections.abc import Callable
 
 import httpx
+import pytest
 
 from safeship.redact import (
     _MIN_SCRUB_LENGTH,
     MASK,
     basic_credential_forms,
+    environment_secrets,
     redact_text,
     secret_forms,
 )
@@ -154,3 +159,27 @@ def test_no_form_is_shorter_than_the_scrub_minimum() -> None:
     """Masking every short run that a form holds would make output unreadable."""
     for secret in (LONG, LONG[:58], "it's", "é&<'\""):
         assert all(len(form) >= _MIN_SCRUB_LENGTH for form in secret_forms(secret))
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        lambda v: base64.b32encode(v.encode()).decode(),
+        lambda v: html.escape(v).replace("&#x27;", "&#39;").replace("&quot;", "&#34;"),
+        lambda v: urllib.parse.quote(urllib.parse.quote(v, safe=""), safe=""),
+        lambda v: subprocess.run(["bash", "-c", 'printf %q "$V"'], env={"V": v},
+                                 capture_output=True, text=True, check=True).stdout,
+    ],
+    ids=["base32", "go-html", "url-encoded-twice", "printf-q"],
+)  # fmt: skip
+def test_more_forms_tools_print(shown: Callable[[str], str]) -> None:
+    secret = 'It\'s_"q" &<> /sl/ash LONGSECRET_4f1c'
+    assert "LONGSECRET" not in redact_text(f"x {shown(secret)} y", [secret])
+
+
+def test_secret_named_environment_variables_are_remembered() -> None:
+    found = environment_secrets(
+        {"GITHUB_TOKEN": "ghp_0123456789abcdef", "DB_PASSWORD": "short", "PORT": "8080123456",
+         "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}
+    )  # fmt: skip
+    assert sorted(found) == ["ghp_0123456789abcdef", "wJalrXUtnFEMI/K7MDENG"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from safeship.errors import (
     SafeshipError,
     TransientError,
 )
-from safeship.redact import redact_text
+from safeship.redact import environment_secrets, redact_text, remember_secrets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -113,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    # What a hook inherits and may print: never shown or stored, whatever the config says.
+    remember_secrets(environment_secrets(os.environ))
     try:
         result: Any = cli.main(args=argv, prog_name="safeship", standalone_mode=False)
     except click.exceptions.Abort:
