@@ -38,6 +38,7 @@ from safeship import bounded_yaml, placement
 from safeship.errors import ConfigError
 from safeship.files import UnreadableFile, read_bounded
 from safeship.loopback import is_loopback
+from safeship.prometheus.promql import parse_duration
 from safeship.redact import MASK, basic_credential_forms, redact_text, redact_url
 
 DEFAULT_CONFIG_PATH = "safeship.yaml"
@@ -890,7 +891,6 @@ _RECEIVER_FIELDS: dict[str, tuple[str, ...]] = {
 _RECEIVER_NEEDS = {"pagerduty": "routing_key_file", "slack": "api_url_file", "webhook": "url",
                    "email": "to"}  # fmt: skip
 _SECRET_URL_HOSTS = ("hooks.slack.com", "events.pagerduty.com", "discord.com", "discordapp.com")
-_AM_DURATION = r"^(?:\d+(?:ms|s|m|h|d|w|y))+$"
 
 
 def _secret_url_problem(url: str) -> str | None:
@@ -942,10 +942,9 @@ class Receiver(Model):
 
 
 def _am_duration(value: str) -> str:
-    if not re.match(_AM_DURATION, value):
+    seconds = parse_duration(value)
+    if seconds is None:
         raise ValueError("is not a duration (e.g. 30s, 5m, 4h)")
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value))
     if seconds > MAX_LONG_HOLD_SECONDS:
         raise ValueError("is longer than a year: write a duration such as 4h or 1d")
     return value
