@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from safeship.cli.alertmanager_cmd import alertmanager
 from safeship.cli.context import Context
 from safeship.cli.exit_codes import ExitCode
-from safeship.config import AlertmanagerSettings, Receiver, parse_config
+from safeship.config import AlertingSettings, AlertmanagerSettings, Receiver, parse_config
 from safeship.errors import ConfigError
+from safeship.generated import stale
 from safeship.rules.alertmanager import (
     CONFIG_PATH,
     DEFAULT_RECEIVER,
@@ -27,7 +28,6 @@ from safeship.rules.alertmanager import (
     operator_manifest,
     render_config,
     render_manifest,
-    stale_files,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,7 +242,15 @@ def test_a_secret_from_the_environment_is_refused_and_nothing_written(
     out, manifest = tmp_path / "am.yml", tmp_path / "m.yml"
     result = CliRunner().invoke(
         alertmanager,
-        ["generate", "--output", str(out), "--manifest", str(manifest)],
+        [
+            "generate",
+            "--output",
+            str(out),
+            "--manifest",
+            str(manifest),
+            "--routes",
+            str(tmp_path / "routes.yml"),
+        ],
         obj=Context(str(config)),
         standalone_mode=False,
     )
@@ -250,6 +258,7 @@ def test_a_secret_from_the_environment_is_refused_and_nothing_written(
     assert "hooks.slack.com" in str(result.exception.problems)
     assert not out.exists()
     assert not manifest.exists()
+    assert not (tmp_path / "routes.yml").exists()
     assert SLACK_HOOK not in result.output
 
 
@@ -257,8 +266,13 @@ def test_a_secret_from_the_environment_is_refused_and_nothing_written(
 
 
 def test_committed_files_are_not_stale() -> None:
-    files = generated_files(AlertmanagerSettings(), ROOT / CONFIG_PATH, ROOT / MANIFEST_PATH)
-    assert stale_files(files) == [], "run `safeship alertmanager generate` and commit"
+    files = generated_files(
+        AlertingSettings(),
+        config_path=ROOT / CONFIG_PATH,
+        manifest_path=ROOT / MANIFEST_PATH,
+        routes_path=ROOT / ROUTES_PATH,
+    )
+    assert stale(files) == [], "run `safeship alertmanager generate` and commit"
 
 
 def test_committed_routing_cases_cover_every_severity_and_the_default() -> None:
@@ -303,7 +317,15 @@ def test_generate_uses_the_configured_settings(tmp_path: Path) -> None:
     out = tmp_path / "am.yml"
     result = CliRunner().invoke(
         alertmanager,
-        ["generate", "--output", str(out), "--manifest", str(tmp_path / "m.yml")],
+        [
+            "generate",
+            "--output",
+            str(out),
+            "--manifest",
+            str(tmp_path / "m.yml"),
+            "--routes",
+            str(tmp_path / "routes.yml"),
+        ],
         obj=Context(str(config)),
         standalone_mode=False,
     )

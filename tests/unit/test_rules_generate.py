@@ -21,6 +21,7 @@ from safeship.rules.generate import (
     generated_files,
     render_rules_file,
 )
+from safeship.rules.unit_tests import TESTS_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,11 @@ def _alert(name: str, settings: AlertingSettings | None = None) -> AlertRule:
 def test_committed_files_are_not_stale() -> None:
     """The staleness test: regenerating from the defaults changes nothing."""
     files = generated_files(AlertingSettings(), ROOT)
-    assert [f.path for f in files] == [ROOT / RULES_FILE, ROOT / PROMETHEUS_RULE_FILE]
+    assert [f.path for f in files] == [
+        ROOT / RULES_FILE,
+        ROOT / TESTS_FILE,
+        ROOT / PROMETHEUS_RULE_FILE,
+    ]
     assert stale(files) == [], "run `safeship rules generate` and commit the result"
 
 
@@ -71,7 +76,7 @@ def test_files_say_they_are_generated() -> None:
 
 
 def test_prometheus_rule_has_the_same_groups() -> None:
-    rules_file, resource = (yaml.safe_load(f.text) for f in generated_files())
+    rules_file, _tests, resource = (yaml.safe_load(f.text) for f in generated_files())
     assert resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["kind"] == "PrometheusRule"
     assert resource["metadata"]["name"]
@@ -288,7 +293,14 @@ def test_a_production_only_project_gets_no_staging_alerts_and_no_kubernetes_file
     tmp_path: Path,
 ) -> None:
     written = _generate_in(tmp_path, "service: checkout\n")
-    assert written == [".prometheus/alertmanager.yml", ".prometheus/alerts.yml", "safeship.yaml"]
+    assert written == [
+        ".prometheus/alertmanager-routes.yml",
+        ".prometheus/alertmanager.yml",
+        ".prometheus/alerts.yml",
+        ".prometheus/tests/generated.yml",
+        "safeship.yaml",
+    ]
+    assert "Staging" not in (tmp_path / ".prometheus/tests/generated.yml").read_text()
     alerts = (tmp_path / ".prometheus/alerts.yml").read_text()
     assert "HighErrorRateProduction" in alerts
     assert "Staging" not in alerts

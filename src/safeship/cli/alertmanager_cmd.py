@@ -8,7 +8,8 @@ import click
 
 from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
-from safeship.config import DEFAULT_CONFIG_PATH, AlertmanagerSettings
+from safeship.config import DEFAULT_CONFIG_PATH, AlertingSettings, PushgatewaySettings
+from safeship.generated import write_or_check
 from safeship.rules.alertmanager import (
     CONFIG_PATH,
     MANIFEST_PATH,
@@ -18,7 +19,6 @@ from safeship.rules.alertmanager import (
     find_amtool,
     generated_files,
     load_routing_cases,
-    stale_files,
     verify_route,
 )
 
@@ -28,14 +28,14 @@ def alertmanager() -> None:
     """Alertmanager routing by severity as code: generate, and test with amtool."""
 
 
-def _settings(ctx: Context) -> tuple[AlertmanagerSettings, bool]:
-    """The config's `alerting.alertmanager` and whether it uses Kubernetes; the built-in
+def _settings(ctx: Context) -> tuple[AlertingSettings, str, bool]:
+    """The config's `alerting`, Pushgateway job and whether it uses Kubernetes; the built-in
     defaults (Operator manifest included) when there is no config."""
     if ctx.config_path is None and not Path(DEFAULT_CONFIG_PATH).exists():
         click.echo(f"no {DEFAULT_CONFIG_PATH}: using the built-in Alertmanager defaults", err=True)
-        return AlertmanagerSettings(), True
+        return AlertingSettings(), PushgatewaySettings().job, True
     config = ctx.load()
-    return config.alerting.alertmanager, config.uses_kubernetes
+    return config.alerting, config.pushgateway.job, config.uses_kubernetes
 
 
 @alertmanager.command()
@@ -54,27 +54,32 @@ def _settings(ctx: Context) -> tuple[AlertmanagerSettings, bool]:
     help=f"Prometheus Operator AlertmanagerConfig manifest [default: {MANIFEST_PATH} when a "
     "router is Kubernetes, or without a config; else none].",
 )
+@click.option(
+    "--routes",
+    default=ROUTES_PATH,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Routing cases file: every generated alert and the receiver it must reach.",
+)
 @pass_context
-def generate(ctx: Context, check: bool, output: str, manifest: str | None) -> int:
-    """Write the Alertmanager config (and its Operator manifest) from safeship.yaml.
+def generate(ctx: Context, check: bool, output: str, manifest: str | None, routes: str) -> int:
+    """Write the Alertmanager config (and its Operator manifest) from safeship.yaml, and the
+    routing cases `alertmanager test` checks it with.
 
     Routes critical -> pager, warning -> chat, info -> ticket, anything else -> chat.
     """
-    settings, kubernetes = _settings(ctx)
-    files = generated_files(settings, output, manifest or (MANIFEST_PATH if kubernetes else None))
-    if check:
-        stale = stale_files(files)
-        for path in stale:
-            click.echo(f"stale: {path} (run `safeship alertmanager generate`)", err=True)
-        if stale:
-            return ExitCode.FAILED
-        click.echo("up to date: " + ", ".join(str(p) for p in files))
-        return ExitCode.OK
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {path}")
-    return ExitCode.OK
+    alerting, job, kubernetes = _settings(ctx)
+    files = generated_files(
+        alerting,
+        job,
+        config_path=output,
+        manifest_path=manifest or (MANIFEST_PATH if kubernetes else None),
+        routes_path=routes,
+    )
+    ok = write_or_check(
+        files, check=check, command="safeship alertmanager generate", what="Alertmanager files"
+    )
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 @alertmanager.command("test")
