@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Validate the alerting rules: promtool's checks and unit tests, safeship's lint,
-# and the list of alerts configured. Run from anywhere; exits 1 on any problem.
+# Validate the alerting: promtool's checks and unit tests, safeship's lint, the generated
+# files up to date with safeship.yaml, Alertmanager's config and every routing case, and
+# the list of alerts configured. Run from anywhere; exits 1 on any problem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v promtool >/dev/null 2>&1; then
-  echo "promtool is not installed: install the Debian package prometheus (apt-get install prometheus)" >&2
+  echo "promtool is not installed: apt-get install prometheus (its Debian package)" >&2
   exit 1
 fi
 safeship=${SAFESHIP:-safeship}
@@ -24,5 +25,8 @@ echo "== safeship rules lint"
 "$safeship" rules lint .prometheus/alerts.yml
 echo "== generated files up to date"
 "$safeship" rules generate --check
+"$safeship" alertmanager generate --check
+echo "== alertmanager routing (amtool)"
+"$safeship" alertmanager test
 echo "== alerts configured"
 grep -E '^ *- alert: ' .prometheus/alerts.yml | sed -E 's/^ *- alert: /  /'

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from safeship.cli import params
-from safeship.cli.context import Context, pass_context
+from safeship.cli.context import Context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.live import LiveView
 from safeship.cli.output import emit_json
@@ -20,6 +20,7 @@ from safeship.config import (
     DEMO_ENVIRONMENT,
     DEMO_SERVICE,
 )
+from safeship.demo import service as sample_service
 from safeship.demo.sandbox import (
     Fault,
     MetricsSource,
@@ -32,7 +33,7 @@ from safeship.demo.sandbox import (
 from safeship.redact import redact_url
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--fault", default=None, help="Run one faulty rollout: error-rate=0.05, latency=300ms."
 )
@@ -59,9 +60,9 @@ from safeship.redact import redact_url
     help="Analyse from each version's /metrics, or through a real Prometheus started here.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON, no live view.")
-@pass_context
+@click.pass_context
 def demo(
-    ctx: Context,
+    click_ctx: click.Context,
     fault: str | None,
     healthy: bool,
     rps: float,
@@ -74,6 +75,9 @@ def demo(
     By default a healthy version is promoted and a faulty one (5% errors) is rolled
     back by itself. Exits 0 when every rollout ended as it should.
     """
+    if click_ctx.invoked_subcommand is not None:
+        return ExitCode.OK
+    ctx: Context = click_ctx.ensure_object(Context)
     if fault and healthy:
         raise click.UsageError("--fault and --healthy exclude each other")
     try:
@@ -168,3 +172,16 @@ def _why(result: ScenarioResult) -> str:
         None,
     )
     return final["reason"] if final else result.state.detail
+
+
+@demo.command(
+    "service",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def service_cmd(args: tuple[str, ...]) -> int:
+    """Run the demo's sample service in the foreground: a stand-in for your own version in
+    a slot (what `safeship init`'s hooks start). `safeship demo service --help` lists its
+    options: --listen, --service, --environment, --version, --track, faults."""
+    return sample_service.main(list(args), prog="safeship demo service")

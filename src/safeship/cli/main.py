@@ -19,6 +19,7 @@ from safeship.cli.dashboards_cmd import dashboards
 from safeship.cli.dashboards_generate import generate as generate_dashboards
 from safeship.cli.demo_cmd import demo
 from safeship.cli.exit_codes import ExitCode
+from safeship.cli.init_cmd import init
 from safeship.cli.logs import configure_logging
 from safeship.cli.metrics_cmd import metrics
 from safeship.cli.report_cmd import report
@@ -91,6 +92,7 @@ def cli(
 
 dashboards.add_command(generate_dashboards)
 for command in (
+    init,
     config,
     check,
     rollout,

@@ -186,10 +186,8 @@ async def _serve(config: ServiceConfig, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m safeship.demo.service", description=__doc__.splitlines()[0]
-    )
+def main(argv: list[str] | None = None, prog: str = "python -m safeship.demo.service") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True, help="HOST:PORT; port 0 picks a free one")
     parser.add_argument("--service", required=True)
     parser.add_argument("--environment", required=True)

@@ -1,0 +1,175 @@
+"""`safeship init`: what it writes for each choice, and what it refuses to do."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from safeship.cli import init_cmd
+from safeship.cli.exit_codes import ExitCode
+from safeship.cli.main import main
+from safeship.config import load_config
+from safeship.errors import ConfigError
+from safeship.scaffold import scripts
+from safeship.scaffold.project import project_files
+from safeship.scaffold.setup import PROVIDERS, ROUTERS, Setup
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _init(folder: Path, *args: str) -> int:
+    return main(["init", "--dir", str(folder), "-y", *args])
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_setup_writes_a_config_the_loader_accepts(
+    tmp_path: Path, router: str, provider: str
+) -> None:
+    setup = Setup(service="shop", router=router, provider=provider)  # type: ignore[arg-type]
+    if router == "kubernetes" and provider == "scrape":
+        with pytest.raises(ConfigError, match="use --provider prometheus"):
+            project_files(setup)
+        return
+    for file in project_files(setup):
+        path = tmp_path / file.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(file.text)
+    config = load_config(tmp_path / "safeship.yaml", env={})
+    assert config.router.type == router
+    assert config.provider.type == provider
+    assert set(config.environments) == {"staging", "production"}
+    for hook in (*config.hooks.pre_rollout, *config.hooks.on_rollback):
+        script = tmp_path / hook.command[0]
+        assert script.exists(), hook.command
+        syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False)
+        assert syntax.returncode == 0, syntax.stderr
+
+
+def test_only_what_the_setup_uses(tmp_path: Path) -> None:
+    assert _init(tmp_path, "--no-prometheus", "--no-grafana") == ExitCode.OK
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [
+        ".github/workflows/deploy.yml",
+        "deploy/on-rollback.sh",
+        "deploy/pre-rollout.sh",
+        "safeship.yaml",
+    ]
+    text = (tmp_path / "safeship.yaml").read_text()
+    assert "alerting:" not in text
+    assert "grafana:" not in text
+    workflow = (tmp_path / ".github/workflows/deploy.yml").read_text()
+    assert "metrics push" not in workflow
+    assert "GRAFANA" not in workflow
+
+
+def test_it_never_overwrites_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "safeship.yaml").write_text("service: mine\n")
+    assert _init(tmp_path) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "safeship.yaml already exists; nothing was written (--force overwrites them)" in err
+    assert (tmp_path / "safeship.yaml").read_text() == "service: mine\n"
+    assert list(tmp_path.iterdir()) == [tmp_path / "safeship.yaml"]
+    assert _init(tmp_path, "--force") == ExitCode.OK
+    assert "written by `safeship init`" in (tmp_path / "safeship.yaml").read_text()
+
+
+def test_hooks_are_executable_and_fail_clearly_outside_a_rollout(tmp_path: Path) -> None:
+    assert _init(tmp_path) == ExitCode.OK
+    for name in ("pre-rollout.sh", "on-rollback.sh"):
+        hook = tmp_path / "deploy" / name
+        assert hook.stat().st_mode & 0o111
+        result = subprocess.run([str(hook)], capture_output=True, text=True, check=False)
+        assert result.returncode != 0
+        assert "run this as a safeship hook: SAFESHIP_CANARY_SLOT is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--router", "kubernetes", "--provider", "scrape"], "use --provider prometheus"),
+        (["--provider", "prometheus", "--no-prometheus"], "needs a Prometheus"),
+        (["--env", "prod,prod"], "an environment is named twice"),
+        (["--env", "Prod Eu"], "--env 'Prod Eu': use letters"),
+        (["--env", ","], "name at least one environment"),
+        (["--service", "-x"], "--service '-x'"),
+        (["--slot-addresses", "127.0.0.1:1"], "expected two HOST:PORT"),
+        (["--slot-addresses", "a:1,a:1"], "two addresses"),
+        (["--slot-addresses", "a:1,http://b:2"], "'http://b:2': expected HOST:PORT"),
+    ],
+)
+def test_impossible_choices_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert _init(tmp_path, *args) == ExitCode.USAGE
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_on_a_terminal_it_asks_for_what_the_flags_leave_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(init_cmd, "_on_terminal", lambda: True)
+    answers = "haproxy\nprometheus\nbilling\nqa,live\ny\nn\n"
+    result = CliRunner().invoke(
+        init_cmd.init, ["--dir", str(tmp_path)], input=answers, standalone_mode=False
+    )
+    assert result.exception is None, result.output
+    assert "Router" in result.output
+    config = load_config(tmp_path / "safeship.yaml", env={})
+    assert (config.service, config.router.type, config.provider.type) == (
+        "billing",
+        "haproxy",
+        "prometheus",
+    )
+    assert list(config.environments) == ["qa", "live"]
+    assert not (tmp_path / "dashboards").exists()
+
+
+def test_the_service_defaults_to_the_folder_name(tmp_path: Path) -> None:
+    folder = tmp_path / "My Shop"
+    folder.mkdir()
+    assert _init(folder) == ExitCode.OK
+    assert load_config(folder / "safeship.yaml", env={}).service == "my-shop"
+
+
+def test_the_workflow_runs_each_environment_after_the_last_through_the_action(
+    tmp_path: Path,
+) -> None:
+    assert _init(tmp_path, "--env", "dev,staging,production") == ExitCode.OK
+    workflow = yaml.safe_load((tmp_path / ".github/workflows/deploy.yml").read_text())
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["deploy-dev", "deploy-staging", "deploy-production"]
+    assert jobs["deploy-staging"]["needs"] == "deploy-dev"
+    assert jobs["deploy-production"]["needs"] == "deploy-staging"
+    rollout = next(s for s in jobs["deploy-production"]["steps"] if s.get("id") == "rollout")
+    assert rollout["uses"].startswith("safeship/safeship@")
+    assert rollout["with"]["environment"] == "production"
+    assert jobs["deploy-production"]["concurrency"]["cancel-in-progress"] is False
+
+
+def test_the_workflow_passes_actionlint(tmp_path: Path) -> None:
+    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (make install)")
+    assert _init(tmp_path) == ExitCode.OK
+    result = subprocess.run(
+        [actionlint, ".github/workflows/deploy.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_repository_validates_its_alerts_with_the_script_init_writes() -> None:
+    assert (ROOT / ".prometheus/validate-alerts.sh").read_text() == scripts.VALIDATE_ALERTS
