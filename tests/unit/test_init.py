@@ -173,3 +173,32 @@ def test_the_workflow_passes_actionlint(tmp_path: Path) -> None:
 
 def test_the_repository_validates_its_alerts_with_the_script_init_writes() -> None:
     assert (ROOT / ".prometheus/validate-alerts.sh").read_text() == scripts.VALIDATE_ALERTS
+
+
+def test_the_alerting_commands_say_what_writes_their_files_in_an_empty_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "test"]) == ExitCode.FAILED
+    assert (
+        ".prometheus/alerts.yml: not found: `safeship rules generate` writes the rules and "
+        "their unit tests from safeship.yaml (`safeship init` a whole project)"
+    ) in capsys.readouterr().err
+    (tmp_path / ".prometheus").mkdir()
+    (tmp_path / ".prometheus/alerts.yml").write_text("groups: []\n")
+    assert main(["rules", "test"]) == ExitCode.FAILED
+    assert "no rule tests in .prometheus/tests/*.yml: `safeship rules generate`" in (
+        capsys.readouterr().err
+    )
+    if shutil.which("amtool") is None:
+        return  # the message below comes after amtool is found
+    assert main(["alertmanager", "test"]) == ExitCode.USAGE
+    assert (
+        "error: .prometheus/alertmanager.yml: Alertmanager config not found "
+        "(`safeship alertmanager generate` writes it and its routing cases from safeship.yaml)"
+    ) in capsys.readouterr().err
+    (tmp_path / ".prometheus/alertmanager.yml").write_text("route: {receiver: chat}\n")
+    assert main(["alertmanager", "test"]) == ExitCode.USAGE
+    assert "routing cases file not found (`safeship alertmanager generate` writes it" in (
+        capsys.readouterr().err
+    )

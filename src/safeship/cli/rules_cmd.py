@@ -15,6 +15,11 @@ from safeship.generated import write_or_check
 from safeship.rules import promtool
 from safeship.rules.generate import RULES_FILE, generated_files
 
+GENERATE_HINT = (
+    "`safeship rules generate` writes the rules and their unit tests from safeship.yaml "
+    "(`safeship init` a whole project)"
+)
+
 
 @click.group()
 def rules() -> None:
@@ -64,9 +69,12 @@ def generate(ctx: Context, check: bool, root: Path) -> int:
 @click.argument("tests", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def test_cmd(rules_file: Path, tests: tuple[Path, ...]) -> int:
     """Lint the rules and run their promtool unit tests (default: .prometheus/tests/*.yml)."""
+    if not rules_file.exists():
+        click.echo(f"{rules_file}: not found: {GENERATE_HINT}", err=True)
+        return ExitCode.FAILED
     files = list(tests) or promtool.find_tests()
     if not files:
-        click.echo(f"no rule tests found ({promtool.TESTS_GLOB})", err=True)
+        click.echo(f"no rule tests in {promtool.TESTS_GLOB}: {GENERATE_HINT}", err=True)
         return ExitCode.FAILED
     checked = promtool.check_rules([rules_file])
     click.echo(checked.output)

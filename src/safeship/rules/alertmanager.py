@@ -347,7 +347,10 @@ def load_routing_cases(path: str | Path = ROUTES_PATH) -> list[RoutingCase]:
             raise ConfigError(f"{where}:{too_large.line}: refused: {too_large.problem}")
         data = yaml.safe_load(text)
     except FileNotFoundError:
-        raise ConfigError(f"{where}: routing cases file not found") from None
+        raise ConfigError(
+            f"{where}: routing cases file not found (`safeship alertmanager generate` writes "
+            "it with the Alertmanager config)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read the routing cases: {_why(exc)}") from None
     except UnreadableFile as exc:
