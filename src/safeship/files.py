@@ -7,6 +7,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from safeship.errors import ConfigError
+
 
 def write_atomically(path: Path, content: bytes, *, private: bool = False) -> None:
     """Temp file in the same folder, fsync, rename over `path`; raises OSError.
@@ -55,3 +57,12 @@ def read_bounded(path: Path, limit: int) -> bytes:
     if len(content) > limit:
         raise UnreadableFile(f"is larger than {limit} bytes")
     return content
+
+
+def exists(path: Path) -> bool:
+    """`path.exists()`, with a path the system cannot even look up (a name too long, a
+    component that is a file) a ConfigError naming it rather than an OSError."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be looked up: {exc.strerror or exc}") from None

@@ -58,4 +58,4 @@ def test_without_promtool_it_says_what_to_install(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{safeship_on_path(tmp_path)}:{tools}"}
     result = run(env)
     assert result.returncode == 1
-    assert "install the Debian package prometheus" in result.stderr
+    assert "promtool is not installed: apt-get install prometheus" in result.stderr

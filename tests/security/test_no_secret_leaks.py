@@ -716,6 +716,8 @@ def _rules_and_alerts(w: World, c: tuple[str, ...], echo: str, closed: int) -> N
     w.run(*c, "alertmanager", "generate")
     w.run(*c, "alertmanager", "generate", "--check")
     w.run(*c, "alertmanager", "test")
+    w.run("init", "--dir", str(w.work / "fresh-project"), "-y")
+    w.run("demo", "service", "--listen", f"127.0.0.1:{closed}")  # no version: usage error
 
 
 def _checks(w: World, c: tuple[str, ...], echo: str, closed: int) -> None:

@@ -10,6 +10,7 @@ from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.config import DEFAULT_CONFIG_PATH, AlertingSettings, PushgatewaySettings
 from safeship.errors import ConfigError
+from safeship.files import exists
 from safeship.generated import write_or_check
 from safeship.rules.alertmanager import (
     CONFIG_PATH,
@@ -109,7 +110,7 @@ def test_cmd(config_file: str, cases: str) -> int:
     except AmtoolMissingError as exc:
         click.echo(f"error: {exc}", err=True)
         return ExitCode.FAILED
-    if not Path(config_file).exists():
+    if not exists(Path(config_file)):
         raise ConfigError(
             f"{config_file}: Alertmanager config not found (`safeship alertmanager generate` "
             "writes it and its routing cases from safeship.yaml)"

@@ -184,4 +184,7 @@ def service_cmd(args: tuple[str, ...]) -> int:
     """Run the demo's sample service in the foreground: a stand-in for your own version in
     a slot (what `safeship init`'s hooks start). `safeship demo service --help` lists its
     options: --listen, --service, --environment, --version, --track, faults."""
-    return sample_service.main(list(args), prog="safeship demo service")
+    try:
+        return sample_service.main(list(args), prog="safeship demo service")
+    except SystemExit as exc:  # argparse's own usage error (it printed it) or --help
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE

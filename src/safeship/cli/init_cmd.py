@@ -10,6 +10,7 @@ import click
 
 from safeship.cli.exit_codes import ExitCode
 from safeship.errors import ConfigError
+from safeship.files import exists
 from safeship.scaffold.project import ProjectFile, project_files
 from safeship.scaffold.setup import (
     DEFAULT_ENVIRONMENTS,
@@ -136,7 +137,7 @@ def init(
         slot_addresses=(addresses[0], addresses[1]),
     )
     files = project_files(setup)
-    existing = [f.path for f in files if (directory / f.path).exists()]
+    existing = [f.path for f in files if exists(directory / f.path)]
     if existing and not force:
         listed = ", ".join(str(p) for p in existing)
         raise ConfigError(

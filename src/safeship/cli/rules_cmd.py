@@ -11,6 +11,7 @@ from safeship.cli.context import Context, pass_context
 from safeship.cli.exit_codes import ExitCode
 from safeship.cli.lint_cmd import lint
 from safeship.config import DEFAULT_CONFIG_PATH, AlertingSettings, PushgatewaySettings
+from safeship.files import exists
 from safeship.generated import write_or_check
 from safeship.rules import promtool
 from safeship.rules.generate import RULES_FILE, generated_files
@@ -69,7 +70,7 @@ def generate(ctx: Context, check: bool, root: Path) -> int:
 @click.argument("tests", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def test_cmd(rules_file: Path, tests: tuple[Path, ...]) -> int:
     """Lint the rules and run their promtool unit tests (default: .prometheus/tests/*.yml)."""
-    if not rules_file.exists():
+    if not exists(rules_file):
         click.echo(f"{rules_file}: not found: {GENERATE_HINT}", err=True)
         return ExitCode.FAILED
     files = list(tests) or promtool.find_tests()
