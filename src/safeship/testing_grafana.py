@@ -6,7 +6,7 @@ grafana/latest/developers/http_api/): the Health API, the Dashboard API, the
 Dashboard Versions API and the Annotations API. Each handler cites the section it
 follows. State is kept in plain attributes so tests can inspect and change it:
 
-    with GrafanaDouble(paged_versions=True) as grafana:
+    with GrafanaDouble(version="11.6") as grafana:
         client = GrafanaClient(grafana.url, grafana.token)
         ...
         grafana.dashboards["uid"]["versions"]      # every version, oldest first
@@ -24,13 +24,43 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from safeship.testing_http import LoopbackDouble
 
-_VERSION = "11.6.0"
+VersionsShape = Literal["array", "object-by-start", "object-by-token"]
+
+
+@dataclass(frozen=True)
+class GrafanaBehaviour:
+    """Where Grafana releases differ in what safeship calls (read in Grafana's pkg/api,
+    pkg/services/dashboardversion and pkg/services/dashboards at those releases)."""
+
+    #: GET .../versions: a bare array paged by `start` (<= 11.5); an object with an empty
+    #: `continueToken`, still paged by `start` (11.6, SQL storage); an object paged by
+    #: `continueToken`, `start` ignored (12, unified storage).
+    versions: VersionsShape
+    #: POST .../restore of the version shown: 400 "Current dashboard is identical to the
+    #: specified version" (11.3+), or an identical new version (before).
+    refuses_identical_restore: bool
+    #: A save with overwrite whose title another dashboard of the folder has: the SQL store
+    #: adopts that dashboard's id, uid and version and overwrites it (<= 11.6); unified
+    #: storage looks up no title (12).
+    title_lookup: bool
+    #: The save reply carries `folderUid` (10+).
+    folder_uid_in_reply: bool
+
+
+BEHAVIOURS: dict[str, GrafanaBehaviour] = {
+    "9.5": GrafanaBehaviour("array", False, True, False),
+    "10.4": GrafanaBehaviour("array", False, True, True),
+    "11.2": GrafanaBehaviour("array", False, True, True),
+    "11.6": GrafanaBehaviour("object-by-start", True, True, True),
+    "12.0": GrafanaBehaviour("object-by-token", True, False, True),
+}
 _UID_PATH = re.compile(r"^/api/dashboards/uid/([^/]+)$")
 _VERSIONS_PATH = re.compile(r"^/api/dashboards/uid/([^/]+)/versions$")
 _VERSION_PATH = re.compile(r"^/api/dashboards/uid/([^/]+)/versions/(\d+)$")
@@ -41,9 +71,9 @@ _ANNOTATION_PATH = re.compile(r"^/api/annotations/(\d+)$")
 class GrafanaDouble(LoopbackDouble):
     """Grafana's HTTP API in memory over real HTTP.
 
-    `paged_versions=True` answers the versions list like Grafana >= 11.6 (an object
-    paged with `continueToken`), False like Grafana <= 11.5 (a bare array paged with
-    `start`); either way at most `page_size` versions per answer, so paging is exercised.
+    `version` picks the Grafana release it behaves like (a key of `BEHAVIOURS`: the
+    versions list's shape and paging, restores, title clashes, reply fields); at most
+    `page_size` versions per answer, so paging is exercised.
     `viewer_token` is a token that may read but not write (403). `basic_auth` is a
     (user, password) pair accepted as HTTP Basic, with the token's rights, as Grafana
     accepts a user's credentials when `auth.basic` is on (its default).
@@ -53,7 +83,7 @@ class GrafanaDouble(LoopbackDouble):
         self,
         *,
         token: str | None = None,
-        paged_versions: bool = True,
+        version: str = "11.6",
         page_size: int = 2,
         folders: tuple[str, ...] = ("safeship",),
         viewer_token: str | None = None,
@@ -63,7 +93,10 @@ class GrafanaDouble(LoopbackDouble):
         self.token = token or f"glsa_double_{secrets.token_hex(12)}"
         self.viewer_token = viewer_token
         self.basic_auth = basic_auth
-        self.paged_versions = paged_versions
+        if version not in BEHAVIOURS:
+            raise ValueError(f"Grafana version {version!r}: one of {sorted(BEHAVIOURS)}")
+        self.version = version
+        self.behaviour = BEHAVIOURS[version]
         self.page_size = page_size
         self.folders = set(folders)
         self.health_status = 200
@@ -125,8 +158,8 @@ class GrafanaDouble(LoopbackDouble):
             # status and version, 503 when the database check fails.
             if path == "/api/health" and method == "GET":
                 if self.health_status != 200:
-                    return self.health_status, {"database": "failing", "version": _VERSION}
-                return 200, {"database": "ok", "version": _VERSION, "commit": "double"}
+                    return self.health_status, {"database": "failing", "version": self.version}
+                return 200, {"database": "ok", "version": f"{self.version}.0", "commit": "double"}
             if self.health_status != 200:
                 return 503, {"message": "database is failing"}
             if self._failures:
@@ -188,7 +221,9 @@ class GrafanaDouble(LoopbackDouble):
             owner = next((d for d in self.dashboards.values() if d["id"] == given_id), None)
             if owner is None or owner["uid"] != uid:
                 return 400, {"message": "Dashboard id and uid mismatch", "status": "uid-mismatch"}
-        # 412 name-exists: another dashboard in the same folder has this title.
+        # The SQL store looks the title up in the folder (getExistingDashboardByTitleAndFolder):
+        # without overwrite a clash is 412 name-exists; with overwrite the save adopts the
+        # other dashboard's id, uid and version and replaces it. Unified storage does not.
         clash = next(
             (
                 d
@@ -199,17 +234,22 @@ class GrafanaDouble(LoopbackDouble):
             ),
             None,
         )
-        if clash is not None and not overwrite:
-            return 412, {
-                "status": "name-exists",
-                "message": "A dashboard with the same name in the folder already exists",
-            }
-        # 412 version-mismatch: without overwrite, `version` must be the stored one.
+        if clash is not None and self.behaviour.title_lookup:
+            if not overwrite:
+                return 412, {
+                    "status": "name-exists",
+                    "message": "A dashboard with the same name in the folder already exists",
+                }
+            uid, existing, given_id = clash["uid"], clash, None
+        # Without overwrite, `version` must be the stored one: 412 version-mismatch from the
+        # SQL store, 409 from unified storage.
         if (
             existing is not None
             and not overwrite
             and dashboard.get("version") != existing["current"]["version"]
         ):
+            if not self.behaviour.title_lookup:
+                return 409, {"message": "Dashboard already exists. Use overwrite flag to update."}
             return 412, {
                 "status": "version-mismatch",
                 "message": "The dashboard has been changed by someone else",
@@ -257,7 +297,7 @@ class GrafanaDouble(LoopbackDouble):
 
     def _saved(self, entry: dict[str, Any], version: int) -> dict[str, Any]:
         slug = re.sub(r"[^a-z0-9]+", "-", str(entry["current"].get("title", "")).lower()).strip("-")
-        return {
+        reply = {
             "id": entry["id"],
             "uid": entry["uid"],
             "url": f"/d/{entry['uid']}/{slug}",
@@ -265,6 +305,9 @@ class GrafanaDouble(LoopbackDouble):
             "version": version,
             "slug": slug,
         }
+        if self.behaviour.folder_uid_in_reply:
+            reply["folderUid"] = entry["folderUid"]
+        return reply
 
     def _get(self, uid: str) -> tuple[int, Any]:
         # Dashboard API, "Get dashboard by uid": {"dashboard": ..., "meta": ...}; 404 if absent.
@@ -275,26 +318,25 @@ class GrafanaDouble(LoopbackDouble):
         return 200, {"dashboard": copy.deepcopy(entry["current"]), "meta": meta}
 
     def _versions(self, uid: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-        # Dashboard Versions API, "Get all dashboards versions": newest first, `limit`.
-        # Up to 11.5 a bare array offset by `start`; from 11.6 {"continueToken", "versions"}.
+        # Dashboard Versions API, "Get all dashboards versions": newest first, `limit`,
+        # in the shape and paging of `behaviour.versions`.
         entry = self.dashboards.get(uid)
         if entry is None:
             return 404, {"message": "Dashboard not found"}
         limit = min(int(query.get("limit", ["0"])[0] or 0) or self.page_size, self.page_size)
         items = [{k: v for k, v in e.items() if k != "data"} for e in reversed(entry["versions"])]
-        if self.paged_versions:
+        shape = self.behaviour.versions
+        if shape == "object-by-token":
             token = query.get("continueToken", [""])[0]
             start = int(token) if token.isdigit() else 0
         else:
             start = int(query.get("start", ["0"])[0] or 0)
         page = items[start : start + limit]
-        if not self.paged_versions:
+        if shape == "array":
             return 200, page
         following = start + limit
-        return 200, {
-            "continueToken": str(following) if following < len(items) else "",
-            "versions": page,
-        }
+        more = shape == "object-by-token" and following < len(items)
+        return 200, {"continueToken": str(following) if more else "", "versions": page}
 
     def _version(self, uid: str, version: int) -> tuple[int, Any]:
         # Dashboard Versions API, "Get dashboard version by uid": the entry plus `data`.
@@ -303,7 +345,11 @@ class GrafanaDouble(LoopbackDouble):
             (v for v in (entry or {}).get("versions", []) if v["version"] == version), None
         )
         if found is None:
-            return 404, {"message": "Dashboard version not found"}
+            # GetDashboardVersion answers a missing version with 500, not 404.
+            dashboard_id = entry["id"] if entry else 0
+            return 500, {
+                "message": f"Dashboard version {version} not found for dashboardId {dashboard_id}"
+            }
         return 200, copy.deepcopy(found)
 
     def _restore(self, uid: str, body: Any) -> tuple[int, Any]:
@@ -315,6 +361,9 @@ class GrafanaDouble(LoopbackDouble):
         if entry is None or found is None or not isinstance(wanted, int):
             return 404, {"message": "Dashboard version not found"}
         data = {k: v for k, v in found["data"].items() if k not in ("id", "version")}
+        shown = {k: v for k, v in entry["current"].items() if k not in ("id", "version")}
+        if self.behaviour.refuses_identical_restore and data == shown:
+            return 400, {"message": "Current dashboard is identical to the specified version"}
         version = self._add_version(entry, data, f"Restored from version {wanted}", wanted)
         return 200, self._saved(entry, version)
 
@@ -323,11 +372,16 @@ class GrafanaDouble(LoopbackDouble):
         # tags, text} -> {"message": "Annotation added", "id": N}.
         if not isinstance(body, dict) or not body.get("text"):
             return 400, {"message": "bad request data"}
+        # An unknown dashboardUID is not an error: the lookup's failure is ignored and the
+        # annotation kept with dashboardId 0 (an organization annotation).
         uid = body.get("dashboardUID")
-        if uid and uid not in self.dashboards:
-            return 404, {"message": "Dashboard not found"}
+        dashboard_id = self.dashboards[uid]["id"] if uid in self.dashboards else 0
         annotation_id = self._id()
-        self.annotations[annotation_id] = {**copy.deepcopy(body), "id": annotation_id}
+        self.annotations[annotation_id] = {
+            **copy.deepcopy(body),
+            "id": annotation_id,
+            "dashboardId": dashboard_id,
+        }
         return 200, {"message": "Annotation added", "id": annotation_id}
 
     def _patch_annotation(self, annotation_id: int, body: Any) -> tuple[int, Any]:

@@ -95,7 +95,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
         "service: checkout\ngrafana:\n  folder_uid: safeship\n  retries: 2\n  timeout: 2\n"
     )
     (tmp_path / "dashboards").mkdir()
-    with GrafanaDouble(token=TOKEN, paged_versions=True, page_size=2) as grafana:
+    with GrafanaDouble(token=TOKEN, version="12.0", page_size=2) as grafana:
         proj = Project(tmp_path, grafana, [])
         for uid in ("alpha", "beta", "gamma"):
             proj.write(uid)

@@ -24,6 +24,7 @@ from safeship.grafana.client import (
     GrafanaClient,
     GrafanaConflictError,
     GrafanaError,
+    GrafanaIdenticalVersionError,
     GrafanaNotFoundError,
     GrafanaUnavailableError,
 )
@@ -31,7 +32,7 @@ from safeship.grafana.sync import push, rollback
 from safeship.store import migrations, open_store
 from safeship.store.interface import DashboardVersionRecord, DeploymentRecord, Store
 from safeship.testing import MemoryStore
-from safeship.testing_grafana import GrafanaDouble
+from safeship.testing_grafana import BEHAVIOURS, GrafanaDouble
 
 TOKEN = "glsa_canary_T0KEN_must_never_show_4f2a9c"
 
@@ -41,9 +42,9 @@ def board(uid: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"uid": uid, "title": shown, "panels": [], **extra}
 
 
-@pytest.fixture(params=[True, False], ids=["paged-11.6", "array-11.5"])
+@pytest.fixture(params=sorted(BEHAVIOURS))
 def grafana(request: pytest.FixtureRequest) -> Iterator[GrafanaDouble]:
-    with GrafanaDouble(token=TOKEN, paged_versions=request.param, viewer_token="viewer") as g:
+    with GrafanaDouble(token=TOKEN, version=request.param, viewer_token="viewer") as g:
         yield g
 
 
@@ -93,17 +94,76 @@ def test_get_version_has_the_data_and_restore_creates_a_new_version(
     assert restored.data["panels"] == ["old"]
 
 
-def test_a_stale_save_without_overwrite_is_412_explained_in_words(grafana: GrafanaDouble) -> None:
+def test_a_stale_save_without_overwrite_is_a_conflict_explained_in_words(
+    grafana: GrafanaDouble,
+) -> None:
     with client_for(grafana.url) as client:
         client.save_dashboard(board("a"), None, "one")
         client.save_dashboard(board("a", panels=[1]), None, "changed in the UI")
         with pytest.raises(GrafanaConflictError) as caught:
             client.save_dashboard(board("a", version=1), None, "stale", overwrite=False)
-        with pytest.raises(GrafanaConflictError, match="same title already exists"):
+        assert caught.value.reason == "version-mismatch"
+        if not grafana.behaviour.title_lookup:  # Grafana 12: 409, and no title lookup
+            assert caught.value.status == 409
+            assert "Use overwrite flag to update" in str(caught.value)
+            client.save_dashboard(board("b", title="Board a"), None, "same title", overwrite=False)
+            return
+        with pytest.raises(GrafanaConflictError, match="same title already exists") as clash:
             client.save_dashboard(board("b", title="Board a"), None, "clash", overwrite=False)
     assert "changed in Grafana since" in str(caught.value)
     assert "version-mismatch" in str(caught.value)
     assert caught.value.status == 412
+    assert clash.value.reason == "name-exists"
+
+
+def test_every_version_is_listed_in_every_paging_shape(grafana: GrafanaDouble) -> None:
+    """150 versions, pages of up to 100: all 150 come back, newest first, each once."""
+    grafana.page_size = 100
+    with client_for(grafana.url) as client:
+        for n in range(150):
+            client.save_dashboard(board("a", panels=[n]), None, f"save {n}")
+        listed = client.versions("a")
+    assert [v.version for v in listed] == list(range(150, 0, -1))
+    pages = [p for m, p in grafana.requests if p == "/api/dashboards/uid/a/versions"]
+    assert len(pages) <= 3
+
+
+def test_a_missing_version_is_not_found_and_not_retried(grafana: GrafanaDouble) -> None:
+    """Grafana answers GET of a missing version with 500 "Dashboard version N not found"."""
+    with client_for(grafana.url) as client:
+        client.save_dashboard(board("a"), None, "one")
+        before = len(grafana.requests)
+        with pytest.raises(GrafanaNotFoundError, match="Dashboard version 9 not found"):
+            client.get_version("a", 9)
+    assert len(grafana.requests) == before + 1
+
+
+def test_restoring_the_version_shown_is_refused_by_newer_grafana_only(
+    grafana: GrafanaDouble,
+) -> None:
+    with client_for(grafana.url) as client:
+        client.save_dashboard(board("a", panels=["old"]), None, "one")
+        client.save_dashboard(board("a", panels=["new"]), None, "two")
+        assert client.restore("a", 1) == 3
+        if grafana.behaviour.refuses_identical_restore:
+            with pytest.raises(GrafanaIdenticalVersionError, match="identical"):
+                client.restore("a", 1)
+            assert grafana.version_numbers("a") == [1, 2, 3]
+        else:
+            assert client.restore("a", 1) == 4
+
+
+def test_an_annotation_on_an_unknown_dashboard_is_kept(grafana: GrafanaDouble) -> None:
+    with client_for(grafana.url) as client:
+        annotation = client.create_annotation(dashboard_uid="gone", time_ms=1, text="deploy")
+    assert next(grafana.annotation_list())["id"] == annotation
+
+
+def test_the_save_reply_is_read_with_or_without_folder_uid(grafana: GrafanaDouble) -> None:
+    with client_for(grafana.url) as client:
+        saved = client.save_dashboard(board("a"), "safeship", "one")
+    assert (saved.uid, saved.version) == ("a", 1)
+    assert saved.url == "/d/a/board-a"
 
 
 def test_refusals_are_permanent_and_not_retried(grafana: GrafanaDouble) -> None:
@@ -415,6 +475,62 @@ def test_grafana_down_counts_every_dashboard_as_a_failed_update(
     )
 
 
+def test_a_push_never_saves_over_another_dashboard_of_the_same_title(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    """With overwrite, Grafana's SQL store would save ours over theirs and take its uid."""
+    write_boards(tmp_path / "dashboards")
+    theirs = board("theirs", title="Board a", panels=["someone else's"])
+    with client_for(grafana.url) as client:
+        client.save_dashboard(theirs, None, "made by hand")
+        results = push(
+            GrafanaSettings(),
+            client,
+            MemoryStore(),
+            service="checkout",
+            deployment_id="D1",
+            commit=None,
+            base=tmp_path,
+        )
+    status = {r.uid: r.status for r in results}
+    assert grafana.current("theirs")["panels"] == ["someone else's"]
+    assert grafana.version_numbers("theirs") == [1]
+    if grafana.behaviour.title_lookup:
+        assert status == {"a": "failed", "b": "created", "c": "created"}
+        failed = next(r for r in results if r.uid == "a")
+        assert "another dashboard with the same title already exists" in (failed.detail or "")
+        assert "a" not in grafana.dashboards
+    else:  # Grafana 12 keeps two dashboards of one title
+        assert status == {"a": "created", "b": "created", "c": "created"}
+
+
+def test_a_push_over_a_change_made_in_grafana_meanwhile_reads_it_again(
+    grafana: GrafanaDouble, tmp_path: Path
+) -> None:
+    write_boards(tmp_path / "dashboards")
+    settings = GrafanaSettings()
+    with client_for(grafana.url) as client:
+        client.save_dashboard(board("a", panels=["v1"]), None, "one")
+        real_get = client.get_dashboard
+        calls = []
+
+        def racing_get(uid: str) -> Any:
+            found = real_get(uid)
+            if uid == "a" and not calls:  # someone saves between our read and our save
+                calls.append(uid)
+                client.save_dashboard(board("a", panels=["by hand"]), None, "meanwhile")
+            return found
+
+        client.get_dashboard = racing_get  # type: ignore[method-assign]
+        results = push(
+            settings, client, MemoryStore(), service="checkout", deployment_id="D1",
+            commit=None, base=tmp_path,
+        )  # fmt: skip
+    assert {r.uid: r.status for r in results}["a"] == "updated"
+    assert grafana.current("a")["panels"] == []
+    assert grafana.version_numbers("a") == [1, 2, 3]
+
+
 def test_rolling_back_a_deployment_that_created_dashboards_leaves_them(
     grafana: GrafanaDouble, tmp_path: Path
 ) -> None:
@@ -433,7 +549,11 @@ def test_rolling_back_a_deployment_that_created_dashboards_leaves_them(
         results = rollback(client, store, service="checkout", deployment_id="D1")
         manual = rollback(client, store, service="checkout", uid="a", to_version=1)
     assert {r.status for r in results} == {"skipped"}
-    assert [(r.status, r.version_after) for r in manual] == [("restored", 2)]
+    if grafana.behaviour.refuses_identical_restore:  # version 1 is what it shows
+        assert [(r.status, r.version_after) for r in manual] == [("unchanged", 1)]
+        assert manual[0].detail == "already shows version 1's content: nothing to restore"
+    else:
+        assert [(r.status, r.version_after) for r in manual] == [("restored", 2)]
 
 
 # --- store: dashboard versions, migration 0003 --------------------------------------------

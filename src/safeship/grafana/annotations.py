@@ -45,7 +45,11 @@ def start_region(
     clock: Callable[[], float] = time.time,
 ) -> Regions:
     """Open a region annotation on each dashboard; the region's end is its start until
-    `finish_region` moves it."""
+    `finish_region` moves it.
+
+    Each dashboard is looked up first: Grafana accepts an annotation on an unknown
+    dashboard uid and keeps it as an organization annotation, shown on every dashboard
+    that shows those; a missing dashboard is a warning instead."""
     now = _now_ms(clock)
     text = f"safeship rollout of {service} {version} to {environment} ({deployment_id})"
     tags = region_tags(service=service, environment=environment, version=version)
@@ -53,6 +57,12 @@ def start_region(
     warnings: list[str] = []
     for uid in uids:
         try:
+            if client.get_dashboard(uid) is None:
+                warnings.append(
+                    f"annotation on dashboard {uid!r} not added: Grafana has no dashboard "
+                    f"{uid!r} (push it first, or fix grafana.annotate)"
+                )
+                continue
             ids[uid] = client.create_annotation(
                 dashboard_uid=uid, time_ms=now, time_end_ms=now, tags=tags, text=text
             )

@@ -14,6 +14,7 @@ Grafana URL (redacted) and never contain the token: every message passes through
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,23 @@ class GrafanaNotFoundError(GrafanaError):
 
 
 class GrafanaConflictError(GrafanaError):
-    """412: the save would lose a change made in Grafana (or a name/plugin clash)."""
+    """412 (or 409 from Grafana 12): the save would lose a change made in Grafana, or
+    clashes with another dashboard's name or a plugin's; `reason` is Grafana's status
+    word (`version-mismatch`, `name-exists`, `plugin-dashboard`) where it gave one."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message, status)
+        self.reason = reason
+
+
+class GrafanaIdenticalVersionError(GrafanaError):
+    """400 from Grafana 11.3+ on a restore: the dashboard already is that version."""
+
+
+# Grafana answers a missing dashboard version with HTTP 500 ("Dashboard version 7 not
+# found for dashboardId 3"), and refuses to restore the version it already shows with 400.
+_MISSING_VERSION = re.compile(r"^Dashboard version \d+ not found", re.IGNORECASE)
+_IDENTICAL = "Current dashboard is identical to the specified version"
 
 
 @dataclass(frozen=True)
@@ -286,6 +303,8 @@ class GrafanaClient:
         elif payload is None and response.text:
             detail = shown(response.text, self._secrets())
         where = f"Grafana at {self.shown_url}: {what}"
+        if status == 500 and _MISSING_VERSION.match(detail):
+            raise GrafanaNotFoundError(self.redact(f"{where}: not found ({detail})"), status)
         if status >= 500 or status == 429:
             raise GrafanaUnavailableError(
                 self.redact(f"{where}: HTTP {status} {detail}".rstrip()),
@@ -312,9 +331,18 @@ class GrafanaClient:
                 self.redact(f"{where}: not found ({detail or 'HTTP 404'})"), status
             )
         if status == 412:
+            reason = payload.get("status") if isinstance(payload, dict) else None
             raise GrafanaConflictError(
-                self.redact(f"{where}: {_explain_412(payload, detail)}"), status
+                self.redact(f"{where}: {_explain_412(payload, detail)}"),
+                status,
+                reason if isinstance(reason, str) else "",
             )
+        if status == 409:  # Grafana 12: a save without overwrite of a changed dashboard
+            raise GrafanaConflictError(
+                self.redact(f"{where}: HTTP 409 {detail or 'conflict'}"), status, "version-mismatch"
+            )
+        if status == 400 and detail == _IDENTICAL:
+            raise GrafanaIdenticalVersionError(self.redact(f"{where}: {detail}"), status)
         if status >= 400:
             raise GrafanaError(
                 self.redact(f"{where}: HTTP {status} {detail or 'bad request'}"), status
@@ -393,8 +421,9 @@ class GrafanaClient:
     def versions(self, uid: str) -> list[DashboardVersion]:
         """Every version of a dashboard, newest first.
 
-        Grafana up to 11.5 answers a bare JSON array paged with `start`; from 11.6 an
-        object `{"versions": [...], "continueToken": "..."}` paged with `continueToken`.
+        Grafana up to 11.5 answers a bare JSON array paged with `start`; 11.6 an object
+        `{"versions": [...], "continueToken": ""}` still paged with `start` on SQL storage;
+        12 the object paged with `continueToken` (and `start` ignored).
         """
         found: list[DashboardVersion] = []
         seen: set[int] = set()
@@ -419,20 +448,21 @@ class GrafanaClient:
                     )
                 )
             new = [DashboardVersion.from_api(i, uid) for i in items if isinstance(i, dict)]
-            for entry in new:
-                if entry.version not in seen:
-                    seen.add(entry.version)
-                    found.append(entry)
-            if token is None:
-                if not new:
-                    break
-                start += len(new)
-                params = {"limit": VERSIONS_PAGE, "start": start}
-            else:
-                if not token or token in tokens:
-                    break
+            unseen = [entry for entry in new if entry.version not in seen]
+            for entry in unseen:
+                seen.add(entry.version)
+                found.append(entry)
+            if token and token not in tokens:
                 tokens.add(token)
                 params = {"limit": VERSIONS_PAGE, "continueToken": token}
+                continue
+            # A bare array (up to 11.5), or an object with no token (11.6 with SQL storage,
+            # or the last page): page on by `start` while pages bring versions not seen
+            # yet (a Grafana that ignores `start` repeats its first page: the end).
+            if not unseen:
+                break
+            start += len(items)
+            params = {"limit": VERSIONS_PAGE, "start": start}
         found.sort(key=lambda v: v.version, reverse=True)
         return found
 
@@ -452,7 +482,11 @@ class GrafanaClient:
         return DashboardVersion.from_api(payload, uid)
 
     def restore(self, uid: str, version: int) -> int:
-        """Restore `version` of dashboard `uid`; Grafana saves it as a new version, returned."""
+        """Restore `version` of dashboard `uid`; Grafana saves it as a new version, returned.
+
+        `GrafanaIdenticalVersionError` when Grafana (11.3+) says the dashboard already is
+        that version; older ones save an identical new version.
+        """
         payload = self._request(
             "POST",
             f"/api/dashboards/uid/{uid}/restore",

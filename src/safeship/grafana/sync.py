@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from safeship.config import GrafanaSettings
-from safeship.grafana.client import GrafanaClient, GrafanaError, GrafanaUnavailableError
+from safeship.grafana.client import (
+    GrafanaClient,
+    GrafanaConflictError,
+    GrafanaError,
+    GrafanaIdenticalVersionError,
+    GrafanaUnavailableError,
+    SavedDashboard,
+)
 from safeship.metrics.names import GRAFANA_UPDATE_TOTAL
 from safeship.store.interface import CounterIncrement, DashboardVersionRecord, Store
 
@@ -130,6 +137,32 @@ def _comparable(dashboard: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in dashboard.items() if k not in _VOLATILE}, sort_keys=True)
 
 
+def _save(
+    client: GrafanaClient,
+    uid: str,
+    dashboard: dict[str, Any],
+    version: int | None,
+    folder_uid: str | None,
+    message: str,
+) -> SavedDashboard:
+    """Save over `version` (the one just read), never with overwrite: with it, Grafana's
+    SQL store would save a dashboard over another of the same title in the folder, taking
+    that one's uid. A change made in Grafana in between (version-mismatch) is read again
+    once; a title clash is refused (name-exists) and said so."""
+    body = {k: v for k, v in dashboard.items() if k not in ("id", "version")}
+    for attempt in range(2):
+        if version is not None:
+            body["version"] = version
+        try:
+            return client.save_dashboard(body, folder_uid, message, overwrite=False)
+        except GrafanaConflictError as exc:
+            if exc.reason != "version-mismatch" or attempt:
+                raise
+            current = client.get_dashboard(uid)
+            version = _opt_int(current[0].get("version")) if current else None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def push_message(deployment_id: str, commit: str | None) -> str:
     message = f"safeship deployment {deployment_id}"
     return f"{message} (commit {commit})" if commit else message
@@ -175,8 +208,7 @@ def push(
                         DashboardResult(item.source, "unchanged", uid, title, before, before)
                     )
                     continue
-            body = {k: v for k, v in dashboard.items() if k != "id"}
-            saved = client.save_dashboard(body, settings.folder_uid, message, overwrite=True)
+            saved = _save(client, uid, dashboard, before, settings.folder_uid, message)
         except GrafanaError as exc:
             results.append(DashboardResult(item.source, "failed", uid, title, detail=str(exc)))
             continue
@@ -228,6 +260,12 @@ def rollback(
             current = client.get_dashboard(target_uid)
             before = _opt_int(current[0].get("version")) if current else None
             restored = client.restore(target_uid, version)
+        except GrafanaIdenticalVersionError:
+            detail = f"already shows version {version}'s content: nothing to restore"
+            results.append(
+                DashboardResult(source, "unchanged", target_uid, None, before, before, detail)
+            )
+            continue
         except GrafanaError as exc:
             results.append(DashboardResult(source, "failed", target_uid, detail=str(exc)))
             continue
