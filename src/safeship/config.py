@@ -516,6 +516,11 @@ class KubernetesRouterSettings(Model):
     context: str | None = None
     conflict_retries: int = Field(default=5, ge=0, description="Re-reads after a 409 conflict.")
     timeout: float = Field(default=10.0, gt=0, le=MAX_REQUEST_SECONDS)
+    smi_version: Literal["v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4"] = Field(
+        default="v1alpha4",
+        description="smi mode: the split.smi-spec.io version the cluster serves TrafficSplit "
+        "at (SMI's own CRD serves only v1alpha4; v1alpha1 weights are quantities).",
+    )
 
     @model_validator(mode="after")
     def _fits_mode(self) -> KubernetesRouterSettings:

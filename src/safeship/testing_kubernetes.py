@@ -9,7 +9,7 @@ codes and `Status` bodies:
     /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale      GET PUT
     /apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}     GET PUT PATCH
     /apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/{name}     GET PUT PATCH
-    /apis/split.smi-spec.io/v1alpha2/namespaces/{ns}/trafficsplits/{name}   GET PUT PATCH
+    /apis/split.smi-spec.io/{version}/namespaces/{ns}/trafficsplits/{name}  GET PUT PATCH
 
 What it enforces, as the API server does ("API Concepts", "Kubernetes API
 conventions" and each kind's schema):
@@ -22,12 +22,16 @@ conventions" and each kind's schema):
   name or namespace is not the URL's, 415 for patch types other than merge-patch;
 * the schema of the fields the router uses, with 422 Invalid and one cause per field:
   HTTPRoute (Gateway API v1 CRD) rules and backendRefs at most 16 each, backendRef
-  `name` required, `weight` an integer 0..1000000, `port` 1..65535; SMI TrafficSplit
-  v1alpha2 `service` and `backends` required, backend `service` a string and `weight`
-  a non-negative integer; Deployment and Scale `spec.replicas` a non-negative int32;
-  annotations string to string. Istio's checks are its validating webhook's, so they
-  answer 400 like a webhook denial: destination host required, weights 0..100 and,
-  with more than one destination, weights summing to 100;
+  `name` required, `weight` an integer 0..1000000, `port` 1..65535, and the CRD's CEL
+  rule a weight change can meet: a Service backendRef (the default group and kind)
+  needs a `port`; SMI TrafficSplit `service` and `backends` required, backend `service`
+  a string and `weight` a non-negative integer (a quantity in v1alpha1), `matches`
+  from v1alpha3, served only at the versions in `smi_versions` (SMI's CRD serves
+  v1alpha4 alone; the others are 404 as unserved versions are); Deployment and Scale
+  `spec.replicas` a non-negative int32; annotations string to string. Istio's checks
+  are its validating webhook's, so they answer 400 like a webhook denial: destination
+  host required, no negative weight and, with more than one destination, not all zero
+  (weights are relative: each destination gets weight/sum);
 * an optional bearer token (401 Unauthorized without it) and per-verb RBAC: with
   `grants` set, a verb not granted on a resource (`deployments/scale` for the
   subresource) is 403 Forbidden with the API server's message.
@@ -171,26 +175,53 @@ def _validate_httproute(obj: Obj) -> list[Problem]:
                 problems += _int_field(ref["weight"], f"{at}.weight", 0, 1_000_000)
             if "port" in ref:
                 problems += _int_field(ref["port"], f"{at}.port", 1, 65535)
+            # CEL: (size(self.group) == 0 && self.kind == 'Service') ? has(self.port) : true,
+            # after the defaults group "" and kind Service.
+            service = ref.get("group", "") == "" and ref.get("kind", "Service") == "Service"
+            if service and "port" not in ref:
+                problems.append((at, None, "Must have port for Service reference"))
     return problems
 
 
-def _validate_trafficsplit(obj: Obj) -> list[Problem]:
-    # SMI split.smi-spec.io/v1alpha2: spec.service and spec.backends required; backend
-    # service a string, weight an integer (relative, not a quantity as in v1alpha1).
-    spec = obj.get("spec") or {}
-    problems: list[Problem] = []
-    if not isinstance(spec.get("service"), str):
-        problems.append(("spec.service", None, "Required value"))
-    backends = spec.get("backends")
-    if not isinstance(backends, list):
-        return [*problems, *_list_field(backends, "spec.backends")]
-    for i, backend in enumerate(backends):
-        at = f"spec.backends[{i}]"
-        if not isinstance(backend, dict) or not isinstance(backend.get("service"), str):
-            problems.append((f"{at}.service", None, "Required value"))
-            continue
-        problems += _int_field(backend.get("weight"), f"{at}.weight", 0, _INT32)
-    return problems
+def _validate_trafficsplit(version: str) -> Callable[[Obj], list[Problem]]:
+    """SMI's TrafficSplit schema at `version` (smi-sdk-go crds/split.yaml and its types):
+    `spec.service` and `spec.backends` required; a backend's `service` a string, its
+    `weight` an integer (v1alpha2+) or a quantity (v1alpha1); `matches` from v1alpha3,
+    each a `{kind: HTTPRouteGroup, name}` (an unknown field is pruned before)."""
+
+    def validate(obj: Obj) -> list[Problem]:
+        spec = obj.get("spec") or {}
+        problems: list[Problem] = []
+        if not isinstance(spec.get("service"), str):
+            problems.append(("spec.service", None, "Required value"))
+        if version in ("v1alpha1", "v1alpha2"):
+            spec.pop("matches", None)  # not in the schema: pruned
+        for i, match in enumerate(spec.get("matches") or []):
+            if not isinstance(match, dict) or match.get("kind") != "HTTPRouteGroup":
+                problems.append((f"spec.matches[{i}].kind", None, "must be HTTPRouteGroup"))
+            elif not isinstance(match.get("name"), str):
+                problems.append((f"spec.matches[{i}].name", None, "Required value"))
+        backends = spec.get("backends")
+        if not isinstance(backends, list):
+            return [*problems, *_list_field(backends, "spec.backends")]
+        for i, backend in enumerate(backends):
+            at = f"spec.backends[{i}]"
+            if not isinstance(backend, dict) or not isinstance(backend.get("service"), str):
+                problems.append((f"{at}.service", None, "Required value"))
+                continue
+            weight = backend.get("weight")
+            if version == "v1alpha1":
+                if not _QUANTITY.match(str(weight)) or isinstance(weight, bool):
+                    problems.append((f"{at}.weight", weight, "must be a quantity"))
+            else:
+                problems += _int_field(weight, f"{at}.weight", 0, _INT32)
+        return problems
+
+    return validate
+
+
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G)?$")
+SMI_VERSIONS = ("v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4")
 
 
 def _validate_virtualservice_schema(obj: Obj) -> list[Problem]:
@@ -203,8 +234,10 @@ def _validate_virtualservice_schema(obj: Obj) -> list[Problem]:
 
 
 def _istio_webhook(obj: Obj) -> list[str]:
-    # Istio's validation webhook (pkg/config/validation): a destination with a host,
-    # each weight a percentage 0..100, and several destinations' weights summing to 100.
+    # Istio's validation webhook (pkg/config/validation, validateWeight and
+    # validateHTTPRouteDestinations): a destination with a host, no negative weight and,
+    # with more than one destination, not every weight 0. Weights are relative: each
+    # destination gets weight/(sum of all weights) of the requests.
     errors: list[str] = []
     for rule in (obj.get("spec") or {}).get("http", []):
         routes = rule.get("route", [])
@@ -217,11 +250,11 @@ def _istio_webhook(obj: Obj) -> list[str]:
             if isinstance(weight, bool) or not isinstance(weight, int):
                 errors.append(f"weight {weight!r} is not an integer")
                 continue
-            if not 0 <= weight <= 100:
-                errors.append(f"percentage {weight} is not in range 0..100")
+            if weight < 0:
+                errors.append(f"weight {weight} < 0")
             total += weight
-        if len(routes) > 1 and total != 100:
-            errors.append(f"total destination weight {total} != 100")
+        if len(routes) > 1 and total == 0:
+            errors.append("total destination weight = 0")
     return errors
 
 
@@ -240,8 +273,15 @@ _RESOURCES = {
             _validate_virtualservice_schema,
             webhook=_istio_webhook,
         ),
-        _Resource(
-            "split.smi-spec.io", "v1alpha2", "TrafficSplit", "trafficsplits", _validate_trafficsplit
+        *(
+            _Resource(
+                "split.smi-spec.io",
+                version,
+                "TrafficSplit",
+                "trafficsplits",
+                _validate_trafficsplit(version),
+            )
+            for version in SMI_VERSIONS
         ),
     )
 }
@@ -291,8 +331,10 @@ class KubernetesApiDouble(LoopbackDouble):
         token: str | None = None,
         grants: dict[str, set[str]] | None = None,
         user: str = "system:serviceaccount:default:safeship",
+        smi_versions: tuple[str, ...] = ("v1alpha4",),
     ) -> None:
         super().__init__()
+        self.smi_versions = smi_versions
         self.token = token
         self.grants = grants
         self.user = user
@@ -390,7 +432,17 @@ class KubernetesApiDouble(LoopbackDouble):
             resource = match and _RESOURCES.get(
                 (match.group("group"), match.group("version"), match.group("plural"))
             )
-            if match is None or not resource or match.group("sub") not in (None, "scale"):
+            unserved = (
+                resource is not None
+                and resource.group == "split.smi-spec.io"
+                and resource.version not in self.smi_versions
+            )
+            if (
+                match is None
+                or not resource
+                or unserved
+                or match.group("sub") not in (None, "scale")
+            ):
                 return 404, _status(
                     404, "NotFound", "the server could not find the requested resource"
                 )
@@ -413,7 +465,7 @@ class KubernetesApiDouble(LoopbackDouble):
                     {"name": name, "group": resource.group, "kind": resource.plural},
                 )
             if method == "GET":
-                return 200, self._scale_of(stored) if sub else copy.deepcopy(stored)
+                return 200, self._scale_of(stored) if sub else self._as(resource, stored)
             if method not in ("PUT", "PATCH") or (sub and method != "PUT"):
                 return 405, _status(405, "MethodNotAllowed", f"{method} is not supported here")
             try:
@@ -525,7 +577,15 @@ class KubernetesApiDouble(LoopbackDouble):
         self.writes.append(
             Write(method, path, resource.plural, namespace, name, copy.deepcopy(stored))
         )
-        return 200, copy.deepcopy(stored)
+        return 200, self._as(resource, stored)
+
+    @staticmethod
+    def _as(resource: _Resource, stored: Obj) -> Obj:
+        """The object as served at `resource`'s version: a CRD whose versions share one
+        schema converts with strategy None, which changes only `apiVersion`."""
+        served = copy.deepcopy(stored)
+        served["apiVersion"] = f"{resource.group}/{resource.version}"
+        return served
 
     def _mirror_status(self, resource: _Resource, obj: Obj) -> None:
         """A Deployment's pods are ready at once: the double runs no controllers."""

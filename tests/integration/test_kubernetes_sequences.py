@@ -160,9 +160,10 @@ def write_config(tmp_path: Path, api: KubernetesApiDouble, mode: str, prom: str)
     return path
 
 
-# `make test` runs the Gateway API; the other modes differ in the object they write
-# (unit-tested against the same double) and run here in `make soak`.
-IN_TEST = ("gateway-api",) if "SAFESHIP_SOAK_ROUNDS" not in os.environ else tuple(MODES)
+# `make test` runs SMI against a double serving only v1alpha4, as SMI's own CRD does (the
+# Gateway API rollout is in test_kubernetes_rollout.py); the other modes differ in the
+# object they write (unit-tested against the same double) and run here in `make soak`.
+IN_TEST = ("smi",) if "SAFESHIP_SOAK_ROUNDS" not in os.environ else tuple(MODES)
 
 
 @pytest.mark.parametrize("mode", IN_TEST)

@@ -269,8 +269,87 @@ def test_istio_refuses_when_other_destinations_hold_weight(
     route[0]["weight"] = 90
     route.append({"destination": {"host": "checkout", "subset": "legacy"}, "weight": 10})
     api.put_object(service)
-    with pytest.raises(RouterError, match="sum to 100"):
+    with pytest.raises(RouterError, match=r"weight/\(sum of all weights\).*take a share"):
         make_router("istio").set_weight(10)
+
+
+def test_relative_weights_written_by_others_are_read_as_shares(
+    api: KubernetesApiDouble, make_router: RouterFactory
+) -> None:
+    """Istio, Gateway API and SMI weights are relative: 1 and 3 is a 75% canary."""
+    for mode, (_, plural, name, (_stable, canary)) in ROUTES.items():
+        obj = api.get_object(plural, name, NS)
+        spec = obj["spec"]
+        entries = (
+            spec["backends"]
+            if mode == "smi"
+            else spec["rules" if mode == "gateway-api" else "http"][0][
+                "backendRefs" if mode == "gateway-api" else "route"
+            ]
+        )
+        for entry in entries:
+            entry["weight"] = 3 if canary in str(entry) else 1
+        api.put_object(obj)
+        assert make_router(mode).get_weight() == 75, mode
+
+
+def test_the_istio_webhook_takes_relative_weights_and_refuses_what_istio_refuses(
+    api: KubernetesApiDouble,
+) -> None:
+    service = api.get_object("virtualservices", "checkout", NS)
+    route = service["spec"]["http"][0]["route"]
+    path = f"{api.url}/apis/networking.istio.io/v1/namespaces/{NS}/virtualservices/checkout"
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for weights, refusal in (((1, 3), None), ((0, 0), "total destination weight = 0"),
+                                 ((-1, 101), "weight -1 < 0")):  # fmt: skip
+            route[0]["weight"], route[1]["weight"] = weights
+            service["metadata"] = client.get(path).json()["metadata"]
+            answer = client.put(path, json=service)
+            if refusal is None:
+                assert answer.status_code == 200, answer.text
+            else:
+                assert answer.status_code == 400
+                assert refusal in answer.json()["message"]
+
+
+@pytest.mark.parametrize("version", ["v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4"])
+def test_smi_at_the_version_the_cluster_serves(
+    api: KubernetesApiDouble, make_router: RouterFactory, version: str
+) -> None:
+    api.smi_versions = (version,)
+    if version == "v1alpha1":  # quantities, as v1alpha1 wrote them
+        split = api.get_object("trafficsplits", "checkout", NS)
+        split["apiVersion"] = f"split.smi-spec.io/{version}"
+        split["spec"]["backends"][0]["weight"] = "900m"
+        split["spec"]["backends"][1]["weight"] = "100m"
+        api.put_object(split)
+    router = make_router("smi", smi_version=version)
+    assert router.get_weight() == (10 if version == "v1alpha1" else 0)
+    router.set_weight(50)
+    assert router.get_weight() == 50
+    written = api.writes_to("trafficsplits", "checkout")[-1]
+    assert [b["weight"] for b in written["spec"]["backends"]] == [50, 50]
+    assert api.requests[-1][1].startswith(f"/apis/split.smi-spec.io/{version}/")
+
+
+def test_smi_at_a_version_the_cluster_does_not_serve_says_so(
+    make_router: RouterFactory,
+) -> None:
+    """SMI's own CRD serves only v1alpha4: v1alpha2 is a 404 on every call."""
+    with pytest.raises(RouterError, match=r"split.smi-spec.io/v1alpha2 CRD is not installed"):
+        make_router("smi", smi_version="v1alpha2").get_weight()
+
+
+def test_an_smi_quantity_weight_that_is_no_quantity_is_refused(
+    api: KubernetesApiDouble, make_router: RouterFactory
+) -> None:
+    api.smi_versions = ("v1alpha1",)
+    split = api.get_object("trafficsplits", "checkout", NS)
+    split["apiVersion"] = "split.smi-spec.io/v1alpha1"
+    split["spec"]["backends"][0]["weight"] = "1e3"
+    api.put_object(split, validate=False)
+    with pytest.raises(RouterError, match="must be a quantity such as 100 or 500m, found '1e3'"):
+        make_router("smi", smi_version="v1alpha1").get_weight()
 
 
 # --- API failures ----------------------------------------------------------------------
@@ -402,10 +481,10 @@ def test_double_enforces_versions_and_schema(api: KubernetesApiDouble) -> None:
         assert client.patch(path, content=b"{}", headers=strategic).status_code == 415
         vs = f"{api.url}/apis/networking.istio.io/v1/namespaces/{NS}/virtualservices/checkout"
         service = client.get(vs).json()
-        service["spec"]["http"][0]["route"][0]["weight"] = 90
+        service["spec"]["http"][0]["route"][0]["weight"] = -5
         answer = client.put(vs, json=service)
         assert answer.status_code == 400
-        assert "total destination weight 90 != 100" in answer.json()["message"]
+        assert "weight -5 < 0" in answer.json()["message"]
 
 
 # --- manifests -------------------------------------------------------------------------

@@ -61,10 +61,15 @@ class Kind:
 
 
 # networking.istio.io/v1 is Istio's stable API (Istio >= 1.22); v1beta1 has the same
-# schema. split.smi-spec.io/v1alpha2 is the first SMI version with integer weights.
+# schema. SMI's own TrafficSplit CRD serves only split.smi-spec.io/v1alpha4 (v1alpha1 to
+# v1alpha3 are listed unserved); older meshes may serve an older one (`smi_version`).
 HTTPROUTE = Kind("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes", "update")
 VIRTUALSERVICE = Kind("VirtualService", "networking.istio.io", "v1", "virtualservices", "update")
-TRAFFICSPLIT = Kind("TrafficSplit", "split.smi-spec.io", "v1alpha2", "trafficsplits", "update")
+TRAFFICSPLITS = {
+    version: Kind("TrafficSplit", "split.smi-spec.io", version, "trafficsplits", "update")
+    for version in ("v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4")
+}
+TRAFFICSPLIT = TRAFFICSPLITS["v1alpha4"]
 # Deployments are only patched (their annotations): a PUT of a whole Deployment through a
 # client-side model could drop fields the model does not know.
 DEPLOYMENT = Kind("Deployment", "apps", "v1", "deployments", "patch")
@@ -79,7 +84,7 @@ KINDS_BY_MODE: dict[Mode, tuple[Kind, ...]] = {
 
 _GENERIC = {
     kind: create_namespaced_resource(kind.group, kind.version, kind.kind, kind.plural)
-    for kind in (HTTPROUTE, VIRTUALSERVICE, TRAFFICSPLIT)
+    for kind in (HTTPROUTE, VIRTUALSERVICE, *TRAFFICSPLITS.values())
 }
 
 

@@ -16,6 +16,8 @@ first slot's Deployment), so every CI runner agrees without a local state file.
 from __future__ import annotations
 
 import logging
+import re
+from fractions import Fraction
 from typing import Any
 
 from safeship.config import KubernetesRouterSettings
@@ -26,7 +28,7 @@ from safeship.routers.kubernetes.api import (
     DEPLOYMENT_SCALE,
     HTTPROUTE,
     KINDS_BY_MODE,
-    TRAFFICSPLIT,
+    TRAFFICSPLITS,
     VIRTUALSERVICE,
     Kind,
     KubeApi,
@@ -137,7 +139,9 @@ class KubernetesRouter(Router):
 
     @property
     def _kind(self) -> Kind:
-        return {"gateway-api": HTTPROUTE, "istio": VIRTUALSERVICE, "smi": TRAFFICSPLIT}[self.mode]
+        if self.mode == "smi":
+            return TRAFFICSPLITS[self.settings.smi_version]
+        return {"gateway-api": HTTPROUTE, "istio": VIRTUALSERVICE}[self.mode]
 
     @property
     def _name(self) -> str:
@@ -171,8 +175,9 @@ class KubernetesRouter(Router):
             if others:
                 raise RouterError(
                     f"{self._where()}: other destinations of http[{self.settings.rule}] hold "
-                    f"weight {others}; Istio needs the weights to sum to 100, so the two slots "
-                    "must be the only weighted destinations"
+                    f"weight {others}; Istio sends each destination weight/(sum of all weights) "
+                    "of the requests, so they would take a share of what safeship gives the "
+                    "slots: the two slots must be the only weighted destinations"
                 )
         changed = False
         for slot, value in wanted.items():
@@ -245,8 +250,15 @@ class KubernetesRouter(Router):
     def _slot_weights(self, obj: Obj) -> dict[str, int]:
         entries = self._slot_entries(obj)
         # Gateway API defaults an unset weight to 1; Istio reads an unset weight as 0 when
-        # there are several destinations (both slots are); SMI requires the field.
+        # there are several destinations (both slots are); SMI requires the field. Every
+        # mode's weights are relative (a share is weight / sum); SMI v1alpha1's are
+        # quantities ("500m"), read here in thousandths.
         default = 1 if self.mode == "gateway-api" else 0
+        if self.mode == "smi" and self.settings.smi_version == "v1alpha1":
+            return {
+                slot: _milli_quantity(entry.get("weight", default), "weight")
+                for slot, entry in entries.items()
+            }
         return {
             slot: _int(entry.get("weight", default), "weight") for slot, entry in entries.items()
         }
@@ -377,6 +389,24 @@ def _int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise RouterError(f"kubernetes router: {field} must be an integer, found {value!r}")
     return value
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G)?$")
+_SUFFIX = {"m": Fraction(1, 1000), "k": Fraction(1000), "M": Fraction(10**6), "G": Fraction(10**9)}
+
+
+def _milli_quantity(value: Any, field: str) -> int:
+    """A Kubernetes quantity as SMI v1alpha1 weights are written (10, "1.5", "500m"), in
+    thousandths; anything else (negative, an exponent, binary suffixes) is refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value * 1000
+    match = _QUANTITY.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise RouterError(
+            f"kubernetes router: {field} must be a quantity such as 100 or 500m, found {value!r}"
+        )
+    amount = Fraction(match.group(1)) * _SUFFIX.get(match.group(2) or "", Fraction(1))
+    return int(amount * 1000)
 
 
 def _list(value: Any, field: str, where: str) -> list[Any]:
