@@ -13,19 +13,25 @@ under SAFESHIP_REQUIRE_INTEGRATION=1, where they fail (CI must never pass by ski
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+from tests import specs
 
 from safeship.demo.haproxy_server import find_haproxy
 from safeship.demo.monitoring import PrometheusServer, PushgatewayServer
 from safeship.demo.nginx_server import NGINX_PACKAGE, find_nginx
 from safeship.demo.postgres_server import POSTGRES_PACKAGE, PostgresServer, find_postgres_bin
+from safeship.testing_grafana import GrafanaDouble
+from safeship.testing_kubernetes import KubernetesApiDouble
 
 _database_numbers = itertools.count(1)
 
@@ -133,3 +139,47 @@ def store_url(request: pytest.FixtureRequest) -> str:
     """
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture(autouse=True)
+def _doubles_speak_as_the_specs_say(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every request a Grafana or Kubernetes double accepts, and every reply it serves,
+    is checked against the project's own schema (tests/specs.py); a test whose traffic
+    breaks one fails at its end, naming the field. Tests that seed what the schema
+    refuses, on purpose, say so with `@pytest.mark.off_spec`."""
+    problems: list[str] = []
+    kubernetes = KubernetesApiDouble.handle
+    grafana = GrafanaDouble.handle
+
+    def kubernetes_handle(
+        self: KubernetesApiDouble, method: str, path: str, auth: str, content_type: str, raw: bytes
+    ) -> tuple[int, Any]:
+        status, reply = kubernetes(self, method, path, auth, content_type, raw)
+        if method == "PUT" and status == 200:
+            with contextlib.suppress(ValueError):
+                problems.extend(specs.kubernetes_problems(json.loads(raw), f"PUT {path}:"))
+        if status == 200:
+            problems.extend(specs.kubernetes_problems(reply, f"{method} {path} reply:"))
+        return status, reply
+
+    def grafana_handle(
+        self: GrafanaDouble,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        auth: str,
+        body: Any,
+    ) -> tuple[int, Any]:
+        status, reply = grafana(self, method, path, query, auth, body)
+        if status not in (401, 403):  # refused before it was read
+            problems.extend(specs.grafana_problems(method, path, body, status, reply))
+        return status, reply
+
+    monkeypatch.setattr(KubernetesApiDouble, "handle", kubernetes_handle)
+    monkeypatch.setattr(GrafanaDouble, "handle", grafana_handle)
+    yield
+    if request.node.get_closest_marker("off_spec"):
+        return
+    assert not problems, "traffic the specs refuse:\n" + "\n".join(sorted(set(problems))[:20])
