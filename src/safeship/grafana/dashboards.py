@@ -115,12 +115,39 @@ class Panel:
 
 
 def _options(panel_type: PanelType) -> dict[str, object]:
+    """Every option the panel type's schema requires (Grafana's defaults where not chosen)."""
     if panel_type == "timeseries":
         return {
-            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom"},
+            "legend": {
+                "calcs": [],
+                "displayMode": "list",
+                "placement": "bottom",
+                "showLegend": True,
+            },
             "tooltip": {"mode": "multi", "sort": "desc"},
         }
-    return {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+    reduce = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+    if panel_type == "stat":
+        return {
+            "colorMode": "value",
+            "graphMode": "area",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "percentChangeColorMode": "standard",
+            "reduceOptions": reduce,
+            "showPercentChange": False,
+            "textMode": "auto",
+            "wideLayout": True,
+        }
+    return {
+        "minVizHeight": 75,
+        "minVizWidth": 75,
+        "orientation": "auto",
+        "reduceOptions": reduce,
+        "showThresholdLabels": False,
+        "showThresholdMarkers": True,
+        "sizing": "auto",
+    }
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,9 @@ class Variable:
             "type": self.type,
         }
         if self.type == "datasource":
-            data["current"] = {}
+            # Nothing chosen (no installation's datasource uid): Grafana picks its default
+            # Prometheus datasource, else the first one, when the dashboard loads.
+            data["current"] = {"text": "", "value": ""}
         else:
             data["allValue"] = ".*"
             data["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
