@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from safeship.cli.dashboards_generate import generate
+from safeship.config import GrafanaSettings
+from safeship.grafana import dashboards as dashboards_module
+from safeship.grafana.client import GrafanaClient
 from safeship.grafana.dashboards import (
     DASHBOARDS_DIR,
     FILE_NAMES,
@@ -25,6 +30,9 @@ from safeship.grafana.dashboards import (
     validate_dashboard,
 )
 from safeship.grafana.schema import PANEL_TYPES_WITH_SCHEMA, SCHEMA_FILES, schema_problems
+from safeship.grafana.sync import push
+from safeship.testing import MemoryStore
+from safeship.testing_grafana import GrafanaDouble
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = resources.files("safeship.grafana") / "schemas"
@@ -114,6 +122,25 @@ def test_generated_panels_carry_every_field_their_panel_schema_requires() -> Non
 
 
 # --- Hand-written dashboards: located problems -----------------------------------------
+
+
+def test_a_timeseries_without_show_legend_names_file_panel_and_field() -> None:
+    data = _overview()
+    panel = _panel(data, "timeseries")
+    del panel["options"]["legend"]["showLegend"]
+    problems = validate_dashboard(data, "dashboards/mine.json")
+    assert problems == [
+        f"dashboards/mine.json: panel {panel['title']!r} (id {panel['id']}): "
+        "options.legend: 'showLegend' is a required property"
+    ]
+
+
+def test_a_datasource_variable_without_current_value_names_file_variable_and_field() -> None:
+    data = _overview()
+    del _variable(data, "datasource")["current"]["value"]
+    assert validate_dashboard(data, "dashboards/mine.json") == [
+        "dashboards/mine.json: variable 'datasource': current: 'value' is a required property"
+    ]
 
 
 def test_a_stat_without_orientation_and_a_gauge_with_a_wrong_type() -> None:
@@ -250,3 +277,61 @@ def test_any_json_gets_located_problems(data: object) -> None:
     problems = schema_problems(data, "x.json")
     assert problems
     assert all(p.startswith("x.json: ") for p in problems)
+
+
+# --- generate and push -----------------------------------------------------------------
+
+
+def test_generate_and_generate_check_refuse_a_dashboard_grafanas_schema_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    written = runner.invoke(generate, ["--dir", str(tmp_path)], standalone_mode=False)
+    assert written.return_value == 0, written.output
+    checked = runner.invoke(generate, ["--check", "--dir", str(tmp_path)], standalone_mode=False)
+    assert checked.return_value == 0, checked.output
+
+    def legend_without_show_legend(panel_type: str) -> dict[str, object]:
+        return {
+            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom"},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        }
+
+    monkeypatch.setattr(dashboards_module, "_options", legend_without_show_legend)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    for args in (["--check"], []):
+        result = runner.invoke(generate, [*args, "--dir", str(tmp_path)], standalone_mode=False)
+        assert result.return_value == 1
+        assert (
+            f"{tmp_path / 'api-performance.json'}: panel 'Throughput' (id 2): "
+            "options.legend: 'showLegend' is a required property"
+        ) in result.output
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # nothing written
+
+
+def test_push_refuses_a_schema_invalid_file_before_calling_grafana(tmp_path: Path) -> None:
+    folder = tmp_path / "dashboards"
+    folder.mkdir()
+    data = _overview()
+    data["uid"] = "mine"
+    del _panel(data, "timeseries")["options"]["legend"]["showLegend"]
+    del _variable(data, "datasource")["current"]["value"]
+    (folder / "mine.json").write_text(json.dumps(data))
+    with GrafanaDouble() as grafana:
+        with GrafanaClient(grafana.url, grafana.token, timeout=2.0) as client:
+            results = push(
+                GrafanaSettings(),
+                client,
+                MemoryStore(),
+                service="checkout",
+                deployment_id="D1",
+                commit=None,
+                base=tmp_path,
+            )
+        assert [r.status for r in results] == ["invalid"]
+        detail = results[0].detail
+        assert f"{folder / 'mine.json'}: panel 'Deployment frequency (per hour)' (id 4): " in detail
+        assert "options.legend: 'showLegend' is a required property" in detail
+        assert "variable 'datasource': current: 'value' is a required property" in detail
+        assert all("mine" not in path for _, path in grafana.requests)
+        assert grafana.dashboards == {}

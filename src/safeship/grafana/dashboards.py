@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from safeship.generated import GeneratedFile
+from safeship.grafana.schema import panel_location, schema_problems
 from safeship.metrics.names import (
     CANARY_ANALYSIS_TOTAL,
     CANARY_TRAFFIC_PERCENTAGE,
@@ -661,7 +662,11 @@ def validate_dashboard(data: object, source: str) -> list[str]:
     """Problems that would make Grafana reject `data` or tie it to one installation.
 
     `data` is the dashboard object (what goes inside "dashboard" in the API
-    request); each problem names `source`. An empty list means it may be pushed.
+    request); each problem names `source`, then the panel or variable and the field.
+    Besides the checks here (uid, title, datasources, targets, unique panel ids) it
+    must conform to Grafana's dashboard and panel schemas (`safeship.grafana.schema`),
+    the same check `dashboards generate` applies to what it writes. An empty list
+    means it may be pushed.
     """
     if not isinstance(data, dict):
         return [f"{source}: the dashboard is not a JSON object"]
@@ -680,19 +685,24 @@ def validate_dashboard(data: object, source: str) -> list[str]:
     if not isinstance(title, str) or not title.strip():
         problems.append(f"{source}: missing or empty title")
     panels = data.get("panels", [])
+    # The schema check names these too (as `panels` / `panels[i]`); said once, here.
+    redundant: tuple[str, ...] = ()
     if not isinstance(panels, list):
         problems.append(f"{source}: panels is not a list")
+        redundant = (f"{source}: panels: ",)
     elif any(not isinstance(panel, dict) for panel in panels):
         problems.append(f"{source}: a panel is not a JSON object")
+        redundant = (f"{source}: panels[",)
     seen: set[object] = set()
     for panel in _panels(data):
-        name = f"{source}: panel {panel.get('id')!r} ({panel.get('title', '')!r})"
+        name = f"{source}: {panel_location(panel)}"
         panel_id = panel.get("id")
-        if not isinstance(panel_id, int) or isinstance(panel_id, bool):
-            problems.append(f"{name}: id is not an integer")
-        elif panel_id in seen:
-            problems.append(f"{name}: duplicate panel id {panel_id}")
-        else:
+        # An id that is not an integer is a schema problem (`id: ... is not of type`).
+        if "id" not in panel:
+            problems.append(f"{name}: no id")
+        elif isinstance(panel_id, int) and not isinstance(panel_id, bool):
+            if panel_id in seen:
+                problems.append(f"{name}: duplicate panel id {panel_id}")
             seen.add(panel_id)
         if panel.get("type") == "row":
             continue
@@ -726,4 +736,5 @@ def validate_dashboard(data: object, source: str) -> list[str]:
                     f"{source}: variable {variable.get('name')!r}: hard-coded datasource "
                     f"{hard!r} (use {DATASOURCE_VARIABLE!r})"
                 )
+    problems.extend(p for p in schema_problems(data, source) if not p.startswith(redundant))
     return problems
