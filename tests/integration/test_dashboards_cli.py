@@ -75,7 +75,17 @@ class Project:
         return Result(done.returncode, done.stdout, done.stderr)
 
     def write(self, uid: str, **extra: Any) -> None:
-        data = {"uid": uid, "title": f"Board {uid}", "panels": [], "tags": ["safeship"], **extra}
+        data = {
+            "uid": uid,
+            "title": f"Board {uid}",
+            "panels": [],
+            "tags": ["safeship"],
+            # What Grafana's dashboard schema requires of every dashboard push accepts.
+            "schemaVersion": 39,
+            "templating": {"list": []},
+            "annotations": {"list": []},
+            **extra,
+        }
         (self.root / "dashboards" / f"{uid}.json").write_text(json.dumps(data, indent=2))
 
     def records(self, deployment_id: str) -> list[tuple[str, int | None, int, str]]:
@@ -159,6 +169,35 @@ def test_a_dashboard_without_uid_fails_alone(project: Project) -> None:
     assert "broken.json" in result.stderr
     assert "uid" in result.stderr
     assert sorted(project.grafana.dashboards) == ["alpha", "beta", "gamma"]
+    assert len(project.records("D1")) == 3
+
+
+def test_a_dashboard_grafanas_schema_rejects_is_named_and_never_sent(project: Project) -> None:
+    panel = {
+        "id": 3,
+        "type": "timeseries",
+        "title": "Latency",
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": 24, "x": 0, "y": 0},
+        "options": {
+            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom"},
+            "tooltip": {"mode": "multi", "sort": "none"},
+        },
+        "targets": [{"expr": "up", "refId": "A"}],
+    }
+    datasource = {"name": "datasource", "type": "datasource", "query": "prometheus"}
+    project.write("delta", panels=[panel], templating={"list": [{**datasource, "current": {}}]})
+    result = project.run("push", "--deployment-id", "D1")
+    assert result.code == 1
+    where = f"{Path('dashboards') / 'delta.json'}"
+    assert (
+        f"{where}: panel 'Latency' (id 3): options.legend: 'showLegend' is a required property"
+    ) in result.stderr
+    assert f"{where}: variable 'datasource': current: 'text' is a required property" in (
+        result.stderr
+    )
+    assert sorted(project.grafana.dashboards) == ["alpha", "beta", "gamma"]
+    assert not [path for _, path in project.grafana.requests if "delta" in path]
     assert len(project.records("D1")) == 3
 
 

@@ -165,7 +165,14 @@ def test_dashboards_push_versions_and_rollback_from_grafana_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     Path("dashboards").mkdir()
-    board = {"uid": "ours", "title": "Ours", "panels": [], "schemaVersion": 39}
+    board = {
+        "uid": "ours",
+        "title": "Ours",
+        "panels": [],
+        "schemaVersion": 39,
+        "templating": {"list": []},
+        "annotations": {"list": []},
+    }
     Path("dashboards/ours.json").write_text(json.dumps(board))
     with GrafanaDouble(folders=()) as grafana:
         monkeypatch.setenv("GRAFANA_URL", grafana.url)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from safeship.cli.exit_codes import ExitCode
 from safeship.generated import write_or_check
-from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files
+from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files, validate_dashboard
 
 
 @click.command()
@@ -22,8 +23,22 @@ from safeship.grafana.dashboards import DASHBOARDS_DIR, generated_files
     help="Folder the dashboard JSON files are written to.",
 )
 def generate(check: bool, directory: Path) -> int:
-    """Write the three safeship dashboards (deterministic Grafana JSON) into --dir."""
+    """Write the three safeship dashboards (deterministic Grafana JSON) into --dir.
+
+    Each is first checked as `dashboards push` checks a file (Grafana's dashboard and
+    panel schemas included); if one has a problem, nothing is written or checked.
+    """
     files = generated_files(directory)
+    problems = [
+        problem
+        for file in files
+        for problem in validate_dashboard(json.loads(file.text), str(file.path))
+    ]
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo("error: the dashboards safeship generates do not validate", err=True)
+        return ExitCode.FAILED
     ok = write_or_check(
         files, check=check, command="safeship dashboards generate", what="dashboards"
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from safeship.generated import GeneratedFile
+from safeship.grafana.schema import panel_location, schema_problems
 from safeship.metrics.names import (
     CANARY_ANALYSIS_TOTAL,
     CANARY_TRAFFIC_PERCENTAGE,
@@ -115,12 +116,39 @@ class Panel:
 
 
 def _options(panel_type: PanelType) -> dict[str, object]:
+    """Every option the panel type's schema requires (Grafana's defaults where not chosen)."""
     if panel_type == "timeseries":
         return {
-            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom"},
+            "legend": {
+                "calcs": [],
+                "displayMode": "list",
+                "placement": "bottom",
+                "showLegend": True,
+            },
             "tooltip": {"mode": "multi", "sort": "desc"},
         }
-    return {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+    reduce = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+    if panel_type == "stat":
+        return {
+            "colorMode": "value",
+            "graphMode": "area",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "percentChangeColorMode": "standard",
+            "reduceOptions": reduce,
+            "showPercentChange": False,
+            "textMode": "auto",
+            "wideLayout": True,
+        }
+    return {
+        "minVizHeight": 75,
+        "minVizWidth": 75,
+        "orientation": "auto",
+        "reduceOptions": reduce,
+        "showThresholdLabels": False,
+        "showThresholdMarkers": True,
+        "sizing": "auto",
+    }
 
 
 @dataclass(frozen=True)
@@ -149,7 +177,9 @@ class Variable:
             "type": self.type,
         }
         if self.type == "datasource":
-            data["current"] = {}
+            # Nothing chosen (no installation's datasource uid): Grafana picks its default
+            # Prometheus datasource, else the first one, when the dashboard loads.
+            data["current"] = {"text": "", "value": ""}
         else:
             data["allValue"] = ".*"
             data["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
@@ -632,7 +662,11 @@ def validate_dashboard(data: object, source: str) -> list[str]:
     """Problems that would make Grafana reject `data` or tie it to one installation.
 
     `data` is the dashboard object (what goes inside "dashboard" in the API
-    request); each problem names `source`. An empty list means it may be pushed.
+    request); each problem names `source`, then the panel or variable and the field.
+    Besides the checks here (uid, title, datasources, targets, unique panel ids) it
+    must conform to Grafana's dashboard and panel schemas (`safeship.grafana.schema`),
+    the same check `dashboards generate` applies to what it writes. An empty list
+    means it may be pushed.
     """
     if not isinstance(data, dict):
         return [f"{source}: the dashboard is not a JSON object"]
@@ -651,19 +685,24 @@ def validate_dashboard(data: object, source: str) -> list[str]:
     if not isinstance(title, str) or not title.strip():
         problems.append(f"{source}: missing or empty title")
     panels = data.get("panels", [])
+    # The schema check names these too (as `panels` / `panels[i]`); said once, here.
+    redundant: tuple[str, ...] = ()
     if not isinstance(panels, list):
         problems.append(f"{source}: panels is not a list")
+        redundant = (f"{source}: panels: ",)
     elif any(not isinstance(panel, dict) for panel in panels):
         problems.append(f"{source}: a panel is not a JSON object")
+        redundant = (f"{source}: panels[",)
     seen: set[object] = set()
     for panel in _panels(data):
-        name = f"{source}: panel {panel.get('id')!r} ({panel.get('title', '')!r})"
+        name = f"{source}: {panel_location(panel)}"
         panel_id = panel.get("id")
-        if not isinstance(panel_id, int) or isinstance(panel_id, bool):
-            problems.append(f"{name}: id is not an integer")
-        elif panel_id in seen:
-            problems.append(f"{name}: duplicate panel id {panel_id}")
-        else:
+        # An id that is not an integer is a schema problem (`id: ... is not of type`).
+        if "id" not in panel:
+            problems.append(f"{name}: no id")
+        elif isinstance(panel_id, int) and not isinstance(panel_id, bool):
+            if panel_id in seen:
+                problems.append(f"{name}: duplicate panel id {panel_id}")
             seen.add(panel_id)
         if panel.get("type") == "row":
             continue
@@ -697,4 +736,5 @@ def validate_dashboard(data: object, source: str) -> list[str]:
                     f"{source}: variable {variable.get('name')!r}: hard-coded datasource "
                     f"{hard!r} (use {DATASOURCE_VARIABLE!r})"
                 )
+    problems.extend(p for p in schema_problems(data, source) if not p.startswith(redundant))
     return problems
