@@ -852,10 +852,15 @@ class MetricsSettings(Model):
 _LOOSE_ENVIRONMENTS = re.compile(r"(^|[-_.])(staging|stage|stg|dev|development|test|qa|preview)")
 
 
+def is_staging_like(environment: str) -> bool:
+    """A staging, dev, test, QA or preview environment: looser limits, and it never pages."""
+    return bool(_LOOSE_ENVIRONMENTS.search(environment.lower()))
+
+
 def thresholds_for(environment: str) -> AlertThresholds:
     """The default limits of an environment: staging's (5%, 1 s) for a staging, dev, test or
     preview one, production's (1%, 0.5 s) otherwise."""
-    if _LOOSE_ENVIRONMENTS.search(environment.lower()):
+    if is_staging_like(environment):
         return AlertThresholds(error_rate=0.05, latency_p95_seconds=1.0)
     return AlertThresholds()
 

@@ -115,3 +115,41 @@ def test_the_printed_values_are_prometheus_own() -> None:
         "1.2% of api"
     )
     assert render('{{ $value | printf "%.0f" }} times', labels, 3.0) == "3 times"
+
+
+@pytest.mark.parametrize(
+    ("broken", "into"),
+    [
+        (") > 0.01\n", ") > 0\n"),  # pages on any single 5xx
+        (") > 0.01\n", ") >= 0.001\n"),
+        ('status=~"5.."}[5m]))', 'status=~"5..|4.."}[5m]))'),  # 4xx counted
+        ("> 0.5\n", "> 0.4\n"),  # a tighter latency limit than the config's
+    ],
+)
+def test_they_fail_on_rules_that_fire_short_of_the_limit(
+    tmp_path: Path, broken: str, into: str
+) -> None:
+    """A just-under-the-limit input (with 4xx traffic) must stay quiet, so a rule that
+    fires below the config's limit, or counts the client's errors, fails its tests."""
+    _generate(tmp_path, {"environments": {"production": {}}, "slos": []})
+    rules = tmp_path / ".prometheus/alerts.yml"
+    text = rules.read_text()
+    assert broken in text
+    rules.write_text(text.replace(broken, into, 1))
+    result = promtool.run_tests([tmp_path / TESTS_FILE])
+    assert not result.ok, f"{broken!r} -> {into!r} still passes"
+
+
+def test_staging_burning_its_budget_pages_nobody(tmp_path: Path) -> None:
+    _generate(tmp_path, {"environments": {"staging": {}, "prod": {}}})
+    tests = yaml.safe_load((tmp_path / TESTS_FILE).read_text())["tests"]
+    burns = [
+        g
+        for g in tests
+        if any(c["alertname"].endswith("FastBurn") for c in g["alert_rule_test"])
+        and any('environment="staging"' in s["series"] for s in g["input_series"])
+    ]
+    assert burns, "no case feeds staging a burning budget"
+    assert all(not c["exp_alerts"] for g in burns for c in g["alert_rule_test"])
+    result = promtool.run_tests([tmp_path / TESTS_FILE])
+    assert result.ok, result.output

@@ -323,3 +323,18 @@ def test_the_alerting_environments_follow_the_configs_and_kubernetes_gets_its_ma
     assert "Staging" not in alerts
     qa = _alert("HighErrorRateQa", AlertingSettings(environments={"qa": thresholds_for("qa")}))
     assert "0.05" in qa.expr  # the looser limits of a test environment
+
+
+def test_production_like_environments_page_and_staging_like_ones_never_do() -> None:
+    """Whatever an environment is called: prod, live and production-eu page (critical);
+    staging, dev and qa-2 go to chat, and no SLO burn alert watches them."""
+    envs = ["prod", "live", "production-eu", "staging", "dev", "qa-2"]
+    settings = AlertingSettings.model_validate({"environments": {e: {} for e in envs}})
+    alerts = {a.name: a for g in rule_groups(settings) for a in g.alerts}
+    for env in ("Prod", "Live", "ProductionEu"):
+        assert alerts[f"HighErrorRate{env}"].severity == "critical"
+    for env in ("Staging", "Dev", "Qa2"):
+        assert alerts[f"HighErrorRate{env}"].severity == "warning"
+    burn = alerts["AvailabilityErrorBudgetFastBurn"]
+    assert burn.severity == "critical"
+    assert 'environment=~"prod|live|production-eu"' in burn.expr

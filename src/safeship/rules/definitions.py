@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from safeship.config import AlertingSettings, Slo
+from safeship.config import AlertingSettings, Slo, is_staging_like
 from safeship.errors import ConfigError
 
 Severity = Literal["critical", "warning", "info"]
@@ -272,7 +272,9 @@ def service_rules(settings: AlertingSettings) -> RuleGroup:
     rules: list[AlertRule | RecordingRule] = []
     for env, limits in settings.environments.items():
         sel = f'environment="{_escape(env)}"'
-        severity: Severity = "critical" if env == "production" else "warning"
+        # Production-like environments page (prod, live, production-eu, ...); staging-like
+        # ones go to chat, whatever their exact names.
+        severity: Severity = "warning" if is_staging_like(env) else "critical"
         requests = f"sum by (service, environment) (rate(http_requests_total{{{sel}}}[5m]))"
         rules.append(
             b.alert(
@@ -351,12 +353,23 @@ def slo_recording_rules(settings: AlertingSettings) -> RuleGroup:
     return RuleGroup("safeship-slo-recording", rules)
 
 
-def _burn_expr(slo: Slo, burns: tuple[tuple[str, str, float], ...]) -> str:
+def paging_environments(settings: AlertingSettings) -> tuple[str, ...]:
+    """The environments SLO burn alerts watch: the production-like ones (a staging's
+    budget burning pages nobody)."""
+    return tuple(env for env in settings.environments if not is_staging_like(env))
+
+
+def _burn_expr(
+    slo: Slo, burns: tuple[tuple[str, str, float], ...], environments: tuple[str, ...]
+) -> str:
     budget = 1 - slo.objective
+    matcher = "|".join(
+        _escape(re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", env)) for env in environments
+    )
     parts = []
     for long, short, rate in burns:
         limit = number(rate * budget)
-        sel = f'{{slo="{slo.name}"}}'
+        sel = f'{{slo="{slo.name}", environment=~"{matcher}"}}'
         parts.append(
             "(\n"
             f"  {SLO_RATIO_METRIC}{long}{sel} > {limit}\n"
@@ -370,7 +383,8 @@ def _burn_expr(slo: Slo, burns: tuple[tuple[str, str, float], ...]) -> str:
 def slo_alert_rules(settings: AlertingSettings) -> RuleGroup:
     b = _Builder(settings)
     rules: list[AlertRule | RecordingRule] = []
-    for slo in settings.slos:
+    environments = paging_environments(settings)
+    for slo in settings.slos if environments else ():
         objective = number(slo.objective * 100)
         what = (
             "5xx responses"
@@ -386,7 +400,7 @@ def slo_alert_rules(settings: AlertingSettings) -> RuleGroup:
             rules.append(
                 b.alert(
                     f"{camel(slo.name)}ErrorBudget{kind}Burn",
-                    _burn_expr(slo, burns),
+                    _burn_expr(slo, burns, environments),
                     for_=for_,
                     severity=severity,
                     labels=(("slo", slo.name),),

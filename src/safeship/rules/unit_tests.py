@@ -31,6 +31,7 @@ from safeship.rules.definitions import (
     AlertRule,
     camel,
     number,
+    paging_environments,
     rule_groups,
 )
 
@@ -127,6 +128,9 @@ class Firing:
     labels: Mapping[str, str]
     value: float
     quiet_at: int | None = None  # an earlier time at which it must not fire yet
+    #: inputs just short of firing (just under the limit, errors that are not 5xx, an
+    #: environment it does not watch): none may fire by `at`
+    near_misses: tuple[tuple[Series, ...], ...] = ()
 
 
 def series(metric: str, labels: Mapping[str, str], values: str) -> Series:
@@ -158,13 +162,22 @@ def _ratio(limit: float) -> float | None:
     return ratio if ratio > limit else None
 
 
-def _requests(env: str, ratio: float, minutes: int) -> tuple[Series, ...]:
+def _below(limit: float) -> float:
+    """The largest ratio in 1/10000 steps under `limit` (0 when none is)."""
+    return max(0, math.ceil(limit * _TOTAL) - 1) / _TOTAL
+
+
+def _requests(env: str, ratio: float, minutes: int, client_errors: int = 0) -> tuple[Series, ...]:
     bad = round(ratio * _TOTAL)
     base = {"service": SERVICE, "environment": env, "version": "v2", "track": "canary"}
-    return (
+    found: tuple[Series, ...] = (
         series("http_requests_total", {**base, "status": "200"}, f"0+{_TOTAL - bad}x{minutes}"),
         series("http_requests_total", {**base, "status": "500"}, f"0+{bad}x{minutes}"),
     )
+    if client_errors:  # 4xx are the client's errors, never the service's
+        found += (series("http_requests_total", {**base, "status": "404"},
+                         f"0+{client_errors}x{minutes}"),)  # fmt: skip
+    return found
 
 
 def _latency(env: str, p95: float, minutes: int) -> tuple[Series, ...]:
@@ -206,12 +219,14 @@ def service_firings(env: str, limits: AlertThresholds) -> dict[str, Firing]:
     out: dict[str, Firing] = {}
     ratio = _ratio(limits.error_rate)
     if ratio is not None:
+        near = _requests(env, _below(limits.error_rate), length, client_errors=_TOTAL)
         out[f"HighErrorRate{camel(env)}"] = Firing(
-            _requests(env, ratio, length), fire_at, labels, ratio, quiet_at
+            _requests(env, ratio, length), fire_at, labels, ratio, quiet_at, (near,)
         )
     p95 = _nice_p95(limits.latency_p95_seconds)
+    near = _latency(env, limits.latency_p95_seconds * 0.9, length)
     out[f"HighLatency{camel(env)}"] = Firing(
-        _latency(env, p95, length), fire_at, labels, p95, quiet_at
+        _latency(env, p95, length), fire_at, labels, p95, quiet_at, (near,)
     )
     return out
 
@@ -231,18 +246,26 @@ def _slo_series(slo: Slo, env: str, ratio: float, minutes: int) -> tuple[Series,
     )
 
 
-def slo_firings(slo: Slo, env: str) -> dict[str, Firing]:
-    """Constant bad events: every window sees the same ratio, which each burn alert shows."""
+def slo_firings(slo: Slo, env: str, unwatched: tuple[str, ...] = ()) -> dict[str, Firing]:
+    """Constant bad events: every window sees the same ratio, which each burn alert shows.
+    Just under the burn rate, or the same burn in an environment that does not page,
+    fires nothing."""
     budget = 1 - slo.objective
     out: dict[str, Firing] = {}
     for kind, burns, for_ in (("Fast", PAGE_BURNS, "2m"), ("Slow", TICKET_BURNS, "15m")):
-        ratio = _ratio(min(rate * budget for _, _, rate in burns))
+        limit = min(rate * budget for _, _, rate in burns)
+        ratio = _ratio(limit)
         if ratio is None:
             continue  # an objective so loose that no ratio can burn this fast
         fire_at, quiet_at = _when(for_)
         labels = {"service": SERVICE, "environment": env, "slo": slo.name}
+        minutes = fire_at + 5
+        near = (
+            _slo_series(slo, env, _below(limit), minutes),
+            *(_slo_series(slo, other, ratio, minutes) for other in unwatched[:1]),
+        )
         out[f"{camel(slo.name)}ErrorBudget{kind}Burn"] = Firing(
-            _slo_series(slo, env, ratio, fire_at + 5), fire_at, labels, ratio, quiet_at
+            _slo_series(slo, env, ratio, minutes), fire_at, labels, ratio, quiet_at, near
         )
     return out
 
@@ -326,9 +349,10 @@ def firings(settings: AlertingSettings, push_job: str) -> dict[str, Firing]:
     out = deployment_firings(push_job)
     for env, limits in settings.environments.items():
         out.update(service_firings(env, limits))
-    env = next(iter(settings.environments), "production")
-    for slo in settings.slos:
-        out.update(slo_firings(slo, env))
+    paging = paging_environments(settings)
+    unwatched = tuple(env for env in settings.environments if env not in paging)
+    for slo in settings.slos if paging else ():
+        out.update(slo_firings(slo, paging[0], unwatched))
     return out
 
 
@@ -379,6 +403,11 @@ def test_groups(settings: AlertingSettings, push_job: str) -> list[dict[str, Any
         groups.append(
             {"interval": "1m", "input_series": _input(firing.series), "alert_rule_test": tests}
         )
+        for near in firing.near_misses:
+            quiet = [{"eval_time": f"{firing.at}m", "alertname": alert.name, "exp_alerts": []}]
+            groups.append(
+                {"interval": "1m", "input_series": _input(near), "alert_rule_test": quiet}
+            )
     return groups
 
 
