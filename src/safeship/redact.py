@@ -67,7 +67,15 @@ def redact_url(url: str) -> str:
         # Keep a plain user name (it helps debugging); a lone token is masked whole.
         plain_user = colon and not any(c in user for c in "/?#")
         rest = f"{user}:{MASK}@{after}" if plain_user else f"{MASK}@{after}"
+    host = authority.rpartition("@")[2].partition(":")[0].lower()
+    if host in _SECRET_PATH_HOSTS or (host.endswith("discord.com") and "/webhooks/" in rest):
+        # The path is the credential (hooks.slack.com/services/T/B/secret).
+        rest = f"{rest.partition('/')[0]}/{MASK}"
     return _SECRET_PARAM.sub(rf"\1{MASK}", f"{scheme}://{rest}")
+
+
+# Webhook hosts whose URL path is itself the secret.
+_SECRET_PATH_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com", "outlook.office.com"})
 
 
 @lru_cache(maxsize=256)
@@ -169,13 +177,20 @@ _remembered: set[str] = set()
 
 
 _SECRET_NAME = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIALS?)$", re.I
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIALS?|DSN|PAT|WEBHOOK(_?URL)?)$", re.I
+)
+# Tokens whose format says what they are, wherever they appear (a hook's output, an
+# error): GitHub's, GitLab's, Slack's, AWS access key ids, Slack and Discord webhooks.
+_TOKEN_FORMATS = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16})\b"
 )
 
 
 def environment_secrets(environ: Mapping[str, str]) -> list[str]:
     """The values of the environment's variables whose names say they are secrets
-    (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, ...): a hook inherits them all, and a
+    (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, PAGERDUTY_ROUTING_KEY, GH_PAT,
+    SLACK_WEBHOOK_URL, SENTRY_DSN, ...): a hook inherits them all, and a
     careless one prints them; at least 8 characters, so `true` or a port is never masked."""
     return [v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
 
@@ -216,6 +231,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     for form in _longest_first(frozenset({*secrets, *_remembered})):
         text = text.replace(form, MASK)
     text = _AUTH_HEADER.sub(rf"\1{MASK}", text)
+    text = _TOKEN_FORMATS.sub(MASK, text)
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 

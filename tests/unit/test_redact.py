@@ -183,3 +183,32 @@ def test_secret_named_environment_variables_are_remembered() -> None:
          "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}
     )  # fmt: skip
     assert sorted(found) == ["ghp_0123456789abcdef", "wJalrXUtnFEMI/K7MDENG"]
+
+
+def test_secrets_named_by_their_variables_or_known_by_their_format_are_masked() -> None:
+    """A hook that prints PAGERDUTY_ROUTING_KEY, GH_PAT or SLACK_WEBHOOK_URL, or a GitHub,
+    GitLab, Slack or AWS token in any variable, shows none of them."""
+    from safeship.redact import environment_secrets
+
+    env = {
+        "PAGERDUTY_ROUTING_KEY": "R0UTINGkey0123456789",
+        "GH_PAT": "patpatpat12345",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T01/B02/s3cr3tpath",
+        "PWD": "/home/me/project",  # the shell's working directory: not a secret
+    }
+    found = environment_secrets(env)
+    assert "/home/me/project" not in found
+    printed = " ".join(env.values())
+    shown = redact_text(printed, found)
+    for name in ("PAGERDUTY_ROUTING_KEY", "GH_PAT", "SLACK_WEBHOOK_URL"):
+        assert env[name] not in shown
+    assert "s3cr3tpath" not in redact_text(env["SLACK_WEBHOOK_URL"])
+    tokens = (
+        "ghp_" + "a1" * 18,
+        "github_pat_" + "b2" * 30,
+        "glpat-" + "c3" * 12,
+        "xoxb-123456789012-abcdef",
+        "AKIA" + "Z" * 16,
+    )
+    for token in tokens:
+        assert token not in redact_text(f"echo {token}; done"), token

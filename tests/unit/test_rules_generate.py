@@ -200,11 +200,11 @@ def test_burn_rates_follow_the_sre_workbook() -> None:
     fast = _alert("AvailabilityErrorBudgetFastBurn")
     assert fast.severity == "critical"
     for window, limit in (("1h", "0.0144"), ("5m", "0.0144"), ("6h", "0.006"), ("30m", "0.006")):
-        assert f'ratio_rate{window}{{{PROD}}} > {limit}' in fast.expr
+        assert f"ratio_rate{window}{{{PROD}}} > {limit}" in fast.expr
     slow = _alert("AvailabilityErrorBudgetSlowBurn")
     assert slow.severity == "warning"
     for window, limit in (("1d", "0.003"), ("2h", "0.003"), ("3d", "0.001"), ("6h", "0.001")):
-        assert f'ratio_rate{window}{{{PROD}}} > {limit}' in slow.expr
+        assert f"ratio_rate{window}{{{PROD}}} > {limit}" in slow.expr
 
 
 def test_latency_bucket_matches_go_and_python_clients() -> None:
