@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -52,10 +53,10 @@ def _run(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+def _wait_listening(port: int, process: subprocess.Popen[bytes] | None, what: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"{what} exited"
+        assert process is None or process.poll() is None, f"{what} exited"
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -118,47 +119,23 @@ def test_init_then_alert_tests_check_and_rollouts_work(
         result = _run(folder, *command)
         assert result.returncode == 0, f"{command}: {result.stdout}\n{result.stderr}"
 
-    # As init's next steps say: the router, and the stable version in slot blue.
-    slot_dir = folder / ".safeship" / "slots"
-    slot_dir.mkdir(parents=True)
-    stable = subprocess.Popen(
-        [
-            "safeship",
-            "demo",
-            "service",
-            "--listen",
-            f"127.0.0.1:{ports['blue']}",
-            "--service",
-            "checkout",
-            "--environment",
-            "production",
-            "--version",
-            "v1",
-            "--track",
-            "stable",
-        ],
-        cwd=folder,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # init's next steps, as printed: the stable version's line verbatim, the router's
+    # with free ports for the two it names.
+    steps = [line.strip() for line in init.stdout.split("next:", 1)[1].splitlines()]
+    stable_line = next(line for line in steps if line.startswith("mkdir -p .safeship/slots"))
+    router_line = next(line for line in steps if line.startswith("safeship router serve"))
+    started = subprocess.run(
+        ["bash", "-c", stable_line], cwd=folder, env=_env(), timeout=30, check=False
     )
-    (slot_dir / "blue.pid").write_text(str(stable.pid))
+    assert started.returncode == 0
+    slot_dir = folder / ".safeship" / "slots"
+    router_args = shlex.split(
+        router_line.removesuffix("&")
+        .replace("127.0.0.1:8080", f"127.0.0.1:{ports['listen']}")
+        .replace("127.0.0.1:8081", f"127.0.0.1:{ports['admin']}")
+    )
     router = subprocess.Popen(
-        [
-            "safeship",
-            "router",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{ports['listen']}",
-            "--admin",
-            f"127.0.0.1:{ports['admin']}",
-            "--stable",
-            f"http://127.0.0.1:{ports['blue']}",
-            "--canary",
-            f"http://127.0.0.1:{ports['green']}",
-            "--state-file",
-            ".safeship/router.json",
-        ],
+        router_args,
         cwd=folder,
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -167,7 +144,8 @@ def test_init_then_alert_tests_check_and_rollouts_work(
     admin = {"SAFESHIP_ROUTER_ADMIN": f"http://127.0.0.1:{ports['admin']}"}
     front = f"http://127.0.0.1:{ports['listen']}/"
     try:
-        _wait_listening(ports["blue"], stable, "the stable version")
+        _wait_listening(ports["blue"], None, "the stable version")
+        assert (slot_dir / "blue.pid").read_text().strip().isdigit()
         _wait_listening(ports["admin"], router, "the router")
         with LoadGenerator(front, rps=200):
             checked = _run(folder, "safeship", "check", **admin)
@@ -198,11 +176,16 @@ def test_init_then_alert_tests_check_and_rollouts_work(
             # v2 answers everything; v3's slot was stopped by on-rollback.sh.
             assert {_answer(front) for _ in range(20)} == {"ok v2\n"}
             assert not (slot_dir / "blue.pid").exists()
+
+            # Back into blue, where v1 (started by the printed line) and v3 ran.
+            again = _run(
+                folder, "safeship", "rollout", "--env", "production", "--version", "v4", **fast
+            )
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert {_answer(front) for _ in range(20)} == {"ok v4\n"}
     finally:
         router.terminate()
-        stable.terminate()
         router.wait(10)
-        stable.wait(10)
 
 
 @pytest.mark.parametrize("router", ["local", "nginx", "haproxy", "kubernetes"])

@@ -202,3 +202,47 @@ def test_the_alerting_commands_say_what_writes_their_files_in_an_empty_project(
     assert "routing cases file not found (`safeship alertmanager generate` writes it" in (
         capsys.readouterr().err
     )
+
+
+def test_the_pre_rollout_hook_refuses_a_slot_something_unknown_listens_on(
+    tmp_path: Path,
+) -> None:
+    """A stable version started by hand without a pid file would answer for the canary."""
+    import os
+    import socket
+
+    assert _init(tmp_path) == ExitCode.OK
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        address = f"127.0.0.1:{held.getsockname()[1]}"
+        env = {
+            **os.environ,
+            "SAFESHIP_CANARY_SLOT": "green",
+            "SAFESHIP_CANARY_ADDRESS": address,
+            "SAFESHIP_SERVICE": "app",
+            "SAFESHIP_ENVIRONMENT": "production",
+            "SAFESHIP_VERSION": "v2",
+        }
+        result = subprocess.run(
+            ["./deploy/pre-rollout.sh"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"something still listens on {address}" in result.stderr
+
+
+def test_hooks_are_told_the_safeship_that_runs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safeship.rollout.hooks import rollout_env
+
+    program = tmp_path / "bin" / "safeship"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "argv", [str(program), "rollout"])
+    env = rollout_env(deployment_id="d", service="s", environment="e", version="v", weight=0)
+    assert env["SAFESHIP_BIN"] == str(program)
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/safeship/__main__.py"])
+    env = rollout_env(deployment_id="d", service="s", environment="e", version="v", weight=0)
+    assert "SAFESHIP_BIN" not in env

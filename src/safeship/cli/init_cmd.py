@@ -179,10 +179,10 @@ def _next_steps(setup: Setup, directory: Path) -> None:
         steps += [
             "# the stable version in slot blue (here the sample service), where on-rollback.sh "
             "finds it:",
-            "mkdir -p .safeship/slots && safeship demo service --listen "
+            "mkdir -p .safeship/slots && { safeship demo service --listen "
             f"{blue} --service {setup.service} --environment {setup.environments[-1]} "
             "--version v1 --track stable >.safeship/slots/blue.log 2>&1 & "
-            "echo $! >.safeship/slots/blue.pid",
+            "echo $! >.safeship/slots/blue.pid; }",
         ]
     steps += [
         "safeship check",

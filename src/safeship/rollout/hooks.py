@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,13 +45,26 @@ class RunResult:
 def rollout_env(
     *, deployment_id: str, service: str, environment: str, version: str, weight: int
 ) -> dict[str, str]:
-    return {
+    env = {
         "SAFESHIP_DEPLOYMENT_ID": deployment_id,
         "SAFESHIP_SERVICE": service,
         "SAFESHIP_ENVIRONMENT": environment,
         "SAFESHIP_VERSION": version,
         "SAFESHIP_WEIGHT": str(weight),
     }
+    program = running_program()
+    if program is not None:
+        env["SAFESHIP_BIN"] = program
+    return env
+
+
+def running_program() -> str | None:
+    """The `safeship` executable this process runs as, for hooks that call safeship: one
+    installed in a virtualenv (the GitHub action's, `.venv/bin`) is not on their PATH."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name != "safeship" or not argv0.is_file():
+        return None
+    return str(argv0.absolute())
 
 
 def slot_env(placement: Placement) -> dict[str, str]:

@@ -13,6 +13,7 @@ _VARIABLES = """\
 #   SAFESHIP_CANARY_ADDRESS where that slot is
 #   SAFESHIP_STABLE_SLOT, SAFESHIP_STABLE_ADDRESS, SAFESHIP_STABLE_VERSION  what serves today
 #   SAFESHIP_WEIGHT         the canary's weight when the hook runs
+#   SAFESHIP_BIN            the safeship executable running the rollout
 # A non-zero exit stops the rollout (rolled_back, reason hook_failed) with this script's
 # last lines of output in the record: `safeship rollout explain ID`."""
 
@@ -37,11 +38,20 @@ mkdir -p "$dir"
 pidfile="$dir/$SAFESHIP_CANARY_SLOT.pid"
 log="$dir/$SAFESHIP_CANARY_SLOT.log"
 
+host="${{SAFESHIP_CANARY_ADDRESS%:*}}"
+port="${{SAFESHIP_CANARY_ADDRESS##*:}}"
+listening() {{ (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }}
+
 # Whatever ran in this slot before (the version before last, or a rolled-back canary).
 "$(dirname "$0")/on-rollback.sh"
+if listening; then
+  echo "something still listens on $SAFESHIP_CANARY_ADDRESS that $pidfile does not name:" \
+    "stop it (the first stable version started by hand?) and record new ones there" >&2
+  exit 1
+fi
 
 # --- REPLACE with your deployment: run $SAFESHIP_VERSION on $SAFESHIP_CANARY_ADDRESS -------
-safeship="${{SAFESHIP:-safeship}}"
+safeship="${{SAFESHIP:-${{SAFESHIP_BIN:-safeship}}}}"
 command -v "$safeship" >/dev/null 2>&1 || {{
   echo "safeship is not on PATH: set SAFESHIP=/path/to/safeship" >&2
   exit 1
@@ -57,11 +67,10 @@ nohup "$safeship" demo service \\
 echo $! >"$pidfile"
 # --- end of REPLACE ----------------------------------------------------------------------
 
-# Ready when the address accepts connections (at most 30 s); a process that died says why.
-host="${{SAFESHIP_CANARY_ADDRESS%:*}}"
-port="${{SAFESHIP_CANARY_ADDRESS##*:}}"
+# Ready when the address accepts connections and the process still runs (at most 30 s);
+# a process that died says why.
 for _ in $(seq 300); do
-  if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+  if listening && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     echo "$SAFESHIP_VERSION listening in slot $SAFESHIP_CANARY_SLOT at $SAFESHIP_CANARY_ADDRESS"
     exit 0
   fi
