@@ -60,9 +60,9 @@ def read_bounded(path: Path, limit: int) -> bytes:
 
 
 def exists(path: Path) -> bool:
-    """`path.exists()`, with a path the system cannot even look up (a name too long, a
-    component that is a file) a ConfigError naming it rather than an OSError."""
+    """Whether something is at `path` (a dangling symlink included); a path the system
+    cannot even look up (a name too long) is a ConfigError naming it, not an OSError."""
     try:
-        return path.exists()
+        return path.exists() or path.is_symlink()  # a dangling link is there too
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be looked up: {exc.strerror or exc}") from None

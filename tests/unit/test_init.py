@@ -104,6 +104,8 @@ def test_hooks_are_executable_and_fail_clearly_outside_a_rollout(tmp_path: Path)
         (["--slot-addresses", "127.0.0.1:1"], "expected two HOST:PORT"),
         (["--slot-addresses", "a:1,a:1"], "two addresses"),
         (["--slot-addresses", "a:1,http://b:2"], "'http://b:2': expected HOST:PORT"),
+        (["--slot-addresses", "a:1,a:99999"], "'a:99999': expected HOST:PORT (1-65535)"),
+        (["--router", "kubernetes", "--service", "svc.x"], "Kubernetes names its HTTPRoute"),
     ],
 )
 def test_impossible_choices_are_refused_before_anything_is_written(
@@ -246,3 +248,45 @@ def test_hooks_are_told_the_safeship_that_runs_them(
     monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/safeship/__main__.py"])
     env = rollout_env(deployment_id="d", service="s", environment="e", version="v", weight=0)
     assert "SAFESHIP_BIN" not in env
+
+
+def test_names_yaml_would_read_as_something_else_stay_names(tmp_path: Path) -> None:
+    """`--env yes,no`, `--service true` and a folder named 2024 are strings, not booleans."""
+    assert _init(tmp_path, "--env", "yes,no", "--service", "true") == ExitCode.OK
+    config = load_config(tmp_path / "safeship.yaml", env={})
+    assert list(config.environments) == ["yes", "no"]
+    assert config.service == "true"
+    assert "HighErrorRateNo" in (tmp_path / ".prometheus/alerts.yml").read_text()
+    folder = tmp_path / "2024"
+    folder.mkdir()
+    assert _init(folder) == ExitCode.OK
+    assert load_config(folder / "safeship.yaml", env={}).service == "2024"
+
+
+def test_a_kubernetes_service_from_the_folder_is_a_dns_label(tmp_path: Path) -> None:
+    folder = tmp_path / "My_App.v2"
+    folder.mkdir()
+    assert _init(folder, "--router", "kubernetes") == ExitCode.OK
+    config = load_config(folder / "safeship.yaml", env={})
+    assert config.service == "my-app-v2"
+
+
+def test_a_file_where_a_folder_goes_stops_init_before_it_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "deploy").write_text("not a folder\n")
+    assert _init(tmp_path, "--force") == ExitCode.USAGE
+    assert "deploy: is a file where init writes deploy/pre-rollout.sh" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy"]
+
+
+def test_a_symlink_is_never_written_through(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.yaml"
+    (tmp_path / "project").mkdir()
+    link = tmp_path / "project" / "safeship.yaml"
+    link.symlink_to(target)  # dangling
+    assert _init(tmp_path / "project") == ExitCode.USAGE
+    assert not target.exists()
+    assert _init(tmp_path / "project", "--force") == ExitCode.OK
+    assert not target.exists()
+    assert not link.is_symlink()

@@ -23,10 +23,12 @@ from safeship.scaffold.setup import (
 )
 
 
-def _service_name(folder: Path) -> str:
-    """The folder's name as a service name (`My App` -> `my-app`), or `app`."""
-    name = re.sub(r"[^a-z0-9_.-]+", "-", folder.resolve().name.lower()).strip("-._")
-    return name or "app"
+def _service_name(folder: Path, router: str) -> str:
+    """The folder's name as a service name (`My App` -> `my-app`), or `app`; for
+    Kubernetes a DNS label (`my_app` -> `my-app`)."""
+    allowed = r"[^a-z0-9-]+" if router == "kubernetes" else r"[^a-z0-9_.-]+"
+    name = re.sub(allowed, "-", folder.resolve().name.lower()).strip("-._")
+    return name[:57].rstrip("-") or "app"
 
 
 def _on_terminal() -> bool:
@@ -126,7 +128,9 @@ def init(
         )
     default_envs = ",".join(DEFAULT_ENVIRONMENTS)
     setup = Setup(
-        service=_text(service, "Service name", _service_name(directory), interactive),
+        service=_text(
+            service, "Service name", _service_name(directory, chosen_router), interactive
+        ),
         router=ROUTERS[ROUTERS.index(chosen_router)],
         provider=PROVIDERS[PROVIDERS.index(chosen_provider)],
         environments=_split(
@@ -137,6 +141,8 @@ def init(
         slot_addresses=(addresses[0], addresses[1]),
     )
     files = project_files(setup)
+    for file in files:
+        _refuse_blocked(directory, file.path)
     existing = [f.path for f in files if exists(directory / f.path)]
     if existing and not force:
         listed = ", ".join(str(p) for p in existing)
@@ -151,10 +157,23 @@ def init(
     return ExitCode.OK
 
 
+def _refuse_blocked(directory: Path, relative: Path) -> None:
+    """Before anything is written: a file where init needs a folder stops it."""
+    for parent in reversed(relative.parents[:-1]):
+        where = directory / parent
+        if exists(where) and not where.is_dir():
+            raise ConfigError(
+                f"{where}: is a file where init writes {relative}; nothing was written "
+                "(move it away, or run init in another folder)"
+            )
+
+
 def _write(directory: Path, file: ProjectFile) -> None:
     path = directory / file.path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():  # --force replaces the link, never writes through it
+            path.unlink()
         path.write_text(file.text, encoding="utf-8")
         if file.executable:
             path.chmod(path.stat().st_mode | 0o111)

@@ -6,6 +6,10 @@ and how to override it; a test loads every combination through the real loader.
 
 from __future__ import annotations
 
+import json
+
+import yaml
+
 from safeship.config import DEFAULT_METRICS_PORT, thresholds_for
 from safeship.rules.definitions import number
 from safeship.scaffold.setup import Setup
@@ -16,6 +20,13 @@ ON_ROLLBACK = f"./{HOOKS_DIR}/on-rollback.sh"
 ROUTER_ADMIN = "http://127.0.0.1:8081"
 
 
+def scalar(text: str) -> str:
+    """`text` as a YAML string: quoted when YAML would read it as something else
+    (`yes`, `no`, `null`, `1.0`, `0x10`), so that `--env no` stays the environment "no"."""
+    plain = yaml.safe_load(text) if text else None
+    return text if plain == text else json.dumps(text)
+
+
 def _header(setup: Setup) -> str:
     return f"""\
 # safeship.yaml for {setup.service}: written by `safeship init`, yours to edit.
@@ -23,7 +34,7 @@ def _header(setup: Setup) -> str:
 # Editors: `safeship config schema > safeship.schema.json` and point yaml-language-server
 # at it. `${{VAR}}` and `${{VAR:-default}}` come from the environment: keep secrets there.
 version: 1
-service: {setup.service}
+service: {scalar(setup.service)}
 """
 
 
@@ -32,7 +43,7 @@ def _environments(setup: Setup) -> str:
         "",
         "environments:                       # `safeship rollout --env NAME`; each may override",
     ]
-    lines += [f"  {env}: {{}}" for env in setup.environments]
+    lines += [f"  {scalar(env)}: {{}}" for env in setup.environments]
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +78,7 @@ router:
   type: nginx                       # weights of two servers of one upstream, in a file of its own:
   # nginx.conf includes include_file inside http {{}} and proxies to the upstream; create the
   # file before nginx first starts (see the nginx section of safeship's README).
-  upstream: {setup.service.replace(".", "_")}
+  upstream: {scalar(setup.service.replace(".", "_"))}
   include_file: /etc/nginx/safeship/{setup.service}.conf
   slots:                            # the first is stable at first
     blue: {blue}
@@ -80,7 +91,7 @@ router:
 router:
   type: haproxy                     # weights of two servers of one backend, by the Runtime API
   socket: /run/haproxy/admin.sock   # `stats socket ... level admin` in haproxy.cfg (or host:port)
-  backend: {setup.service.replace(".", "_")}
+  backend: {scalar(setup.service.replace(".", "_"))}
   slots: [blue, green]              # the backend's two servers
   state_file: .safeship/haproxy-router.json
 """
@@ -91,7 +102,7 @@ router:
   # Also: mode: istio (a VirtualService), smi (a TrafficSplit), replicas (pod counts).
   mode: gateway-api
   namespace: default
-  name: {setup.service}                      # the HTTPRoute
+  name: {scalar(setup.service)}                      # the HTTPRoute
   rule: 0
   slots: [{setup.service}-blue, {setup.service}-green]
   # Unset: in-cluster service account inside a pod, else $KUBECONFIG / ~/.kube/config.
@@ -106,7 +117,7 @@ provider:
   canary_url: "http://{{{{ canary_address }}}}/metrics"
   baseline_url: "http://{{{{ stable_address }}}}/metrics"
   match:                            # the series of this service (`safeship check` lists others)
-    service: {setup.service}
+    service: {scalar(setup.service)}
   error_status: "5.."
 """
     return """
@@ -191,7 +202,7 @@ def _alerting(setup: Setup) -> str:
     for env in setup.environments:
         limits = thresholds_for(env)
         lines.append(
-            f"    {env}: {{error_rate: {number(limits.error_rate)}, "
+            f"    {scalar(env)}: {{error_rate: {number(limits.error_rate)}, "
             f"latency_p95_seconds: {number(limits.latency_p95_seconds)}, for: {limits.for_}}}"
         )
     lines += [

@@ -18,7 +18,10 @@ DEFAULT_SLOT_ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002")
 # As config.py requires of a service; environments also name alerts and files.
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENVIRONMENT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.-]+:([0-9]{1,5})$")
+# Kubernetes names the service's HTTPRoute and its <service>-blue/-green Services:
+# DNS labels (RFC 1123) of at most 63 characters, so the service at most 57.
+_KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,55}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,16 @@ class Setup:
         if len(set(self.environments)) != len(self.environments):
             problems.append("--env: an environment is named twice")
         for address in self.slot_addresses:
-            if not _ADDRESS.match(address):
-                problems.append(f"--slot-addresses {address!r}: expected HOST:PORT")
+            match = _ADDRESS.match(address)
+            if not match or not 1 <= int(match.group(1)) <= 65535:
+                problems.append(f"--slot-addresses {address!r}: expected HOST:PORT (1-65535)")
         if self.slot_addresses[0] == self.slot_addresses[1]:
             problems.append("--slot-addresses: the two slots need two addresses")
+        if self.router == "kubernetes" and not _KUBERNETES_NAME.match(self.service):
+            problems.append(
+                f"--service {self.service!r}: Kubernetes names its HTTPRoute and Services after "
+                "it: lower-case letters, digits and '-', at most 57 characters"
+            )
         if self.router == "kubernetes" and self.provider == "scrape":
             problems.append(
                 "--provider scrape reads each slot's address, which Kubernetes slots "
