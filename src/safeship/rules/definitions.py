@@ -85,7 +85,8 @@ def _le_matcher(seconds: float) -> str:
     return f'le=~"{text}|{text}\\\\.0"'
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
+    """`value` inside a PromQL double-quoted string."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
@@ -119,7 +120,7 @@ class _Builder:
 def deployment_rules(settings: AlertingSettings, push_job: str = DEFAULT_PUSH_JOB) -> RuleGroup:
     """Alerts on the deployment metrics safeship itself exports."""
     b = _Builder(settings)
-    job = _escape(push_job)
+    job = escape(push_job)
     total_1h = "sum by (service, environment) (increase(deployment_total[1h]))"
     rules = (
         b.alert(
@@ -271,7 +272,7 @@ def service_rules(settings: AlertingSettings) -> RuleGroup:
     b = _Builder(settings)
     rules: list[AlertRule | RecordingRule] = []
     for env, limits in settings.environments.items():
-        sel = f'environment="{_escape(env)}"'
+        sel = f'environment="{escape(env)}"'
         # Production-like environments page (prod, live, production-eu, ...); staging-like
         # ones go to chat, whatever their exact names.
         severity: Severity = "warning" if is_staging_like(env) else "critical"
@@ -364,7 +365,7 @@ def _burn_expr(
 ) -> str:
     budget = 1 - slo.objective
     matcher = "|".join(
-        _escape(re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", env)) for env in environments
+        escape(re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", env)) for env in environments
     )
     parts = []
     for long, short, rate in burns:

@@ -30,6 +30,7 @@ from safeship.rules.definitions import (
     TICKET_BURNS,
     AlertRule,
     camel,
+    escape,
     number,
     paging_environments,
     rule_groups,
@@ -134,12 +135,8 @@ class Firing:
 
 
 def series(metric: str, labels: Mapping[str, str], values: str) -> Series:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    inner = ",".join(f'{k}="{escape(v)}"' for k, v in labels.items())
     return f"{metric}{{{inner}}}", values
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _minutes(duration: str) -> int:
